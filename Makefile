@@ -1,0 +1,48 @@
+# spurnb: the two commands a fresh clone needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Tests use a cache inside the checkout, so a clean clone really starts cold
+# (tiny-CLIP pretraining and benchmark builds included in the measured time).
+TEST_CACHE ?= $(CURDIR)/.cache/spurnb
+
+.PHONY: setup run test check-sync nbtest pytest readme docs clean-cache
+
+setup: $(VENV)/.spurnb-setup
+$(VENV)/.spurnb-setup: .ci/requirements.txt settings.ini setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r .ci/requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+# The main job on the built-in benchmark.
+run: setup
+	$(BIN)/spurnb_train
+
+# Every test, in order: notebooks clean, library in sync, notebooks run, pytest.
+test: setup check-sync nbtest pytest
+
+check-sync:
+	@snap() { find nbs spurnb -type f \( -name '*.ipynb' -o -name '*.py' \) -not -path '*/.ipynb_checkpoints/*' -print0 | sort -z | xargs -0 md5sum; }; \
+	before=$$(snap); $(BIN)/nbdev_clean; after=$$(snap); \
+	if [ "$$before" != "$$after" ]; then echo "nbdev_clean changed these files (run it and commit):"; diff <(echo "$$before") <(echo "$$after"); exit 1; fi; \
+	$(BIN)/nbdev_export; after2=$$(snap); \
+	if [ "$$after" != "$$after2" ]; then echo "nbdev_export changed these files: library out of sync with nbs/ (run it and commit):"; diff <(echo "$$after") <(echo "$$after2"); exit 1; fi; \
+	echo "notebooks clean and library in sync with nbs/"
+
+nbtest:
+	SPURNB_CACHE=$(TEST_CACHE) MPLBACKEND=Agg $(BIN)/nbdev_test --timing
+
+pytest:
+	SPURNB_CACHE=$(TEST_CACHE) MPLBACKEND=Agg $(BIN)/python -m pytest -q tests
+
+# README.md from nbs/index.ipynb, and the docs site in docs/, without Quarto.
+readme: setup
+	$(BIN)/spurnb_docs --readme-only
+docs: setup
+	$(BIN)/spurnb_docs
+
+clean-cache:
+	rm -rf $(TEST_CACHE)
