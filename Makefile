@@ -40,7 +40,7 @@ pytest:
 
 # README.md from nbs/index.ipynb, and the docs site in docs/, without Quarto.
 readme: setup
-	$(BIN)/spurnb_docs --readme-only
+	$(BIN)/spurnb_docs --readme_only
 docs: setup
 	$(BIN)/spurnb_docs
 
