@@ -277,3 +277,13 @@ def test_load_csv(tmp_path):
     (tmp_path / "e.csv").write_text("path,y,a\n/abs/x.png,0,0\n")
     with pytest.raises(D.DataError, match="escapes the dataset root"): D.load_csv(tmp_path / "e.csv")
     with pytest.raises(D.DataError, match=r"no rows with split == 'test'"): D.load_csv(tmp_path / "d.csv", split="test")
+
+
+def test_console_script_exits_cleanly(tmp_path):
+    import subprocess, sys
+    script = tmp_path / "spurnb_benchmark"           # what pip writes for the console_scripts entry
+    script.write_text("import sys\nfrom spurnb.data import spurnb_benchmark\nif __name__ == '__main__': sys.exit(spurnb_benchmark())\n")
+    args = ["--n_train", "40", "--n_val", "8", "--n_test", "8", "--corpus", "20", "--no_cache"]
+    r = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "benchmark/train: 40 images" in r.stdout and "benchmark/corpus: 20 captioned images" in r.stdout
