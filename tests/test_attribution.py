@@ -1,0 +1,130 @@
+"Tests of spurnb.attribution: every method on both tiny CLIP families, the two scores, the sanity checks, the report."
+import math
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from spurnb.attribution import (ATTRIBUTIONS, ZeroShotHead, attribute, attribution_report, group_scores, mask_fraction,
+                                object_share, overlap_score, rank_correlation, randomized_copy, sample_per_group)
+from spurnb.models import load_clip
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="module", params=["tiny-rn", "tiny-vit"])
+def adapter(request):
+    return load_clip(request.param)
+
+
+TEXT = F.normalize(torch.randn(2, 64, generator=torch.Generator().manual_seed(1)), dim=-1)
+X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+
+
+@pytest.mark.parametrize("method", sorted(ATTRIBUTIONS))
+def test_every_method_gives_input_sized_maps(adapter, method):
+    a = attribute(adapter, X, TEXT, method=method, **({"relu": False} if method == "gradcam" else {}))
+    assert a.shape == (2, 64, 64) and torch.isfinite(a).all() and a.abs().sum() > 0
+    assert not adapter.model.training
+
+
+def test_targets_and_text_targets(adapter):
+    a0, a1 = attribute(adapter, X, TEXT, 0, relu=False), attribute(adapter, X, TEXT, [1, 1], relu=False)
+    assert not torch.allclose(a0, a1)
+    assert attribute(adapter, X, None, "water background", method="integrated_gradients", n_steps=4).shape == (2, 64, 64)
+    with pytest.raises(ValueError, match="3 entries for 2 images"): attribute(adapter, X, TEXT, [0, 1, 0])
+    with pytest.raises(KeyError, match="Known: gradcam"): attribute(adapter, X, TEXT, method="lime")
+
+
+def test_zero_shot_head_averages_templates(adapter):
+    test = ZeroShotHead(adapter, TEXT[None].repeat(4, 1, 1))(X)
+    assert torch.allclose(test, ZeroShotHead(adapter, TEXT)(X), atol=1e-4) and test.shape == (2, 2)
+
+
+def test_scores_on_hand_made_maps():
+    A = torch.zeros(1, 4, 4); A[0, :2, :2] = torch.tensor([[1., .5], [.5, 1.]]); A[0, 3, 3] = 1.; A[0, 3, 0] = -5.
+    M = torch.zeros(1, 1, 4, 4); M[0, 0, :2, :2] = 1
+    assert object_share(A, M).item() == pytest.approx(0.75)
+    assert overlap_score(A, M).item() == pytest.approx(3 / 8)
+    assert overlap_score(2 * A, M, normalize=False).item() == pytest.approx(6 / 12)
+    assert overlap_score(M[:, 0], M).item() == pytest.approx(0.5)
+    assert object_share(torch.ones(1, 4, 4), M).item() == pytest.approx(mask_fraction(M).item()) == pytest.approx(0.25)
+    assert math.isnan(object_share(-A.abs(), M).item())
+    with pytest.raises(ValueError, match="do not match"): object_share(A, torch.zeros(1, 8, 8))
+
+
+def test_group_scores():
+    gs = group_scores(torch.tensor([0., 1., .5, .5, float("nan"), .2]), torch.tensor([0, 0, 1, 1, 1, 2]), n_groups=4, n_boot=200)
+    assert list(gs.n) == [2, 2, 1, 0] and gs["mean"][:3].tolist() == pytest.approx([.5, .5, .2])
+    assert gs.lo[1] == gs.hi[1] == .5 and gs.lo[0] == 0 and gs.hi[0] == 1
+
+
+def _tokens_to_grid(x):
+    B, N, W = x.shape; s = math.isqrt(N - 1)
+    return x[:, 1:].reshape(B, s, s, W).permute(0, 3, 1, 2)
+
+
+class _Planted(nn.Module):
+    "Input and features multiplied by a fixed window: only the window can change the logit."
+    def __init__(self, family, window, dim=16):
+        super().__init__(); torch.manual_seed(0); self.family = family
+        self.conv = nn.Conv2d(3, dim, 3, padding=1, bias=False); self.layer = nn.Identity(); self.proj = nn.Linear(dim, dim, bias=False)
+        gate = torch.zeros(1, 1, 64, 64); gate[..., window[0]:window[1], window[2]:window[3]] = 1; self.register_buffer("gate", gate)
+
+    def forward(self, x):
+        f = F.relu(self.conv(x * self.gate)) * self.gate
+        if self.family == "resnet": return self.proj(self.layer(F.avg_pool2d(f, 4)).mean((2, 3)))
+        tok = F.avg_pool2d(f, 8).flatten(2).transpose(1, 2)
+        tok = self.layer(torch.cat([tok.new_zeros(len(x), 1, tok.shape[-1]), tok], 1))
+        return self.proj(tok[:, 1:].mean(1))
+
+
+@pytest.mark.parametrize("family", ["resnet", "vit"])
+def test_planted_object_gets_the_mass(family):
+    win = (8, 40, 40, 56)
+    m = _Planted(family, win).eval()
+    ad = SimpleNamespace(model=m, family=family, encode_image=m, logit_scale=10., gradcam_layer=m.layer,
+                         reshape_transform=None if family == "resnet" else _tokens_to_grid)
+    mask = torch.zeros(3, 1, 64, 64); mask[..., win[0]:win[1], win[2]:win[3]] = 1
+    x = torch.rand(3, 3, 64, 64) * mask + torch.randn(3, 3, 64, 64) * (1 - mask)
+    head = F.normalize(torch.randn(3, 16, generator=torch.Generator().manual_seed(4)), dim=-1)
+    for method in ATTRIBUTIONS:
+        a = attribute(ad, x, head, method=method, upsample="nearest")
+        assert object_share(a, mask).nanmean() > 0.99, method
+        assert object_share(a, mask.transpose(-1, -2)).nanmean() < 0.2, method   # a transposed grid would fail
+    assert object_share(attribute(ad, x, head), mask).nanmean() > 0.75            # bilinear bleed costs a little
+
+
+def test_model_randomisation_changes_maps(adapter):
+    x = torch.randn(6, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    rnd = randomized_copy(adapter)
+    for method, kw in (("gradcam", dict(relu=False)), ("integrated_gradients", dict(n_steps=8))):
+        a0 = attribute(adapter, x, TEXT, 0, method=method, **kw)
+        assert torch.allclose(rank_correlation(a0, attribute(adapter, x, TEXT, 0, method=method, **kw)), torch.ones(6, dtype=torch.float64))
+        assert rank_correlation(a0, attribute(rnd, x, TEXT, 0, method=method, **kw)).mean() < 0.5, method
+
+
+class _TinyGroups(torch.utils.data.Dataset):
+    "Four groups of squares on noise, with masks: the GroupDataset interface attribution uses."
+    classnames, attrnames, n_groups, has_masks = ["a", "b"], ["x", "y"], 4, True
+    def __init__(self, n=12):
+        self.g = torch.arange(n) % 4; self.y = self.g // 2
+    def __len__(self): return len(self.g)
+    def group_name(self, g): return f"{self.classnames[g // 2]} / {self.attrnames[g % 2]}"
+    def __getitem__(self, i):
+        gen = torch.Generator().manual_seed(i); mask = torch.zeros(1, 64, 64); mask[:, 16:40, 16:40] = 1
+        return dict(image=torch.rand(3, 64, 64, generator=gen), mask=mask, y=int(self.y[i]), a=int(self.g[i] % 2), g=int(self.g[i]), idx=i)
+
+
+def test_report_writes_table_and_figures(tmp_path):
+    ds, ad = _TinyGroups(), load_clip("tiny-vit")
+    idx = sample_per_group(ds, 2)
+    assert ds.g[idx].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    rep = attribution_report(ad, ds, TEXT, tmp_path, name="m", n_per_group=2, n_boot=20, methods=("gradcam", "occlusion"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["attribution_gallery.png", "attribution_share.csv", "attribution_share.png"]
+    assert pd.read_csv(tmp_path / "attribution_share.csv").shape == rep.shape and len(rep) == 8
+    assert rep.chance.tolist() == pytest.approx([24 * 24 / 64 / 64] * 8)
+    assert ((rep.acc >= 0) & (rep.acc <= 1)).all() and set(rep.model) == {"m"}
