@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from spurnb.attribution import (ATTRIBUTIONS, ZeroShotHead, attribute, attribution_report, group_scores, mask_fraction,
+from spurnb.attribution import (ATTRIBUTIONS, ZeroShotHead, attribute, attribution_maps, attribution_report, group_scores, mask_fraction,
                                 object_share, overlap_score, rank_correlation, randomized_copy, sample_per_group)
 from spurnb.models import load_clip
 
@@ -36,6 +36,9 @@ def test_targets_and_text_targets(adapter):
     assert not torch.allclose(a0, a1)
     assert attribute(adapter, X, None, "water background", method="integrated_gradients", n_steps=4).shape == (2, 64, 64)
     with pytest.raises(ValueError, match="3 entries for 2 images"): attribute(adapter, X, TEXT, [0, 1, 0])
+    if adapter.family == "resnet":   # another layer than the adapter's: layer3 gives a 4 × 4 map (nearest upsampling keeps the blocks)
+        a = attribute(adapter, X, TEXT, 0, relu=False, upsample="nearest", layer=adapter.model.visual.layer3)
+        assert torch.equal(a[:, ::16, ::16].repeat_interleave(16, 1).repeat_interleave(16, 2), a)
     with pytest.raises(KeyError, match="Known: gradcam"): attribute(adapter, X, TEXT, method="lime")
 
 
@@ -123,8 +126,18 @@ def test_report_writes_table_and_figures(tmp_path):
     ds, ad = _TinyGroups(), load_clip("tiny-vit")
     idx = sample_per_group(ds, 2)
     assert ds.g[idx].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
-    rep = attribution_report(ad, ds, TEXT, tmp_path, name="m", n_per_group=2, n_boot=20, methods=("gradcam", "occlusion"))
+    rep = attribution_report(ad, ds, tmp_path, head=TEXT, name="m", n_per_group=2, n_boot=20, methods=("gradcam", "occlusion"))
+    texts = attribution_maps(ad, ds, TEXT, idx[:2], target=lambda b: [f"{ds.attrnames[a]} background" for a in b["a"]])
+    assert texts["maps"]["gradcam"].shape == (2, 64, 64)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["attribution_gallery.png", "attribution_share.csv", "attribution_share.png"]
     assert pd.read_csv(tmp_path / "attribution_share.csv").shape == rep.shape and len(rep) == 8
     assert rep.chance.tolist() == pytest.approx([24 * 24 / 64 / 64] * 8)
     assert ((rep.acc >= 0) & (rep.acc <= 1)).all() and set(rep.model) == {"m"}
+
+
+def test_report_takes_methods():
+    ds, ad = _TinyGroups(4), load_clip("tiny-rn")
+    method = SimpleNamespace(adapter=ad, image_classifier=lambda: ZeroShotHead(ad, TEXT))
+    rep = attribution_report({"zs": method, "pair": (ad, TEXT)}, ds, n_per_group=1, n_boot=5, methods=("integrated_gradients",))
+    assert list(rep.model.unique()) == ["zs", "pair"] and rep.share.tolist()[:4] == pytest.approx(rep.share.tolist()[4:])
+    with pytest.raises(TypeError, match="head= as well"): attribution_report(ad, ds)
