@@ -1,0 +1,105 @@
+"""Tests of spurnb.methods and spurnb.train: every registered method end to end, samplers, model selection,
+resume-equals-uninterrupted (after an exception and after a kill), NaN detection that names the term, and the command.
+
+Small on purpose (a 160-image benchmark, a randomly initialised tiny CLIP, 1-3 epochs): the notebooks run the larger checks.
+"""
+import json, math, shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+import spurnb.data as D
+from spurnb.methods import METHODS, Task, make_method
+from spurnb.models import load_clip
+from spurnb.train import (TrainConfig, train, Run, NonFiniteLoss, SAMPLERS, epoch_batches, balanced_weights,
+                          select_epoch, selection_score, check_finite, results_table, run_methods)
+
+QUICK = TrainConfig(optimizer="adam", lr=1e-3, epochs=2, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def world():
+    torch.manual_seed(0)
+    b = D.make_benchmark(n_train=160, n_val=64, n_test=64, cache=False)
+    task = Task.from_dataset(b.train, classnames=[list(m) for m in b.params["classes"].values()])
+    return b.splits, task, load_clip("tiny-rn")
+
+
+class Stop(Exception): pass
+
+
+def stop_at(step, keep=None):
+    "A callback that copies last.pt at step `keep` and raises at step `step`."
+    def cb(run, event):
+        if event != "after_step": return
+        if keep is not None and run.global_step == keep: shutil.copy(run.dir / "last.pt", run.dir / "kept.pt")
+        if run.global_step == step: raise Stop(f"stop at {step}")
+    return cb
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_runs(world, tmp_path, name):
+    splits, task, ad = world
+    s = train(replace(QUICK, method=name), ad, splits, tmp_path, task, progress=False)
+    d = Path(s["run_dir"])
+    for f in ("config.json", "metrics.csv", "metrics.jsonl", "best.pt", "last.pt", "final.json"): assert (d / f).exists(), f
+    assert 0 <= s["test"]["worst_group_acc"] <= s["test"]["avg_acc"] <= 1
+    assert s["best_epoch"] == (0 if not METHODS[name].trains else select_epoch(s["history"][1:], "worst-group")["epoch"])
+
+
+def test_samplers():
+    g = torch.tensor([0] * 80 + [1] * 15 + [3] * 5)
+    assert SAMPLERS["natural"](g, 4) is None
+    w = balanced_weights(g, 4)
+    assert torch.allclose(w[g == 0].sum(), w[g == 3].sum())
+    idx = torch.cat(epoch_batches(100, 7, None, torch.Generator().manual_seed(0)))
+    assert sorted(idx.tolist()) == list(range(100))
+    draws = torch.cat(epoch_batches(100, 100, w.repeat(200), torch.Generator().manual_seed(0))) % 100
+    counts = torch.bincount(g[draws], minlength=4)
+    assert counts[2] == 0 and (counts[[0, 1, 3]] - 33).abs().max() < 15
+
+
+def test_selection():
+    h = [dict(epoch=1, val=dict(worst_group_acc=.4, worst_class_acc=.8, avg_acc=.9)),
+         dict(epoch=2, val=dict(worst_group_acc=.7, worst_class_acc=.7, avg_acc=.8))]
+    assert [select_epoch(h, s)["epoch"] for s in ("worst-group", "worst-class", "average")] == [2, 1, 1]
+    with pytest.raises(ValueError, match="worst-class"): selection_score(h[0]["val"], "best")
+
+
+def test_nan_names_the_term(world, tmp_path):
+    with pytest.raises(NonFiniteLoss, match="loss term 'vc' is NaN"):
+        check_finite({"lc": torch.zeros(2), "vc": torch.tensor([0., math.nan]), "total": torch.tensor([0., math.nan])})
+    splits, task, ad = world
+    def poison(run, event):
+        if event == "after_step" and run.global_step == 2:
+            with torch.no_grad(): run.method.adapter.model.visual.attnpool.c_proj.weight.fill_(math.nan)
+    with pytest.raises(NonFiniteLoss, match=r"loss term 'ce' is NaN .* at epoch 1, step 3"):
+        train(replace(QUICK, method="erm"), ad, splits, tmp_path, task, callbacks=[poison], progress=False)
+
+
+@pytest.mark.parametrize("sampler", ["natural", "balanced"])
+def test_resume_equals_uninterrupted(world, tmp_path, sampler):
+    splits, task, ad = world
+    cfg = replace(QUICK, method="spurnb", sampler=sampler, epochs=3, ckpt_steps=2)
+    ref = train(cfg, ad, splits, tmp_path / "ref", task, progress=False)
+    # interrupted mid-epoch by an exception: the loop saves the last completed step
+    with pytest.raises(Stop): train(cfg, ad, splits, tmp_path / "exc", task, callbacks=[stop_at(8)], progress=False)
+    assert json.dumps(train(cfg, ad, splits, tmp_path / "exc", task, resume=True, progress=False)["history"]) == json.dumps(ref["history"])
+    # killed: only the periodic checkpoint of step 4 survives
+    with pytest.raises(Stop): train(cfg, ad, splits, tmp_path / "kill", task, callbacks=[stop_at(9, keep=4)], progress=False)
+    d = next((tmp_path / "kill").iterdir()); shutil.move(d / "kept.pt", d / "last.pt")
+    got = train(cfg, ad, splits, tmp_path / "kill", task, resume=True, progress=False)
+    assert json.dumps(got["history"]) == json.dumps(ref["history"])
+    a = torch.load(Path(ref["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
+    b = torch.load(Path(got["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_command_on_a_small_benchmark(tmp_path, capsys):
+    r = run_methods("zeroshot,erm", model="tiny-rn", pretrained=None, out=tmp_path, progress=False, epochs=1,
+                    data_kw=dict(n_train=160, n_val=64, n_test=64, cache=False))
+    t = r["table"]
+    assert list(t.method) == ["zeroshot", "erm"] and {"worst_group", "average", "adjusted_average"} <= set(t.columns)
+    assert (tmp_path / "benchmark" / "results.csv").exists() and all(Path(f).exists() for f in r["figures"])
