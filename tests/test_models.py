@@ -86,3 +86,64 @@ def test_frozen_modules_stay_in_eval(adapter):
     frozen_bn = [m for m in adapter.model.visual.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert all(not m.training for m in frozen_bn)
     adapter.eval()
+
+
+# --- the feature cache ---------------------------------------------------------------------------
+import warnings
+import numpy as np
+from spurnb.cache import cached_image_features, cached_text_features, _VERIFIED
+from spurnb.data import GroupDataset
+
+
+def _dataset(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    return GroupDataset(rng.integers(0, 2, n), rng.integers(0, 2, n), ["even digit", "odd digit"], ["land", "water"],
+                        images=rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8), name="random")
+
+
+def test_cache_hit_miss_invalidation(tmp_path, adapter):
+    ds = _dataset()
+    f = cached_image_features(adapter, ds, root=tmp_path, progress=False)
+    assert f.dtype == torch.float16 and f.shape[0] == len(ds)
+    n = lambda: len(list(tmp_path.glob("*-image-*.npy")))
+    orig = adapter.fam.trunk
+    adapter.fam.trunk = lambda v, x: (_ for _ in ()).throw(AssertionError("trunk ran on a cache hit"))
+    try: assert torch.equal(cached_image_features(adapter, ds, root=tmp_path, progress=False), f)
+    finally: adapter.fam.trunk = orig
+    cached_image_features(adapter, _dataset(seed=1), root=tmp_path, progress=False)
+    assert n() == 2
+    cached_image_features(adapter, ds, transform=ds.transform, root=tmp_path, progress=False)
+    assert n() == 3
+    trunk_param = next(p for k, p in adapter.model.visual.named_parameters() if "conv1" in k or "class_embedding" in k)
+    with torch.no_grad(): trunk_param.mul_(1.01)
+    cached_image_features(adapter, ds, root=tmp_path, progress=False)
+    assert n() == 4
+
+
+def test_cache_corruption_is_rebuilt(tmp_path):
+    ad, ds = load_clip("tiny-rn"), _dataset()
+    good = cached_image_features(ad, ds, root=tmp_path, progress=False).clone()
+    npy = next(tmp_path.glob("*.npy"))
+    def flip(p):
+        with open(p, "r+b") as f: f.seek(-50, 2); b = f.read(1); f.seek(-1, 1); f.write(bytes([b[0] ^ 0xFF]))
+    for damage in (lambda p: os.truncate(p, p.stat().st_size // 2), flip, lambda p: p.with_suffix(".json").unlink()):
+        damage(npy); _VERIFIED.clear()
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            again = cached_image_features(ad, ds, root=tmp_path, progress=False)
+        assert any("unusable" in str(r.message) for r in rec)
+        assert torch.equal(again, good)
+
+
+def test_cached_equals_uncached(tmp_path, adapter):
+    ds = _dataset()
+    apply_policy(adapter, "projection"); adapter.train()
+    prompts = ["a photo of a even digit.", "a photo of a odd digit."]
+    f = cached_image_features(adapter, ds, root=tmp_path, progress=False)
+    t = cached_text_features(adapter, prompts, root=tmp_path)
+    def logits(img, pooled): return 100 * F.normalize(img, dim=-1) @ F.normalize(adapter.text_head(pooled), dim=-1).T
+    cached = logits(adapter.image_head(f.float()), t)
+    full = logits(adapter.encode_image(adapter.preprocess_batch(ds.images)), adapter.text_trunk(adapter.tokenize(prompts)))
+    assert (cached - full).abs().max() < 0.05
+    assert (F.cross_entropy(cached, ds.y) - F.cross_entropy(full, ds.y)).abs() < 1e-3
+    adapter.eval()
