@@ -147,3 +147,42 @@ def test_cached_equals_uncached(tmp_path, adapter):
     assert (cached - full).abs().max() < 0.05
     assert (F.cross_entropy(cached, ds.y) - F.cross_entropy(full, ds.y)).abs() < 1e-3
     adapter.eval()
+
+
+# --- pretraining -------------------------------------------------------------------------------------
+from spurnb.pretrain import CaptionSampler, multi_positive_clip_loss, pretrain_tiny_clip
+from spurnb.data import make_benchmark
+
+
+def test_multi_positive_loss_reduces_to_clip():
+    z, t = F.normalize(torch.randn(5, 8), dim=-1), F.normalize(torch.randn(5, 8), dim=-1)
+    ref = 0.5 * (F.cross_entropy(10 * z @ t.T, torch.arange(5)) + F.cross_entropy(10 * t @ z.T, torch.arange(5)))
+    torch.testing.assert_close(multi_positive_clip_loss(z, t, torch.eye(5, dtype=torch.bool), 10), ref)
+
+
+def test_caption_positives():
+    bench = make_benchmark()
+    corpus = bench.corpus(n=256)
+    s = CaptionSampler(corpus, bench.params["classes"], bench.source.noun)
+    idx = np.arange(64)
+    texts, specs = s.sample(idx, np.random.default_rng(0))
+    pos = s.positives(idx, specs)
+    assert pos.diagonal().all()                                  # each caption is true of the image it was drawn for
+    for u, (k, v, b) in enumerate(specs):
+        for i in idx:
+            obj_ok = k == 0 or (k == 1 and v == s.obj[i]) or (k == 2 and v == s.cls[i])
+            assert bool(pos[i, u]) == (obj_ok and (b == -1 or b == s.bg[i]))
+
+
+def test_pretraining_is_cached_and_deterministic(tmp_path, monkeypatch):
+    bench = make_benchmark()
+    monkeypatch.setenv("SPURNB_CACHE", str(tmp_path))
+    small = dict(n_images=128, epochs=1, batch_size=64, progress=False)
+    a = pretrain_tiny_clip("tiny-rn", benchmark=bench, **small)
+    import spurnb.pretrain as P
+    monkeypatch.setattr(P, "train_tiny_clip", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained on a cache hit")))
+    b = pretrain_tiny_clip("tiny-rn", benchmark=bench, **small)
+    assert a.fingerprint == b.fingerprint
+    monkeypatch.undo(); monkeypatch.setenv("SPURNB_CACHE", str(tmp_path))
+    c = pretrain_tiny_clip("tiny-rn", benchmark=bench, force=True, **small)
+    assert c.fingerprint == a.fingerprint                         # same seed, same weights
