@@ -177,7 +177,7 @@ def test_caption_positives():
 def test_pretraining_is_cached_and_deterministic(tmp_path, monkeypatch):
     bench = make_benchmark()
     monkeypatch.setenv("SPURNB_CACHE", str(tmp_path))
-    small = dict(n_images=128, epochs=1, batch_size=64, progress=False)
+    small = dict(n_images=128, epochs=1, batch_size=64, progress=False, report=False)
     a = pretrain_tiny_clip("tiny-rn", benchmark=bench, **small)
     import spurnb.pretrain as P
     monkeypatch.setattr(P, "train_tiny_clip", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained on a cache hit")))
