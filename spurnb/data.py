@@ -673,8 +673,8 @@ def make_benchmark(source: str = "digits",          # object source: "digits" (b
                    seed: int = 0,                    # drives every random choice except the fixed source-image pools
                    cache: bool = True,               # read/write `cache_dir("benchmarks")/<fingerprint>.npz`
                    class_prior=None,                 # train class proportions; None: Waterbirds' 0.768/0.232 for 2 classes, else uniform
-                   obj_size=(14, 22),                # object side range in pixels
-                   contrast: float = 0.6,            # ink opacity of the object
+                   obj_size=(24, 36),                # object side range in pixels
+                   contrast: float = 0.9,            # ink opacity of the object
                    eval_balance: str = "group",      # val/test: "group" (all groups equal) or "attr" (Waterbirds: attrs balanced within class)
                    source_dir=None,                  # where the source's files are (Fashion-MNIST)
                   ) -> Benchmark:

@@ -56,6 +56,11 @@ def sample(self: CaptionSampler, idx, rng) -> tuple[list[str], np.ndarray]:
     return texts, np.array(specs, dtype=np.int64).reshape(-1, 3)
 
 @patch
+def sample_objects(self: CaptionSampler, idx, template: str = "a photo of a {}.") -> tuple[list[str], np.ndarray]:
+    "Captions that name only each item's object, in one template (the warm-up captions)."
+    return [template.format(self.objnames[self.obj[i]]) for i in idx], np.array([(1, self.obj[i], -1) for i in idx], dtype=np.int64).reshape(-1, 3)
+
+@patch
 def positives(self: CaptionSampler, idx, specs) -> torch.Tensor:
     "Bool [len(idx), U]: caption u (with `specs[u]`) is true of item idx[i]."
     k, v, b = (torch.as_tensor(specs[:, j])[None] for j in range(3))
@@ -72,18 +77,19 @@ def multi_positive_clip_loss(img: torch.Tensor, txt: torch.Tensor, pos: torch.Te
     return 0.5 * (-(t_img * logits.log_softmax(1)).sum(1).mean() - (t_txt * logits.T.log_softmax(1)).sum(1).mean())
 
 # %% ../nbs/02b_pretrain.ipynb #e52d8057
-PRETRAIN_VERSION = 1
+PRETRAIN_VERSION = 2
 
 @dataclass
 class PretrainConfig:
     name: str = "tiny-rn"                       # tiny architecture, a key of TINY_CONFIGS
     n_images: int = 8000                        # corpus size
-    epochs: int = 5
+    epochs: int = 14
     batch_size: int = 128
     lr: float = 2e-3                            # AdamW peak learning rate
     weight_decay: float = 0.1                   # on weight matrices only
     warmup: float = 0.1                         # fraction of steps with linear warm-up (then cosine decay to 0)
-    text_freeze: float = 0.0                    # fraction of steps (from the start) with the text tower locked
+    text_freeze: float = 0.35                   # fraction of steps (from the start) with the text tower locked
+    object_warmup: float = 0.35                 # fraction of steps (from the start) whose captions name only the object
     same_background: float = 0.0                # fraction of batches whose images all share one background
     caption_mix: tuple = (0.4, 0.3, 0.15, 0.15) # P(corpus caption, template "obj on bg", template obj, template bg)
     class_p: float = 0.2                        # P(an object is named by its benchmark class) in template captions
@@ -117,19 +123,42 @@ def _epoch_batches(bg: np.ndarray, B: int, same_background: float, g: torch.Gene
     return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
 
 # %% ../nbs/02b_pretrain.ipynb #ad6385cc
+def _at_input_size(adapter: ClipAdapter, images: np.ndarray, progress: bool = True) -> np.ndarray:
+    "uint8 images resized once by the adapter's own preprocessing (PIL resize + crop), so that batches take `preprocess_batch`'s fast path."
+    from PIL import Image
+    S = adapter.image_size
+    if images.shape[1] == S and images.shape[2] == S: return images
+    resize = [t for t in adapter.preprocess.transforms if not type(t).__name__.endswith(("ToTensor", "Normalize", "ConvertMode"))]
+    out = np.empty((len(images), S, S, 3), np.uint8)
+    for i in progress_bar(range(len(images)), display=progress):
+        im = Image.fromarray(images[i])
+        for t in resize: im = t(im)
+        out[i] = np.asarray(im.convert("RGB"))
+    return out
+
+def _mmap_large_allocations(threshold: int = 1 << 23):
+    "Have glibc serve allocations above `threshold` bytes from mmap, so freed activations return to the OS at once."
+    # Batches of varying caption counts and lengths otherwise fragment glibc's heap: one pretraining grew to 24 GB and was killed.
+    try: import ctypes; ctypes.CDLL("libc.so.6").mallopt(-3, threshold)       # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError): pass                                     # not glibc: nothing to do
+
 def train_tiny_clip(adapter: ClipAdapter, corpus, sampler: CaptionSampler, cfg: PretrainConfig, progress: bool = True) -> list[float]:
     "Pretrain `adapter.model` in place with the multi-positive CLIP loss; returns the mean loss per epoch."
     model, N, B = adapter.model, len(corpus), cfg.batch_size
     steps_per_epoch = N // B
     opt, sched = _optimizer(model, cfg, cfg.epochs * steps_per_epoch)
     g, rng, tok_cache, history = torch.Generator().manual_seed(cfg.seed), np.random.default_rng(cfg.seed), {}, []
+    _mmap_large_allocations()
+    images = _at_input_size(adapter, corpus.images, progress)
     model.visual.to(memory_format=torch.channels_last)
     model.train()
+    step, warm_steps = 0, int(cfg.object_warmup * cfg.epochs * steps_per_epoch)
     for ep in progress_bar(range(cfg.epochs), display=progress):
         losses = []
         for idx in _epoch_batches(sampler.bg, B, cfg.same_background, g):
-            x = adapter.preprocess_batch(corpus.images[idx]).contiguous(memory_format=torch.channels_last)
-            texts, specs = sampler.sample(idx, rng)
+            x = adapter.preprocess_batch(images[idx]).contiguous(memory_format=torch.channels_last)
+            texts, specs = sampler.sample_objects(idx) if step < warm_steps else sampler.sample(idx, rng)
+            step += 1
             first = {t: j for j, t in reversed(list(enumerate(texts)))}            # distinct captions, first occurrence
             uniq = list(first); uspecs = specs[[first[t] for t in uniq]]
             for t in uniq:
