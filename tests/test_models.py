@@ -186,3 +186,21 @@ def test_pretraining_is_cached_and_deterministic(tmp_path, monkeypatch):
     monkeypatch.undo(); monkeypatch.setenv("SPURNB_CACHE", str(tmp_path))
     c = pretrain_tiny_clip("tiny-rn", benchmark=bench, force=True, **small)
     assert c.fingerprint == a.fingerprint                         # same seed, same weights
+
+
+def test_warmup_captions_name_only_the_object():
+    bench = make_benchmark()
+    corpus = bench.corpus(n=256)
+    s = CaptionSampler(corpus, bench.params["classes"], bench.source.noun)
+    idx = np.arange(64)
+    texts, specs = s.sample_objects(idx)
+    assert texts[0] == f"a photo of a {corpus.objects[0]}." and (specs[:, 0] == 1).all() and (specs[:, 2] == -1).all()
+    pos = s.positives(idx, specs)                                 # true of every image of the same object, on any background
+    assert torch.equal(pos, torch.as_tensor(s.obj[idx][:, None] == s.obj[idx][None, :]))
+
+
+def test_resizing_once_equals_preprocessing_each_batch(adapter):
+    from spurnb.pretrain import _at_input_size
+    images = make_benchmark().test.images[:8]
+    torch.testing.assert_close(adapter.preprocess_batch(_at_input_size(adapter, images, progress=False)),
+                               adapter.preprocess_batch(images), rtol=0, atol=0)
