@@ -46,6 +46,7 @@ def quarto_to_plain(nb) -> nbformat.NotebookNode:
             if not code and not c.get("outputs"): continue
         if c.cell_type == "markdown": c.source = _quarto_attr.sub(")", src)
         cells.append(c)
+    for i, c in enumerate(cells): c["id"] = f"cell-{i}"          # stable ids: a rebuild changes only what changed
     nb.cells = cells
     return nb
 
