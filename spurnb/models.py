@@ -21,14 +21,14 @@ from .core import cache_dir, atomic_write, Registry, fingerprint, in_test, cpu_t
 
 # %% auto #0
 __all__ = ['TINY_CONFIGS', 'FAMILIES', 'PRECISIONS', 'TEMPLATES', 'SHORT_TEMPLATES', 'POLICIES', 'register_tiny_configs',
-           'Family', 'register_family', 'family_of', 'WeightsUnavailableError', 'resolve_pretrained',
+           'Family', 'register_family', 'family_of', 'attention_pool', 'WeightsUnavailableError', 'resolve_pretrained',
            'weights_fingerprint', 'ClipAdapter', 'get_module', 'load_clip', 'fill_templates', 'encode_prompts',
            'Policy', 'register_policy', 'apply_policy', 'policy_summary', 'pretrain_tiny_clip']
 
 # %% ../nbs/02_models.ipynb #e807825e
 _TEXT = dict(context_length=32, vocab_size=49408, width=64, heads=2, layers=2)
 TINY_CONFIGS = {
-    "tiny-rn":  dict(embed_dim=64, vision_cfg=dict(image_size=128, layers=[1, 1, 1, 1], width=8, head_width=32, patch_size=None), text_cfg=_TEXT),
+    "tiny-rn":  dict(embed_dim=64, vision_cfg=dict(image_size=96, layers=[1, 1, 1, 1], width=8, head_width=32, patch_size=None), text_cfg=_TEXT),
     "tiny-vit": dict(embed_dim=64, vision_cfg=dict(image_size=64, layers=3, width=128, head_width=32, patch_size=8), text_cfg=_TEXT),
 }
 
@@ -66,6 +66,21 @@ def family_of(model: nn.Module) -> Family:
                               f"known: {', '.join(f'{f.name} ({f.tower.__name__})' for f in FAMILIES.values())}. "
                               "Register one with `register_family(Family(...))`.")
 
+# %% ../nbs/02_models.ipynb #3987d202
+def attention_pool(pool: nn.Module, f: torch.Tensor) -> torch.Tensor:
+    "open_clip's `AttentionPool2d` forward on maps `f` [N, C, h, w] → [N, D], with the projections moved onto the single query."
+    N, C = f.shape[:2]; H = pool.num_heads; d = C // H
+    x = f.flatten(2).transpose(1, 2)                                                      # [N, hw, C]
+    x = torch.cat([x.mean(1, keepdim=True), x], 1) + pool.positional_embedding.to(x.dtype)  # [N, L, C]
+    q = F.linear(x[:, 0], pool.q_proj.weight, pool.q_proj.bias).view(N, H, d) * d ** -0.5   # [N, H, d]
+    u = torch.einsum("nhd,hdc->nhc", q, pool.k_proj.weight.view(H, d, C))                # [N, H, C] = W_k,hᵀ q_h
+    kb = (q * pool.k_proj.bias.view(H, d)).sum(-1, keepdim=True)                           # [N, H, 1] (cancels in the softmax)
+    a = (torch.einsum("nhc,nlc->nhl", u, x) + kb).softmax(-1)                             # [N, H, L] attention of the query
+    o = torch.einsum("nhl,nlc->nhc", a, x)                                                # [N, H, C] attended tokens per head
+    o = torch.einsum("nhc,hdc->nhd", o, pool.v_proj.weight.view(H, d, C)).reshape(N, C) + pool.v_proj.bias  # [N, C]
+    return F.linear(o, pool.c_proj.weight, pool.c_proj.bias)                               # [N, D]
+
+
 # %% ../nbs/02_models.ipynb #d7127588
 def _rn_trunk(v, x): return v.layer4(v.layer3(v.layer2(v.layer1(v.stem(x)))))
 
@@ -80,7 +95,7 @@ def _vit_reshape(v):
         return t.reshape(t.shape[0], h, w, t.shape[-1]).permute(0, 3, 1, 2)   # [B, C, h, w]
     return reshape_transform
 
-register_family(Family("resnet", ModifiedResNet, _rn_trunk, lambda v, f: v.attnpool(f),
+register_family(Family("resnet", ModifiedResNet, _rn_trunk, lambda v, f: attention_pool(v.attnpool, f),
                        ("visual.attnpool",), "visual.layer4.-1"))
 register_family(Family("vit", VisionTransformer, _vit_trunk, lambda v, f: f @ v.proj,
                        ("visual.proj",), "visual.transformer.resblocks.-1.ln_1", _vit_reshape));
