@@ -25,6 +25,20 @@ def test_tiny_configs_load_and_match_open_clip(adapter):
     assert adapter.encode_image(x).shape == (3, adapter.embed_dim)
 
 
+def test_attention_pool_equals_open_clip_in_value_and_gradient():
+    "The ResNet head's cheap single-query form is open_clip's AttentionPool2d: same outputs, same parameter gradients."
+    from spurnb.models import attention_pool
+    torch.manual_seed(0)
+    pool = load_clip("tiny-rn").model.visual.attnpool.double()
+    side = int(round((pool.positional_embedding.shape[0] - 1) ** 0.5))
+    f = 3 * torch.randn(5, pool.k_proj.in_features, side, side, dtype=torch.float64)
+    ref, ours = pool(f), attention_pool(pool, f)
+    torch.testing.assert_close(ours, ref, atol=1e-10, rtol=1e-10)
+    params = list(pool.parameters())
+    for a, b in zip(torch.autograd.grad(ref.pow(2).sum(), params), torch.autograd.grad(ours.pow(2).sum(), params)):
+        torch.testing.assert_close(b, a, atol=1e-10, rtol=1e-10)
+
+
 def test_gradcam_layer_and_reshape(adapter):
     acts = {}
     h = adapter.gradcam_layer.register_forward_hook(lambda m, i, o: acts.setdefault("a", o))
