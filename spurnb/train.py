@@ -382,14 +382,15 @@ def plot_runs(summaries: list, path=None):
     for s in summaries:
         label = Path(s["run_dir"]).name.rsplit("-", 1)[0]
         names = s.get("group_names") or [f"g{g}" for g in range(len(s["test"]["per_group_acc"]))]
-        rows += [dict(run=label, group=names[g], acc=v) for g, v in enumerate(s["test"]["per_group_acc"])]
+        rows += [dict(run=label, group=names[g].replace(" / ", "\n"), acc=v) for g, v in enumerate(s["test"]["per_group_acc"])]
         for r in s.get("history", []):
             curves += [dict(run=label, epoch=r["epoch"], metric=k, acc=r["val"][f]) for k, f in (("worst-group", "worst_group_acc"), ("average", "avg_acc"))]
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.4))
     sns.barplot(pd.DataFrame(rows), x="group", y="acc", hue="run", ax=ax[0]); ax[0].set_ylim(0, 1); ax[0].set_title("test accuracy per group (selected epoch)")
     ax[0].legend(fontsize=7, loc="lower left")
     if curves: sns.lineplot(pd.DataFrame(curves), x="epoch", y="acc", hue="run", style="metric", ax=ax[1], legend=False)
-    ax[1].set_title("validation: worst-group (solid) and average (dashed)"); ax[1].set_ylim(0, 1)
+    ax[1].set_title("validation: worst-group (solid) and average (dashed)")
+    if curves: ax[1].set_ylim(max(0.0, min(c["acc"] for c in curves) - 0.05), 1.0)   # zoomed: the runs often differ by a few points
     fig.tight_layout()
     if path is not None: Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=90); plt.close(fig)
     return fig
