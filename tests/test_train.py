@@ -1,9 +1,9 @@
 """Tests of spurnb.methods and spurnb.train: every registered method end to end, samplers, model selection,
-resume-equals-uninterrupted (after an exception and after a kill), NaN detection that names the term, and the command.
+resume-equals-uninterrupted (after an exception, after a simulated kill, and after a real SIGKILL of a training process), NaN detection that names the term, and the command.
 
 Small on purpose (a 160-image benchmark, a randomly initialised tiny CLIP, 1-3 epochs): the notebooks run the larger checks.
 """
-import json, math, shutil
+import json, math, os, shutil, subprocess, sys, textwrap
 from dataclasses import replace
 from pathlib import Path
 
@@ -90,6 +90,45 @@ def test_resume_equals_uninterrupted(world, tmp_path, sampler):
     # killed: only the periodic checkpoint of step 4 survives
     with pytest.raises(Stop): train(cfg, ad, splits, tmp_path / "kill", task, callbacks=[stop_at(9, keep=4)], progress=False)
     d = next((tmp_path / "kill").iterdir()); shutil.move(d / "kept.pt", d / "last.pt")
+    got = train(cfg, ad, splits, tmp_path / "kill", task, resume=True, progress=False)
+    assert json.dumps(got["history"]) == json.dumps(ref["history"])
+    a = torch.load(Path(ref["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
+    b = torch.load(Path(got["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# A child process that builds the same world as the fixture and trains; with KILL_AT set it SIGKILLs itself after that
+# step: no exception, no `finally`, no flush, exactly what an out-of-memory kill or a pulled plug leaves behind.
+_CHILD = textwrap.dedent("""
+    import json, os, signal, sys
+    from dataclasses import replace
+    import torch
+    import spurnb.data as D
+    from spurnb.methods import Task
+    from spurnb.models import load_clip
+    from spurnb.train import TrainConfig, train
+    torch.manual_seed(0)
+    b = D.make_benchmark(n_train=160, n_val=64, n_test=64, cache=False)
+    task = Task.from_dataset(b.train, classnames=[list(m) for m in b.params["classes"].values()])
+    ad = load_clip("tiny-rn")
+    cfg = TrainConfig(**json.loads(sys.argv[2]))
+    def kill(run, event):
+        if event == "after_step" and run.global_step == int(sys.argv[3]): os.kill(os.getpid(), signal.SIGKILL)
+    train(cfg, ad, b.splits, sys.argv[1], task, callbacks=[kill], progress=False)
+""")
+
+
+def test_resume_after_a_real_kill(world, tmp_path):
+    "Kill a training process with SIGKILL mid-epoch, resume in another process: the metrics and best weights equal an uninterrupted run's."
+    splits, task, ad = world
+    cfg = replace(QUICK, method="spurnb", sampler="balanced", epochs=3, ckpt_steps=2)
+    ref = train(cfg, ad, splits, tmp_path / "ref", task, progress=False)
+    args = json.dumps({k: v for k, v in vars(cfg).items()})
+    r = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "kill"), args, "9"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == -9, f"the child was not killed (exit {r.returncode}):\n{r.stderr[-2000:]}"
+    d = next((tmp_path / "kill").iterdir())
+    assert not (d / "final.json").exists()                     # it really stopped mid-run (step 9 of 15, inside epoch 2)
+    assert torch.load(d / "last.pt", weights_only=False)["global_step"] == 8
     got = train(cfg, ad, splits, tmp_path / "kill", task, resume=True, progress=False)
     assert json.dumps(got["history"]) == json.dumps(ref["history"])
     a = torch.load(Path(ref["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
