@@ -8,6 +8,7 @@ import contextlib, hashlib, json, logging, os, socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -17,6 +18,7 @@ from open_clip.transformer import VisionTransformer, text_global_pool
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 import pandas as pd
 from fastcore.basics import patch
+from fastprogress.fastprogress import progress_bar
 from .core import cache_dir, atomic_write, Registry, fingerprint, in_test, cpu_threads
 
 # %% auto #0
@@ -274,12 +276,23 @@ def _normalize_of(preprocess):
     raise ValueError(f"no Normalize step in {preprocess}")
 
 @patch
+def to_input_size(self: ClipAdapter, images, progress: bool = False) -> np.ndarray:
+    "uint8 images [N, H, W, 3] → uint8 [N, S, S, 3], resized and cropped by the PIL steps of `preprocess` (returned as they are if already S×S)."
+    from PIL import Image
+    images, S = np.asarray(images), self.image_size
+    if images.shape[1] == S and images.shape[2] == S: return images
+    steps = [t for t in self.preprocess.transforms if not type(t).__name__.endswith(("ToTensor", "Normalize", "ConvertMode"))]
+    out = np.empty((len(images), S, S, 3), np.uint8)
+    for i in progress_bar(range(len(images)), display=progress):
+        im = Image.fromarray(images[i])
+        for t in steps: im = t(im)
+        out[i] = np.asarray(im.convert("RGB"))
+    return out
+
+@patch
 def preprocess_batch(self: ClipAdapter, images) -> torch.Tensor:
     "uint8 images [N, H, W, 3] (numpy or tensor) → model inputs [N, 3, S, S], as `preprocess` would give them."
-    from PIL import Image
-    images = torch.as_tensor(images)
-    if images.shape[1] != self.image_size or images.shape[2] != self.image_size:
-        return torch.stack([self.preprocess(Image.fromarray(im.numpy())) for im in images])
+    images = torch.as_tensor(self.to_input_size(images))
     mean, std = _normalize_of(self.preprocess)
     return (images.permute(0, 3, 1, 2).float().div(255) - mean) / std
 

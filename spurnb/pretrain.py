@@ -123,19 +123,6 @@ def _epoch_batches(bg: np.ndarray, B: int, same_background: float, g: torch.Gene
     return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
 
 # %% ../nbs/02b_pretrain.ipynb #ad6385cc
-def _at_input_size(adapter: ClipAdapter, images: np.ndarray, progress: bool = True) -> np.ndarray:
-    "uint8 images resized once by the adapter's own preprocessing (PIL resize + crop), so that batches take `preprocess_batch`'s fast path."
-    from PIL import Image
-    S = adapter.image_size
-    if images.shape[1] == S and images.shape[2] == S: return images
-    resize = [t for t in adapter.preprocess.transforms if not type(t).__name__.endswith(("ToTensor", "Normalize", "ConvertMode"))]
-    out = np.empty((len(images), S, S, 3), np.uint8)
-    for i in progress_bar(range(len(images)), display=progress):
-        im = Image.fromarray(images[i])
-        for t in resize: im = t(im)
-        out[i] = np.asarray(im.convert("RGB"))
-    return out
-
 def _mmap_large_allocations(threshold: int = 1 << 23):
     "Have glibc serve allocations above `threshold` bytes from mmap, so freed activations return to the OS at once."
     # Otherwise glibc keeps freed memory in its heap: in our runs it grew ~0.1 GB per step after the warm-up, and one pretraining was killed at 24 GB.
@@ -149,7 +136,7 @@ def train_tiny_clip(adapter: ClipAdapter, corpus, sampler: CaptionSampler, cfg: 
     opt, sched = _optimizer(model, cfg, cfg.epochs * steps_per_epoch)
     g, rng, tok_cache, history = torch.Generator().manual_seed(cfg.seed), np.random.default_rng(cfg.seed), {}, []
     _mmap_large_allocations()
-    images = _at_input_size(adapter, corpus.images, progress)
+    images = adapter.to_input_size(corpus.images, progress)                 # resized once, not at every step
     model.visual.to(memory_format=torch.channels_last)
     model.train()
     step, warm_steps = 0, int(cfg.object_warmup * cfg.epochs * steps_per_epoch)

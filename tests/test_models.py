@@ -213,8 +213,11 @@ def test_warmup_captions_name_only_the_object():
     assert torch.equal(pos, torch.as_tensor(s.obj[idx][:, None] == s.obj[idx][None, :]))
 
 
-def test_resizing_once_equals_preprocessing_each_batch(adapter):
-    from spurnb.pretrain import _at_input_size
+def test_resizing_once_equals_preprocessing_each_image(adapter):
+    "`to_input_size` + the batched normalisation give exactly what `preprocess` gives image by image."
+    from PIL import Image
     images = make_benchmark().test.images[:8]
-    torch.testing.assert_close(adapter.preprocess_batch(_at_input_size(adapter, images, progress=False)),
-                               adapter.preprocess_batch(images), rtol=0, atol=0)
+    once = adapter.to_input_size(images)
+    assert once.dtype == np.uint8 and once.shape == (8, adapter.image_size, adapter.image_size, 3)
+    torch.testing.assert_close(adapter.preprocess_batch(once), torch.stack([adapter.preprocess(Image.fromarray(im)) for im in images]),
+                               rtol=0, atol=0)

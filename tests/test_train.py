@@ -3,7 +3,7 @@ resume-equals-uninterrupted (after an exception, after a simulated kill, and aft
 
 Small on purpose (a 160-image benchmark, a randomly initialised tiny CLIP, 1-3 epochs): the notebooks run the larger checks.
 """
-import json, math, os, shutil, subprocess, sys, textwrap
+import json, math, shutil, subprocess, sys, textwrap
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,12 +19,16 @@ from spurnb.train import (TrainConfig, train, Run, NonFiniteLoss, SAMPLERS, epoc
 QUICK = TrainConfig(optimizer="adam", lr=1e-3, epochs=2, batch_size=32)
 
 
-@pytest.fixture(scope="module")
-def world():
+def make_world():
+    "A 160-image benchmark and a randomly initialised tiny CLIP, the same in every process."
     torch.manual_seed(0)
     b = D.make_benchmark(n_train=160, n_val=64, n_test=64, cache=False)
     task = Task.from_dataset(b.train, classnames=[list(m) for m in b.params["classes"].values()])
     return b.splits, task, load_clip("tiny-rn")
+
+
+@pytest.fixture(scope="module")
+def world(): return make_world()
 
 
 class Stop(Exception): pass
@@ -37,6 +41,14 @@ def stop_at(step, keep=None):
         if keep is not None and run.global_step == keep: shutil.copy(run.dir / "last.pt", run.dir / "kept.pt")
         if run.global_step == step: raise Stop(f"stop at {step}")
     return cb
+
+
+def assert_same_run(got, ref):
+    "Same per-epoch metrics and bit-identical best weights."
+    assert json.dumps(got["history"]) == json.dumps(ref["history"])
+    a = torch.load(Path(ref["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
+    b = torch.load(Path(got["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
@@ -90,31 +102,20 @@ def test_resume_equals_uninterrupted(world, tmp_path, sampler):
     # killed: only the periodic checkpoint of step 4 survives
     with pytest.raises(Stop): train(cfg, ad, splits, tmp_path / "kill", task, callbacks=[stop_at(9, keep=4)], progress=False)
     d = next((tmp_path / "kill").iterdir()); shutil.move(d / "kept.pt", d / "last.pt")
-    got = train(cfg, ad, splits, tmp_path / "kill", task, resume=True, progress=False)
-    assert json.dumps(got["history"]) == json.dumps(ref["history"])
-    a = torch.load(Path(ref["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
-    b = torch.load(Path(got["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_run(train(cfg, ad, splits, tmp_path / "kill", task, resume=True, progress=False), ref)
 
 
-# A child process that builds the same world as the fixture and trains; with KILL_AT set it SIGKILLs itself after that
-# step: no exception, no `finally`, no flush, exactly what an out-of-memory kill or a pulled plug leaves behind.
+# A child process that builds the fixture's world (`make_world`), trains, and SIGKILLs itself after step argv[4]:
+# no exception, no `finally`, no flush, exactly what an out-of-memory kill or a pulled plug leaves behind.
 _CHILD = textwrap.dedent("""
     import json, os, signal, sys
-    from dataclasses import replace
-    import torch
-    import spurnb.data as D
-    from spurnb.methods import Task
-    from spurnb.models import load_clip
+    sys.path.insert(0, sys.argv[1])
+    from test_train import make_world
     from spurnb.train import TrainConfig, train
-    torch.manual_seed(0)
-    b = D.make_benchmark(n_train=160, n_val=64, n_test=64, cache=False)
-    task = Task.from_dataset(b.train, classnames=[list(m) for m in b.params["classes"].values()])
-    ad = load_clip("tiny-rn")
-    cfg = TrainConfig(**json.loads(sys.argv[2]))
+    splits, task, ad = make_world()
     def kill(run, event):
-        if event == "after_step" and run.global_step == int(sys.argv[3]): os.kill(os.getpid(), signal.SIGKILL)
-    train(cfg, ad, b.splits, sys.argv[1], task, callbacks=[kill], progress=False)
+        if event == "after_step" and run.global_step == int(sys.argv[4]): os.kill(os.getpid(), signal.SIGKILL)
+    train(TrainConfig(**json.loads(sys.argv[3])), ad, splits, sys.argv[2], task, callbacks=[kill], progress=False)
 """)
 
 
@@ -123,17 +124,13 @@ def test_resume_after_a_real_kill(world, tmp_path):
     splits, task, ad = world
     cfg = replace(QUICK, method="spurnb", sampler="balanced", epochs=3, ckpt_steps=2)
     ref = train(cfg, ad, splits, tmp_path / "ref", task, progress=False)
-    args = json.dumps({k: v for k, v in vars(cfg).items()})
-    r = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "kill"), args, "9"], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-c", _CHILD, str(Path(__file__).parent), str(tmp_path / "kill"), json.dumps(vars(cfg)), "9"],
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == -9, f"the child was not killed (exit {r.returncode}):\n{r.stderr[-2000:]}"
     d = next((tmp_path / "kill").iterdir())
     assert not (d / "final.json").exists()                     # it really stopped mid-run (step 9 of 15, inside epoch 2)
     assert torch.load(d / "last.pt", weights_only=False)["global_step"] == 8
-    got = train(cfg, ad, splits, tmp_path / "kill", task, resume=True, progress=False)
-    assert json.dumps(got["history"]) == json.dumps(ref["history"])
-    a = torch.load(Path(ref["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
-    b = torch.load(Path(got["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_run(train(cfg, ad, splits, tmp_path / "kill", task, resume=True, progress=False), ref)
 
 
 def test_command_on_a_small_benchmark(tmp_path, capsys):
