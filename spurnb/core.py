@@ -11,7 +11,7 @@ import torch
 
 # %% auto #0
 __all__ = ['cache_dir', 'atomic_write', 'save_json', 'torch_save', 'file_lock', 'Registry', 'set_seed', 'fingerprint', 'in_test',
-           'cpu_threads']
+           'cpu_threads', 'write_tracked']
 
 # %% ../nbs/00_core.ipynb #2004bb7d
 def cache_dir(*parts: str, create: bool = True) -> Path:
@@ -96,3 +96,8 @@ def cpu_threads(n: int | None = None) -> int:
     "Limit torch to `n` threads (default: the cores this process may use) and return the number."
     if n is None: n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(max(1, n)); return torch.get_num_threads()
+
+# %% ../nbs/00_core.ipynb #7bd72e09
+def write_tracked() -> bool:
+    "True when a notebook may rewrite tracked files (figures under `nbs/images/`, `spurnb/*.py`): `SPURNB_WRITE=1` and not under test."
+    return os.environ.get("SPURNB_WRITE") == "1" and not in_test()

@@ -4,21 +4,22 @@
 
 # %% ../nbs/02b_pretrain.ipynb #07c03fbe
 from __future__ import annotations
-import math, time, warnings
+import hashlib, json, math, platform, time, warnings
 from pathlib import Path
 from dataclasses import dataclass, asdict
 import numpy as np
 import torch
+import spurnb
 import torch.nn.functional as F
 from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
-from .core import cache_dir, file_lock, torch_save, save_json, set_seed, fingerprint, in_test, cpu_threads
+from .core import cache_dir, atomic_write, file_lock, torch_save, save_json, set_seed, fingerprint, in_test, cpu_threads
 from .models import load_clip, ClipAdapter, TEMPLATES, SHORT_TEMPLATES, TINY_CONFIGS, encode_prompts
 from .data import make_benchmark, caption as corpus_caption
 
 # %% auto #0
-__all__ = ['PRETRAIN_VERSION', 'CaptionSampler', 'multi_positive_clip_loss', 'PretrainConfig', 'train_tiny_clip',
-           'zeroshot_report', 'pretrain_tiny_clip']
+__all__ = ['PRETRAIN_VERSION', 'WEIGHTS_DIR', 'CaptionSampler', 'multi_positive_clip_loss', 'PretrainConfig', 'train_tiny_clip',
+           'zeroshot_report', 'shipped_weights', 'make_shipped_weights', 'pretrain_tiny_clip']
 
 # %% ../nbs/02b_pretrain.ipynb #1ce8bc9c
 class CaptionSampler:
@@ -185,15 +186,65 @@ def zeroshot_report(adapter: ClipAdapter, bench, n_backgrounds: int = 600, seed:
                 attr_acc=_acc(img, bench.attrnames, "a photo of something on {}.", adapter, test.a),
                 n_test=len(test), n_background_images=len(held))
 
+# %% ../nbs/02b_pretrain.ipynb #7d31a024
+WEIGHTS_DIR = Path(spurnb.__file__).parent / "weights"     # inside the installed package
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()
+
+def shipped_weights(name: str, *keys: str, weights_dir=None) -> tuple[Path, str] | None:
+    "(fp32 checkpoint in the cache, key) of the weights shipped for tiny CLIP `name` if their recipe or key is among `keys`, else None."
+    d = Path(weights_dir or WEIGHTS_DIR); rec = d / f"{name}-benchmark.json"
+    if not rec.exists(): return None
+    meta = json.loads(rec.read_text())
+    if not {meta["recipe"], meta["key"]} & set(keys): return None
+    src, want = d / meta["file"], meta["sha256"]
+    got = _sha256(src) if src.exists() else "missing"
+    if got != want: raise RuntimeError(f"the shipped weights {src} fail their checksum (SHA-256 {got}, recorded {want}): "
+                                       "reinstall spurnb, or pretrain from scratch with pretrain_tiny_clip(shipped=False)")
+    path = cache_dir("models") / f"{name}-benchmark-shipped-{meta['sha256'][:16]}.pt"
+    with file_lock(path.with_suffix(".lock")):
+        if not path.exists():
+            from safetensors.torch import load_file
+            save_json(meta, path.with_suffix(".json"))
+            torch_save({k: v.float() for k, v in load_file(src).items()}, path)
+    return path, meta["key"]
+
+# %% ../nbs/02b_pretrain.ipynb #e544a446
+def make_shipped_weights(adapter: ClipAdapter, bench, weights_dir=None) -> dict:
+    "Write `adapter` (pretrained on `bench` by `pretrain_tiny_clip`) as the shipped fp16 weights and their record; returns the record."
+    import open_clip
+    from safetensors.torch import save
+    name, meta = adapter.name, adapter.pretrain_meta
+    d = Path(weights_dir or WEIGHTS_DIR); file = d / f"{name}-benchmark.safetensors"
+    sd = {k: v.detach().cpu().to(torch.float16).contiguous() for k, v in adapter.model.state_dict().items()}
+    with atomic_write(file) as f: f.write(save(sd))
+    shipped = load_clip(name); shipped.model.load_state_dict({k: v.float() for k, v in sd.items()})
+    rec = dict(file=file.name, sha256=_sha256(file), dtype="float16", pretrain_version=PRETRAIN_VERSION, config=meta["config"],
+               recipe=fingerprint(PRETRAIN_VERSION, meta["config"], TINY_CONFIGS[name], bench.fingerprint), key=meta["key"],
+               benchmark=bench.fingerprint, seconds=meta["seconds"], threads=meta["threads"], loss=meta["loss"],
+               zeroshot=zeroshot_report(shipped, bench), zeroshot_fp32=meta["zeroshot"], corpus=meta.get("corpus"),
+               made_with=dict(python=platform.python_version(), torch=torch.__version__, open_clip=open_clip.__version__,
+                              numpy=np.__version__, cpu=platform.machine(), date=time.strftime("%Y-%m-%d")),
+               remake="make_shipped_weights(pretrain_tiny_clip('%s', shipped=False), make_benchmark())  # nbs/02b_pretrain.ipynb" % name)
+    save_json(rec, d / f"{name}-benchmark.json")
+    return rec
+
 # %% ../nbs/02b_pretrain.ipynb #f591da0e
 def pretrain_tiny_clip(name: str = "tiny-rn", benchmark=None, device="cpu", precision: str = "fp32", force: bool = False,
-                       progress: bool = True, report: bool = True, **overrides) -> ClipAdapter:
-    "The tiny CLIP `name` pretrained on `benchmark`'s caption corpus (default benchmark if None), from the cache or trained now."
+                       shipped: bool = True, progress: bool = True, report: bool = True, **overrides) -> ClipAdapter:
+    "The tiny CLIP `name` pretrained on `benchmark`'s caption corpus (default benchmark if None): the shipped weights, the cache, or trained now."
     if name not in TINY_CONFIGS: raise ValueError(f"pretraining on the benchmark is for the tiny configs {list(TINY_CONFIGS)}, not {name!r}")
     cfg = PretrainConfig(name=name, **overrides)
     bench = benchmark if benchmark is not None else make_benchmark()
+    recipe = fingerprint(PRETRAIN_VERSION, asdict(cfg), TINY_CONFIGS[name], bench.fingerprint)   # known before the corpus renders
+    if shipped and not force and (w := shipped_weights(name, recipe)): return _load_pretrained(name, *w, device, precision)
     corpus = bench.corpus(n=cfg.n_images, seed=cfg.corpus_seed)
     key = fingerprint(PRETRAIN_VERSION, asdict(cfg), TINY_CONFIGS[name], corpus.images, corpus.captions, corpus.objects, corpus.backgrounds)
+    if shipped and not force and (w := shipped_weights(name, key)): return _load_pretrained(name, *w, device, precision)
     path = cache_dir("models") / f"{name}-benchmark-{key}.pt"
     with file_lock(path.with_suffix(".lock")):
         if path.exists() and not force:
@@ -205,14 +256,15 @@ def pretrain_tiny_clip(name: str = "tiny-rn", benchmark=None, device="cpu", prec
         t0 = time.perf_counter()
         history = train_tiny_clip(adapter, corpus, sampler, cfg, progress)
         secs = time.perf_counter() - t0
-        meta = dict(config=asdict(cfg), key=key, seconds=round(secs, 1), threads=torch.get_num_threads(), loss=history,
+        meta = dict(config=asdict(cfg), key=key, recipe=recipe, seconds=round(secs, 1), threads=torch.get_num_threads(), loss=history,
                     zeroshot=zeroshot_report(adapter, bench) if report else None, corpus=corpus.summary())
         torch_save(adapter.model.state_dict(), path)
         save_json(meta, path.with_suffix(".json"))
     return _load_pretrained(name, path, key, device, precision)
 
 def _load_pretrained(name, path, key, device, precision) -> ClipAdapter:
-    import json
     ad = load_clip(name, checkpoint=path, device=device, precision=precision)
-    ad.weights, ad.pretrain_meta = f"benchmark:{key}", json.loads(path.with_suffix(".json").read_text())
+    ad.pretrain_meta = json.loads(path.with_suffix(".json").read_text())
+    ad.weights = f"benchmark:{key}" + (":shipped" if "sha256" in ad.pretrain_meta else "")
     return ad
+

@@ -41,3 +41,29 @@ def _exported_modules():
 @pytest.mark.parametrize("nb,mod", list(_exported_modules()))
 def test_every_exported_module_imports(nb, mod):
     importlib.import_module(f"spurnb.{mod}")
+
+
+def _notebooks():
+    return [nb for nb in sorted((ROOT / "nbs").rglob("*.ipynb")) if ".ipynb_checkpoints" not in nb.parts]
+
+
+@pytest.mark.parametrize("nb", _notebooks(), ids=lambda p: p.name)
+def test_notebook_runs_as_a_reader_runs_it(nb):
+    "A kernelspec (so Jupyter opens it with Python), and no cell rewrites tracked files unless asked (SPURNB_WRITE=1)."
+    d = json.loads(nb.read_text())
+    assert d["metadata"].get("kernelspec", {}).get("name") == "python3", f"{nb.name}: no python3 kernelspec in its metadata"
+    for c in d["cells"]:
+        s = "".join(c["source"])
+        if c["cell_type"] != "code" or "eval: false" in s: continue
+        if "nbdev_export()" in s: assert "if write_tracked(): nbdev.nbdev_export()" in s, f"{nb.name}: unconditional export cell:\n{s}"
+        for line in s.splitlines():
+            if "savefig(" in line and "images" in s: assert "write_tracked()" in s, f"{nb.name}: writes a figure under nbs/images/ unasked:\n{line}"
+
+
+def test_packaging_metadata_agrees():
+    "settings.ini (what setup.py reads) and pyproject.toml say the same Python; no deprecated nbdev keys."
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'requires-python=">={CFG["DEFAULT"]["min_python"]}"' in pyproject, "pyproject.toml requires-python != settings.ini min_python"
+    assert CFG["DEFAULT"]["python_versions"].split()[0] == CFG["DEFAULT"]["min_python"]
+    assert 'license = "Apache-2.0"' in pyproject and "cell_number" not in CFG["DEFAULT"]
+    assert (ROOT / "MANIFEST.in").read_text().count("include settings.ini") == 1, "the sdist must carry settings.ini (setup.py reads it)"
