@@ -432,17 +432,22 @@ FASHION_NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "s
 FASHION_DIRS = ["/usr/share/datasets/fashion-mnist"]
 
 def read_idx(path) -> np.ndarray:
-    "Read an IDX file (`.gz` or raw) of unsigned bytes into a numpy array."
+    "Read an IDX file (`.gz` or raw) of unsigned bytes into a numpy array, with torchvision's MNIST-format reader."
+    import tempfile
+    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
     path = Path(path)
     try:
-        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f: data = f.read()
-    except (OSError, EOFError) as e: raise DataError(f"{path} is not an IDX file of unsigned bytes ({e})") from None
-    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 8:
-        raise DataError(f"{path} is not an IDX file of unsigned bytes (header {data[:4].hex()!r}, expected 0000 08 <ndim>)")
-    nd = data[3]; shape = struct.unpack(f">{nd}I", data[4:4 + 4 * nd])
-    arr = np.frombuffer(data, np.uint8, offset=4 + 4 * nd)
-    if arr.size != math.prod(shape): raise DataError(f"{path}: header says shape {shape} but holds {arr.size} values")
-    return arr.reshape(shape)
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = path
+            if path.suffix == ".gz":                          # torchvision reads the raw file; its MNIST class unpacks first too
+                raw = Path(tmp) / path.stem
+                with gzip.open(path, "rb") as f: raw.write_bytes(f.read())
+            x = read_sn3_pascalvincent_tensor(str(raw), strict=True)
+    except (OSError, EOFError, AssertionError, KeyError, RuntimeError, ValueError) as e:
+        raise DataError(f"{path} is not an IDX file of unsigned bytes ({type(e).__name__}{': ' + str(e) if str(e) else ''}; "
+                        "expected the header 0000 08 <ndim>, one size per dimension, then exactly that many bytes)") from None
+    if x.dtype != torch.uint8: raise DataError(f"{path} holds {x.dtype} values, not the unsigned bytes of (Fashion-)MNIST")
+    return x.numpy()
 
 @OBJECT_SOURCES.register("fashion-mnist")
 def fashion_mnist_source(source_dir=None) -> ObjectSource:
