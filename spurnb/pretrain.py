@@ -214,8 +214,8 @@ def shipped_weights(name: str, *keys: str, weights_dir=None) -> tuple[Path, str]
     return path, meta["key"]
 
 # %% ../nbs/02b_pretrain.ipynb #e544a446
-def make_shipped_weights(adapter: ClipAdapter, bench, weights_dir=None) -> dict:
-    "Write `adapter` (pretrained on `bench` by `pretrain_tiny_clip`) as the shipped fp16 weights and their record; returns the record."
+def make_shipped_weights(adapter: ClipAdapter, bench, weights_dir=None, note: str = "") -> dict:
+    "Write `adapter` (pretrained on `bench` by `pretrain_tiny_clip`) as the shipped fp16 weights and their record (with a `note`); returns the record."
     import open_clip
     from safetensors.torch import save
     name, meta = adapter.name, adapter.pretrain_meta
@@ -229,7 +229,7 @@ def make_shipped_weights(adapter: ClipAdapter, bench, weights_dir=None) -> dict:
                zeroshot=zeroshot_report(shipped, bench), zeroshot_fp32=meta["zeroshot"], corpus=meta.get("corpus"),
                made_with=dict(python=platform.python_version(), torch=torch.__version__, open_clip=open_clip.__version__,
                               numpy=np.__version__, cpu=platform.machine(), date=time.strftime("%Y-%m-%d")),
-               remake="make_shipped_weights(pretrain_tiny_clip('%s', shipped=False), make_benchmark())  # nbs/02b_pretrain.ipynb" % name)
+               note=note, remake="make_shipped_weights(pretrain_tiny_clip('%s', shipped=False), make_benchmark())  # nbs/02b_pretrain.ipynb" % name)
     save_json(rec, d / f"{name}-benchmark.json")
     return rec
 
