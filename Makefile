@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # (tiny-CLIP pretraining and benchmark builds included in the measured time).
 TEST_CACHE ?= $(CURDIR)/.cache/spurnb
 
-.PHONY: setup run test check-sync nbtest pytest readme docs clean-cache
+.PHONY: setup run test check-sync nbtest pytest readme docs clean-cache release lowest-bounds
 
 setup: $(VENV)/.spurnb-setup
 $(VENV)/.spurnb-setup: .ci/requirements.txt settings.ini setup.py
@@ -46,3 +46,11 @@ docs: setup
 
 clean-cache:
 	rm -rf $(TEST_CACHE)
+
+# Build the sdist and the wheel into dist/ and `twine check` them (see CHANGELOG.md).
+release: setup
+	tools/release.sh
+
+# The artifact test with every requirement at its lower bound (settings.ini), in a fresh environment.
+lowest-bounds: setup
+	tools/lowest_bounds.sh
