@@ -2,7 +2,7 @@
 # The lowest-bounds check: every user requirement of settings.ini (`name>=X`) pinned to its lower bound X, then the
 # artifact test (tests/test_artifacts.py: build sdist + wheel, fresh venv, spurnb_train --help, a one-epoch run on the
 # built-in benchmark, imports of every public module, all from outside the clone) in that environment.
-#   tools/lowest_bounds.sh            # ~5-10 min on 2 cores; downloads the old wheels the machine lacks from PyPI
+#   tools/lowest_bounds.sh            # ~10 min on 2 cores; downloads the old wheels the machine lacks from PyPI (~4 GB with torch's CUDA libraries)
 #   KEEP=1 tools/lowest_bounds.sh     # keep the environment and print where it is
 # The pinned toolchain (.ci/requirements.txt) is what `make test` checks; this script checks the other end of the ranges.
 set -euo pipefail
@@ -16,7 +16,9 @@ pins = []
 for req in cfg["DEFAULT"]["requirements"].split():
     m = re.match(r"^([A-Za-z0-9_.\-]+)\S*?>=([0-9][^,]*)", req)
     if not m: sys.exit(f"settings.ini requirement {req!r} has no lower bound (name>=X): every requirement needs one")
-    pins.append(f"{m.group(1)}=={m.group(2)}")
+    # torch and torchvision by exact string (===): "2.13.0" is PyPI's build, not a local "2.13.0+cpu" wheel, with which
+    # PyPI's torchvision does not load ("operator torchvision::nms does not exist")
+    pins.append(f"{m.group(1)}{'===' if m.group(1) in ('torch', 'torchvision') else '=='}{m.group(2)}")
 open(sys.argv[1], "w").write("\n".join(pins) + "\n")
 print("lowest bounds:", " ".join(pins))
 PYEOF
