@@ -67,3 +67,9 @@ def test_packaging_metadata_agrees():
     assert CFG["DEFAULT"]["python_versions"].split()[0] == CFG["DEFAULT"]["min_python"]
     assert 'license = "Apache-2.0"' in pyproject and "cell_number" not in CFG["DEFAULT"]
     assert (ROOT / "MANIFEST.in").read_text().count("include settings.ini") == 1, "the sdist must carry settings.ini (setup.py reads it)"
+
+
+def test_patched_property_keeps_the_module_name():
+    "fastcore < 1.9.2 rebinds `spurnb.data.fingerprint` to None after `@patch(as_prop=True) def fingerprint(self: GroupDataset)`."
+    import fastcore, spurnb.core, spurnb.data
+    assert spurnb.data.fingerprint is spurnb.core.fingerprint, f"fastcore {fastcore.__version__}: settings.ini requires >= 1.9.2"
