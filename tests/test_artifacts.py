@@ -50,7 +50,7 @@ def user_env(tmp_path_factory):
     run([py, "-m", "pip", "install", "-q", "-c", constraints(tmp), wheel2], cwd=tmp, timeout=1800)
     home = tmp / "user"; home.mkdir()
     yield py, home, wheel, wheel2
-    shutil.rmtree(env_dir, ignore_errors=True)        # ~6 GB with the CUDA torch; pytest keeps the last three temp dirs
+    if not os.environ.get("SPURNB_ARTIFACT_KEEP"): shutil.rmtree(env_dir, ignore_errors=True)   # ~6 GB with CUDA torch
 
 
 def user(py, home):

@@ -22,5 +22,5 @@ for req in cfg["DEFAULT"]["requirements"].split():
 open(sys.argv[1], "w").write("\n".join(pins) + "\n")
 print("lowest bounds:", " ".join(pins))
 PYEOF
-SPURNB_ARTIFACT_CONSTRAINTS="$work/lowest.txt" "$PY" -m pytest -q -s -p no:cacheprovider --basetemp "$work/t" tests/test_artifacts.py
+SPURNB_ARTIFACT_KEEP="${KEEP:-}" SPURNB_ARTIFACT_CONSTRAINTS="$work/lowest.txt" "$PY" -m pytest -q -s -p no:cacheprovider --basetemp "$work/t" tests/test_artifacts.py
 [ -z "${KEEP:-}" ] || echo "environment kept in $work/t"
