@@ -335,12 +335,13 @@ def make_benchmark(source: str = "digits",          # object source: "digits" (b
                           "worst-group accuracy needs every group — raise n_train or lower corr")
     return Benchmark(splits, params, fp, src, path)
 
-@DATASETS.register("benchmark")
 def benchmark_splits(root=None, **kw) -> dict:
     "The built-in benchmark's train/val/test (`make_benchmark(**kw)`; `root` is ignored); each class is prompted by its members' names."
     b = make_benchmark(**kw)
     for ds in b.splits.values(): ds.class_prompts = [list(m) for m in b.params["classes"].values()]
     return b.splits
+
+DATASETS["benchmark"] = benchmark_splits   # spurnb.data's registry (assigned, so re-running this notebook replaces the entry)
 
 # %% ../nbs/01b_benchmark.ipynb #ad7e211f
 class CaptionDataset(torch.utils.data.Dataset):

@@ -115,12 +115,11 @@ def _offline() -> bool:
 def _cached_weights(cfg: dict, cache_dir: str | None = None) -> str | None:
     "The path of the tag's weights if a previous download left them in a local cache."
     if cfg.get("hf_hub"):
-        with contextlib.suppress(Exception):
-            from huggingface_hub import try_to_load_from_cache
-            repo, fname = os.path.split(cfg["hf_hub"])
-            for f in ([fname] if fname else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]):
-                p = try_to_load_from_cache(repo, f, cache_dir=cache_dir)
-                if isinstance(p, str) and os.path.isfile(p): return p
+        from huggingface_hub import try_to_load_from_cache          # open_clip's own dependency
+        repo, fname = os.path.split(cfg["hf_hub"])
+        for f in ([fname] if fname else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]):
+            p = try_to_load_from_cache(repo, f, cache_dir=cache_dir)   # a path, None, or a "known to be absent" marker
+            if isinstance(p, str) and os.path.isfile(p): return p
     if cfg.get("url"):
         p = Path(cache_dir or Path.home() / ".cache" / "clip") / os.path.basename(cfg["url"])
         if p.is_file(): return str(p)

@@ -15,7 +15,7 @@ from .core import Registry, save_json, torch_save, atomic_write, set_seed, finge
 from .methods import METHODS, Task, make_method, method_options
 from .cache import cached_image_features
 from .data import DATASETS, SPLITS   # SPLITS: re-exported for callers of spurnb.train
-from .eval import collect, group_metrics
+from .eval import collect, group_metrics, plot_group_accuracy, plot_training_curves
 
 # %% auto #0
 __all__ = ['PRESETS', 'TRAIN_FIELDS', 'METHOD_FIELDS', 'SAMPLERS', 'SELECTIONS', 'SCHEDULES', 'TrainConfig', 'resolve_config',
@@ -350,22 +350,20 @@ def results_table(summaries: list, split: str = "test"):
     return pd.DataFrame(rows)
 
 # %% ../nbs/05a_train.ipynb #b6c5df99
+def _run_label(s: dict) -> str: return Path(s["run_dir"]).name.rsplit("-", 1)[0]
+
 def plot_runs(summaries: list, path=None):
-    "Per-group test accuracy (left) and validation curves (right) of the runs; saved to `path` if given."
-    import matplotlib.pyplot as plt, pandas as pd, seaborn as sns
-    rows, curves = [], []
-    for s in summaries:
-        label = Path(s["run_dir"]).name.rsplit("-", 1)[0]
-        names = s.get("group_names") or [f"g{g}" for g in range(len(s["test"]["per_group_acc"]))]
-        rows += [dict(run=label, group=names[g].replace(" / ", "\n"), acc=v) for g, v in enumerate(s["test"]["per_group_acc"])]
-        for r in s.get("history", []):
-            curves += [dict(run=label, epoch=r["epoch"], metric=k, acc=r["val"][f]) for k, f in (("worst-group", "worst_group_acc"), ("average", "avg_acc"))]
+    "Per-group test accuracy at the selected epoch (left) and validation curves (right) of the runs, drawn by `spurnb.eval`; saved to `path` if given."
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    names = summaries[0].get("group_names") if summaries else None
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.4))
-    sns.barplot(pd.DataFrame(rows), x="group", y="acc", hue="run", ax=ax[0]); ax[0].set_ylim(0, 1); ax[0].set_title("test accuracy per group (selected epoch)")
-    ax[0].legend(fontsize=7, loc="lower left")
-    if curves: sns.lineplot(pd.DataFrame(curves), x="epoch", y="acc", hue="run", style="metric", ax=ax[1], legend=False)
-    ax[1].set_title("validation: worst-group (solid) and average (dashed)")
-    if curves: ax[1].set_ylim(max(0.0, min(c["acc"] for c in curves) - 0.05), 1.0)   # zoomed: the runs often differ by a few points
+    plot_group_accuracy({_run_label(s): s["test"] for s in summaries}, [n.replace(" / ", "\n") for n in names] if names else None,
+                        ax=ax[0], title="test accuracy per group (selected epoch)")
+    curves = pd.DataFrame([dict(run=_run_label(s), epoch=r["epoch"], **{k: r["val"][k] for k in ("worst_group_acc", "avg_acc")})
+                           for s in summaries for r in s.get("history", [])])
+    plot_training_curves(curves, ("worst_group_acc", "avg_acc"), ax=ax[1], hue="run", title="validation accuracy per epoch")
+    ax[1].set_ylim(max(0.0, curves[["worst_group_acc", "avg_acc"]].min().min() - 0.05), 1.0)   # zoomed: the runs often differ by a few points
     fig.tight_layout()
     if path is not None: Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=90); plt.close(fig)
     return fig
@@ -459,7 +457,7 @@ def report_attribution(r: dict, split: str = "test", n_per_group: int = 8, metho
     if not getattr(ds, "has_masks", False): return None   # the share needs object masks
     models, acc = {}, {}
     for s in r["summaries"]:
-        name = Path(s["run_dir"]).name.rsplit("-", 1)[0]
+        name = _run_label(s)
         m = load_method(s["run_dir"], r["adapter"], r["task"])
         models[name], acc[name] = (m.adapter, m.image_classifier()), s[split]["per_group_acc"]
     out = r["out"] / "attribution"

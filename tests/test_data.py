@@ -117,7 +117,7 @@ def test_bad_benchmark_arguments():
 
 
 def test_every_background_renders():
-    for name, tex in D.BACKGROUNDS.items():
+    for name, tex in B.BACKGROUNDS.items():
         t = tex(np.random.default_rng(1), 2, 32)
         assert t.shape == (2, 32, 32, 3) and t.min() >= 0 and t.max() <= 1, name
 
@@ -138,7 +138,7 @@ def test_fashion_mnist_idx_fixture(tmp_path, compress):
         ims = np.zeros((n, 28, 28), np.uint8); ims[:, 6:22, 8:20] = rng.integers(128, 256, (n, 16, 12))
         write_idx(tmp_path / f"{part}-images-idx3-ubyte", ims, compress)
         write_idx(tmp_path / f"{part}-labels-idx1-ubyte", np.arange(n) % 10, compress)
-    src = D.OBJECT_SOURCES["fashion-mnist"](tmp_path)
+    src = B.OBJECT_SOURCES["fashion-mnist"](tmp_path)
     assert src.images.shape == (100, 28, 28) and src.labels[:12].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
     b = B.make_benchmark(source="fashion-mnist", source_dir=tmp_path, n_train=40, n_val=8, n_test=8, cache=False)
     assert b.classnames == ["clothing", "footwear or bag"] and b.train.attr_context_prompts == ["item on land", "item on water"]
@@ -146,7 +146,7 @@ def test_fashion_mnist_idx_fixture(tmp_path, compress):
 
 def test_fashion_mnist_missing(tmp_path):
     with pytest.raises(D.DataNotFoundError, match="dataset-fashion-mnist"):
-        D.OBJECT_SOURCES["fashion-mnist"](tmp_path / "nowhere")
+        B.OBJECT_SOURCES["fashion-mnist"](tmp_path / "nowhere")
 
 
 # ---------------------------------------------------------------- Waterbirds
