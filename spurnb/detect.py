@@ -15,7 +15,8 @@ from fastprogress.fastprogress import progress_bar
 from fastcore.script import call_parse
 from .core import Registry, atomic_write
 from .models import SHORT_TEMPLATES, encode_prompts
-from .methods import Task, make_method, feature_cache
+from .methods import Task, make_method
+from .cache import cached_image_features
 
 # %% auto #0
 __all__ = ['OPENAI_MEAN', 'OPENAI_STD', 'VOCABULARY', 'DISTRACTORS', 'SCORERS', 'VocabularyError', 'Vocabulary', 'vocabulary',
@@ -95,7 +96,7 @@ DISTRACTORS = ("grass", "ocean", "sand", "ice", "road", "city", "red", "blue", "
 
 def benchmark_vocabulary(source: str = "digits", attrs=("land", "water"), distractors=DISTRACTORS) -> Vocabulary:
     "The built-in benchmark's vocabulary: every background of its caption corpus, the other words of its captions, and distractor words."
-    from spurnb.data import CORPUS_BACKGROUNDS, OBJECT_SOURCES
+    from spurnb.benchmark import CORPUS_BACKGROUNDS, OBJECT_SOURCES
     src = OBJECT_SOURCES[source]()
     pairs = ([(b, "scene") for b in dict.fromkeys(list(CORPUS_BACKGROUNDS) + list(attrs))] + [(src.noun, "caption")] +
              [(o, "caption") for o in src.objectnames] + [(w, "distractor") for w in distractors])
@@ -221,7 +222,7 @@ def make_scorer(name: str, adapter, words, **opts) -> Scorer:
 @torch.no_grad()
 def image_embeddings(adapter, ds, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
     "Unit CLIP image embeddings `[N, D]` of every item of `ds` (trunk features from the on-disk cache, then the frozen head)."
-    f = torch.as_tensor(np.asarray(feature_cache("cached_image_features")(adapter, ds, progress=progress)), dtype=torch.float32)
+    f = torch.as_tensor(np.asarray(cached_image_features(adapter, ds, progress=progress)), dtype=torch.float32)
     return torch.cat([F.normalize(adapter.image_head(f[i:i + batch_size]).float(), dim=-1) for i in range(0, len(f), batch_size)])
 
 @torch.no_grad()
@@ -359,7 +360,7 @@ def correct_predictions(adapter, task, ds, source="zeroshot", progress: bool = F
     elif Path(str(source), "config.json").is_file(): m = load_method(source, adapter, task)
     else: raise ValueError(f"predictions source {source!r} is neither 'zeroshot' nor a run directory (one with config.json and best.pt, "
                            "as spurnb_train writes under <out>/<dataset>/<run>)")
-    return predict(m, Source(ds, m, progress)).argmax(1).cpu() == ds.y
+    return predict(m, Source(ds, m, progress))["logits"].argmax(1).cpu() == ds.y
 
 @dataclass
 class Detection:
@@ -510,7 +511,7 @@ def true_test_columns(table: pd.DataFrame, summaries: list, adapter, task, ds) -
     wg, avg = [], []
     for s in summaries:
         m = load_method(s["run_dir"], adapter, task)
-        s["true_test"] = group_metrics(predict(m, Source(ds, m)), ds.y, ds.g, n_groups=ds.n_groups)
+        s["true_test"] = group_metrics(predict(m, Source(ds, m))["logits"], ds.y, ds.g, n_groups=ds.n_groups)
         wg.append(s["true_test"]["worst_group_acc"]); avg.append(s["true_test"]["avg_acc"])
     return table.assign(true_worst_group=wg, true_average=avg)
 
@@ -550,7 +551,7 @@ def spurnb_detect(
     words = default_vocabulary(dataset, vocab)                         # a bad file fails before anything loads
     splits, task = load_splits(dataset, root, **(dict(image_root=image_root) if dataset == "csv" else {}))
     if split not in splits: raise ValueError(f"--split {split!r} is not one of {list(splits)}")
-    ds = splits[split]; task = task or Task.from_dataset(splits["train"])
+    ds = splits[split]
     adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
     det = detect(ds, adapter, task, words, scorer, predictions, min_count, n_boot, progress=not quiet)
     print(f"{dataset}/{split}: {len(ds)} images, {len(det.scores.words)} words, scorer {scorer}, errors of {predictions}; "
