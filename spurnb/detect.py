@@ -429,7 +429,7 @@ def show_ranked(table: pd.DataFrame, top: int = 5) -> str:
         return t.to_string(index=False, formatters={k: "{:.3f}".format for k in ("acc_with", "acc_without", "gap", "gap_lo", "gap_hi")} |
                            {"mi": "{:.4f}".format, "rank_gap": "{:.0f}".format, "rank_mi": "{:.0f}".format})
 
-# %% ../nbs/07_detect.ipynb #c060
+# %% ../nbs/07_detect.ipynb #c061
 class DetectionError(ValueError):
     "Detected attributes that cannot be used (none found, or a file that does not fit the dataset); the message says why and what to do."
 
@@ -453,7 +453,7 @@ def detected_attributes(det: Detection, k: int = 1, by: str = "gap", context: st
     return dict(classes=list(top), attrs=attrs, attr_prompts=attrs, attr_context_prompts=[context.format(w) for w in attrs],
                 top=top, by=by, k=k, info=det.info)
 
-# %% ../nbs/07_detect.ipynb #c061
+# %% ../nbs/07_detect.ipynb #c062
 def save_detection(det: Detection, attrs: dict | None, out) -> dict:
     "Write `detect.csv` (the ranked table) and `attributes.json` (top words per class, prompts) into `out`, each atomically."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -477,7 +477,7 @@ def load_attributes(path, classnames) -> dict:
     if len(d["attrs"]) < 2: raise DetectionError(f"{path} names {len(d['attrs'])} attribute(s) {d['attrs']}; pseudo groups need at least 2")
     return d
 
-# %% ../nbs/07_detect.ipynb #c062
+# %% ../nbs/07_detect.ipynb #c063
 def pseudo_labels(adapter, ds, attrs: dict, progress: bool = False) -> torch.Tensor:
     "`LongTensor[N]`: for every image the detected attribute CLIP finds most present (the highest calibrated `clip` score)."
     return make_scorer("clip", adapter, attrs["attrs"])(ds, progress).scores.argmax(1)
@@ -490,7 +490,7 @@ def relabel(ds, a: torch.Tensor, attrs: dict):
     new.g, new._fingerprint, new.name = new.y * new.n_attrs + new.a, None, f"{ds.name} (pseudo attributes)"
     return new
 
-# %% ../nbs/07_detect.ipynb #c063
+# %% ../nbs/07_detect.ipynb #c064
 def label_free_splits(splits: dict, task, adapter, attrs="detect", detect_split: str = "val", vocab=None, progress: bool = False, **detect_kw):
     "Splits and `Task` whose attribute is the pseudo label: `attrs` = 'detect' (detect on `detect_split` now), a file, or a dict. Reads no attribute label."
     classnames = splits["train"].classnames
@@ -515,7 +515,7 @@ def true_test_columns(table: pd.DataFrame, summaries: list, adapter, task, ds) -
         wg.append(s["true_test"]["worst_group_acc"]); avg.append(s["true_test"]["avg_acc"])
     return table.assign(true_worst_group=wg, true_average=avg)
 
-# %% ../nbs/07_detect.ipynb #c067
+# %% ../nbs/07_detect.ipynb #c068
 def default_vocabulary(dataset: str, vocab=None):
     "A user's vocabulary file if given; else the benchmark's own words on the benchmark, the built-in list elsewhere."
     if vocab: return load_vocabulary(vocab)
