@@ -372,11 +372,16 @@ def plot_runs(summaries: list, path=None):
 PRESETS["quick"] = dict(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=5, batch_size=128)
 
 def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, model="tiny-rn", pretrained="benchmark",
-                checkpoint=None, out="runs", preset="quick", resume=False, progress=True, device="cpu", data_kw=None, **overrides) -> dict:
-    "Load data and model once, train every method in `methods` (comma-separated) and return summaries, table and paths."
+                checkpoint=None, out="runs", preset="quick", resume=False, progress=True, device="cpu", data_kw=None, attrs=None, **overrides) -> dict:
+    "Load data and model once, train every method in `methods` (comma-separated) and return summaries, table and paths; `attrs` ('detect' or a file): label-free."
     from spurnb.models import load_clip
     splits, task = load_splits(dataset, root, **(data_kw or {}))
     adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
+    if attrs:   # label-free (spurnb.detect): detected attributes and pseudo labels replace every attribute label
+        from spurnb.detect import label_free_splits, default_vocabulary, true_test_columns
+        true_test, overrides["selection"] = splits["test"], _label_free_selection(overrides.get("selection"))
+        splits, task, attrs = label_free_splits(splits, task, adapter, attrs,
+                                                vocab=default_vocabulary(dataset), progress=progress)
     base = TrainConfig(**PRESETS[preset])
     base = replace(base, **{k: v for k, v in overrides.items() if v is not None})
     out = Path(out) / dataset
@@ -388,9 +393,16 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
         s = train(replace(base, method=m), adapter, splits, out, task, resume, progress=progress)
         s["seconds"] = round(time.perf_counter() - t0, 1); summaries.append(s)
     table = results_table(summaries)
+    if attrs: table = true_test_columns(table, summaries, adapter, task, true_test)   # reported only, after training and selection
     table.to_csv(out / "results.csv", index=False)
     plot_runs(summaries, out / "figures" / "runs.png")
-    return dict(summaries=summaries, table=table, out=out, figures=[out / "figures" / "runs.png"], adapter=adapter, splits=splits, task=task)
+    return dict(summaries=summaries, table=table, out=out, figures=[out / "figures" / "runs.png"], adapter=adapter, splits=splits, task=task, attrs=attrs)
+
+def _label_free_selection(selection):
+    "Label-free runs select by validation worst-class accuracy (or average): validation has no group labels either."
+    if selection == "worst-group": raise ValueError("--attrs trains without group labels, so --selection worst-group cannot be used; "
+                                                    "use worst-class (the default with --attrs) or average")
+    return selection or "worst-class"
 
 # %% ../nbs/05a_train.ipynb #729c0951
 @call_parse
@@ -418,12 +430,13 @@ def spurnb_train(
     resume: bool = False,               # continue interrupted runs and reuse finished ones
     device: str = "cpu",                # "cpu" or "cuda"
     quiet: bool = False,                # no progress bars
+    attrs: str = None,                  # label-free: "detect" (detect the attributes now) or an attributes.json from spurnb_detect
 ):
     "Fine-tune CLIP with zero-shot, ERM and spurnb (or the chosen methods) and print worst-group, average and adjusted-average accuracy."
     from spurnb.core import cpu_threads
     cpu_threads(); t0 = time.perf_counter()
     r = run_methods(method, dataset, root, model, pretrained, checkpoint, out, preset, resume, not quiet, device,
-                    data_kw=dict(image_root=image_root) if dataset == "csv" else None,
+                    data_kw=dict(image_root=image_root) if dataset == "csv" else None, attrs=attrs,
                     recipe=recipe, mode=mode, policy=policy, templates=templates, sampler=sampler, selection=selection, optimizer=optimizer,
                     epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     att = report_attribution(r)
