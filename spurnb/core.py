@@ -11,9 +11,10 @@ import torch
 import filelock, platformdirs
 
 # %% auto #0
-__all__ = ['SpurnbError', 'CheckpointError', 'cache_dir', 'atomic_write', 'remove_orphans', 'check_plain', 'save_json',
-           'torch_save', 'check_zip', 'torch_load', 'read_json', 'LockedError', 'file_lock', 'Registry', 'set_seed',
-           'fingerprint', 'in_test', 'cpu_threads', 'show_progress', 'progress', 'step']
+__all__ = ['SpurnbError', 'CheckpointError', 'ArgError', 'cache_dir', 'atomic_write', 'remove_orphans', 'check_plain',
+           'save_json', 'torch_save', 'check_zip', 'torch_load', 'read_json', 'LockedError', 'file_lock',
+           'UnknownNameError', 'did_you_mean', 'Registry', 'set_seed', 'fingerprint', 'in_test', 'cpu_threads',
+           'show_progress', 'progress', 'step']
 
 # %% ../nbs/00_core.ipynb #5fa41fdf
 class SpurnbError(Exception):
@@ -21,6 +22,9 @@ class SpurnbError(Exception):
 
 class CheckpointError(SpurnbError, ValueError):
     "A checkpoint or run file that is damaged, truncated, or not something spurnb wrote."
+
+class ArgError(SpurnbError, ValueError):
+    "A command-line option with a value that cannot work; the message names the flag and what would."
 
 # %% ../nbs/00_core.ipynb #2004bb7d
 def cache_dir(*parts: str, create: bool = True) -> Path:
@@ -121,8 +125,18 @@ def file_lock(path, timeout: float = -1, what: str | None = None):
     finally: lock.release()
 
 # %% ../nbs/00_core.ipynb #6d1b5fd8
+class UnknownNameError(SpurnbError, KeyError):
+    "A name that is not in a registry; the message lists the close matches and the known names."
+    def __str__(self): return str(self.args[0])
+
+def did_you_mean(name, known) -> str:
+    "' Did you mean ...?' for the names in `known` close to `name` (or '')."
+    import difflib
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=3, cutoff=0.6)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
 class Registry(dict):
-    "A named collection filled with `@registry.register(name)`; unknown names raise with the known ones."
+    "A named collection filled with `@registry.register(name)`; unknown names raise with the close matches and the known ones."
     def __init__(self, kind: str): super().__init__(); self.kind = kind
     def register(self, name: str | None = None):
         def _reg(obj):
@@ -131,7 +145,7 @@ class Registry(dict):
             self[key] = obj; return obj
         return _reg
     def __getitem__(self, name):
-        if name not in self: raise KeyError(f"Unknown {self.kind} {name!r}. Known: {', '.join(sorted(self)) or '(none)'}")
+        if name not in self: raise UnknownNameError(f"Unknown {self.kind} {name!r}.{did_you_mean(name, self)} Known: {', '.join(sorted(self)) or '(none)'}")
         return super().__getitem__(name)
     def __repr__(self): return f"Registry({self.kind}: {', '.join(sorted(self))})"
 

@@ -18,8 +18,7 @@ from open_clip.transformer import VisionTransformer, text_global_pool
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 import pandas as pd
 from fastcore.basics import patch
-from fastprogress.fastprogress import progress_bar
-from .core import cache_dir, atomic_write, Registry, fingerprint, in_test, cpu_threads
+from .core import cache_dir, atomic_write, Registry, fingerprint, in_test, cpu_threads, progress as progress_bar
 
 # %% auto #0
 __all__ = ['TINY_CONFIGS', 'FAMILIES', 'PRECISIONS', 'TEMPLATES', 'SHORT_TEMPLATES', 'POLICIES', 'register_tiny_configs',
@@ -283,7 +282,7 @@ def to_input_size(self: ClipAdapter, images, progress: bool = False) -> np.ndarr
     if images.shape[1] == S and images.shape[2] == S: return images
     steps = [t for t in self.preprocess.transforms if not type(t).__name__.endswith(("ToTensor", "Normalize", "ConvertMode"))]
     out = np.empty((len(images), S, S, 3), np.uint8)
-    for i in progress_bar(range(len(images)), display=progress):
+    for i in progress_bar(range(len(images)), desc="resizing images", display=progress):
         im = Image.fromarray(images[i])
         for t in steps: im = t(im)
         out[i] = np.asarray(im.convert("RGB"))

@@ -4,15 +4,15 @@
 
 # %% ../nbs/02b_pretrain.ipynb #07c03fbe
 from __future__ import annotations
-import math, time, warnings
+import contextlib, math, time, warnings
 from pathlib import Path
 from dataclasses import dataclass, asdict
 import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from fastprogress.fastprogress import progress_bar
-from .core import cache_dir, file_lock, torch_save, save_json, set_seed, fingerprint, in_test, cpu_threads
+from .core import cache_dir, file_lock, torch_save, save_json, set_seed, fingerprint, in_test, cpu_threads, remove_orphans, check_zip, read_json
+from .core import progress as progress_bar, step as long_step
 from .models import load_clip, ClipAdapter, TEMPLATES, SHORT_TEMPLATES, TINY_CONFIGS, encode_prompts
 from .data import make_benchmark, caption as corpus_caption
 
@@ -140,7 +140,7 @@ def train_tiny_clip(adapter: ClipAdapter, corpus, sampler: CaptionSampler, cfg: 
     model.visual.to(memory_format=torch.channels_last)
     model.train()
     step, warm_steps = 0, int(cfg.object_warmup * cfg.epochs * steps_per_epoch)
-    for ep in progress_bar(range(cfg.epochs), display=progress):
+    for ep in progress_bar(range(cfg.epochs), desc="pretraining epochs", display=progress):
         losses = []
         for idx in _epoch_batches(sampler.bg, B, cfg.same_background, g):
             x = adapter.preprocess_batch(images[idx]).contiguous(memory_format=torch.channels_last)
@@ -195,24 +195,35 @@ def pretrain_tiny_clip(name: str = "tiny-rn", benchmark=None, device="cpu", prec
     corpus = bench.corpus(n=cfg.n_images, seed=cfg.corpus_seed)
     key = fingerprint(PRETRAIN_VERSION, asdict(cfg), TINY_CONFIGS[name], corpus.images, corpus.captions, corpus.objects, corpus.backgrounds)
     path = cache_dir("models") / f"{name}-benchmark-{key}.pt"
+    if path.exists() and not force:     # a complete entry is read without the lock: a read-only cache works
+        with contextlib.suppress(Exception): return _load_pretrained(name, path, key, device, precision)
     with file_lock(path.with_suffix(".lock")):
         if path.exists() and not force:
             try: return _load_pretrained(name, path, key, device, precision)
             except Exception as e: warnings.warn(f"rebuilding unreadable pretrained model {path} ({type(e).__name__}: {e})")
-        set_seed(cfg.seed)
-        adapter = load_clip(name)
-        sampler = CaptionSampler(corpus, bench.params["classes"], bench.source.noun, mix=cfg.caption_mix, class_p=cfg.class_p)
-        t0 = time.perf_counter()
-        history = train_tiny_clip(adapter, corpus, sampler, cfg, progress)
-        secs = time.perf_counter() - t0
-        meta = dict(config=asdict(cfg), key=key, seconds=round(secs, 1), threads=torch.get_num_threads(), loss=history,
-                    zeroshot=zeroshot_report(adapter, bench) if report else None, corpus=corpus.summary())
+        for f in (path, path.with_suffix(".json")): remove_orphans(f.parent, f.name)
+        with long_step(f"pretraining the tiny CLIP {name}, once per cache (a few minutes on a laptop CPU)", progress):
+            adapter, meta = _pretrain(name, bench, corpus, cfg, key, progress, report)
         torch_save(adapter.model.state_dict(), path)
         save_json(meta, path.with_suffix(".json"))
     return _load_pretrained(name, path, key, device, precision)
 
+def _pretrain(name, bench, corpus, cfg, key, progress, report):
+    "Pretrain a freshly initialised tiny CLIP `name` on `corpus`; returns it and the record written next to its weights."
+    set_seed(cfg.seed)
+    adapter = load_clip(name)
+    sampler = CaptionSampler(corpus, bench.params["classes"], bench.source.noun, mix=cfg.caption_mix, class_p=cfg.class_p)
+    t0 = time.perf_counter()
+    history = train_tiny_clip(adapter, corpus, sampler, cfg, progress)
+    secs = time.perf_counter() - t0
+    meta = dict(config=asdict(cfg), key=key, seconds=round(secs, 1), threads=torch.get_num_threads(), loss=history,
+                zeroshot=zeroshot_report(adapter, bench) if report else None, corpus=corpus.summary())
+    return adapter, meta
+
 def _load_pretrained(name, path, key, device, precision) -> ClipAdapter:
-    import json
+    fix = f"delete it (and {path.with_suffix('.json').name}) and spurnb pretrains it again"
+    check_zip(path, "cached pretrained model", fix)                # CRC-32 of every record: flipped bytes or a cut file are caught
+    meta = read_json(path.with_suffix(".json"), "record of the cached pretrained model", fix)
     ad = load_clip(name, checkpoint=path, device=device, precision=precision)
-    ad.weights, ad.pretrain_meta = f"benchmark:{key}", json.loads(path.with_suffix(".json").read_text())
+    ad.weights, ad.pretrain_meta = f"benchmark:{key}", meta
     return ad

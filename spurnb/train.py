@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from fastcore.basics import patch
-from fastcore.script import call_parse
 from .core import Registry, save_json, torch_save, atomic_write, set_seed, fingerprint, in_test, cache_dir
+from .core import SpurnbError, CheckpointError, torch_load, read_json, file_lock, remove_orphans, step, progress as progress_bar
 from .methods import METHODS, Task, make_method, method_options, feature_cache
 from . import models as M
 from .eval import group_metrics
@@ -19,9 +19,9 @@ from .eval import group_metrics
 # %% auto #0
 __all__ = ['PRESETS', 'TRAIN_FIELDS', 'METHOD_FIELDS', 'SAMPLERS', 'SELECTIONS', 'DATASETS', 'SPLITS', 'TrainConfig',
            'resolve_config', 'natural_weights', 'balanced_weights', 'epoch_batches', 'selection_score', 'select_epoch',
-           'Source', 'predict', 'evaluate', 'NonFiniteLoss', 'check_finite', 'versions', 'run_name', 'Run', 'train',
-           'benchmark_splits', 'waterbirds_splits', 'celeba_splits', 'csv_splits', 'load_splits', 'results_table',
-           'plot_runs', 'run_methods', 'spurnb_train', 'load_method', 'report_attribution']
+           'Source', 'predict', 'evaluate', 'NonFiniteLoss', 'check_finite', 'versions', 'run_name', 'Run',
+           'RunDiverged', 'train', 'benchmark_splits', 'waterbirds_splits', 'celeba_splits', 'csv_splits',
+           'load_splits', 'results_table', 'plot_runs', 'run_methods', 'load_method', 'report_attribution']
 
 # %% ../nbs/05a_train.ipynb #fddb8415
 @dataclass
@@ -130,7 +130,7 @@ def evaluate(method, source: Source, task: Task) -> dict:
     return {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in m.items()}
 
 # %% ../nbs/05a_train.ipynb #afd4d5ff
-class NonFiniteLoss(FloatingPointError):
+class NonFiniteLoss(SpurnbError, FloatingPointError):
     "A loss term became NaN or infinite."
 
 def check_finite(terms: dict, where: str = ""):
@@ -146,8 +146,8 @@ def check_finite(terms: dict, where: str = ""):
 def versions() -> dict:
     "Versions of what a run depends on."
     import open_clip, spurnb
-    return dict(python=platform.python_version(), torch=torch.__version__, open_clip=open_clip.__version__,
-                numpy=np.__version__, spurnb=spurnb.__version__, platform=platform.platform())
+    return dict(python=platform.python_version(), torch=str(torch.__version__), open_clip=str(open_clip.__version__),
+                numpy=str(np.__version__), spurnb=str(spurnb.__version__), platform=platform.platform())
 
 def run_name(cfg: TrainConfig, data_fp: str = "", model_fp: str = "") -> str:
     "`method[-recipe-mode]-sampler-s<seed>-<fingerprint>` for the resolved config."
@@ -156,8 +156,15 @@ def run_name(cfg: TrainConfig, data_fp: str = "", model_fp: str = "") -> str:
     if r["sampler"] is not None: parts += [r["sampler"], f"s{cfg.seed}"]
     return "-".join(parts).replace("+", "") + "-" + fingerprint(r, data_fp, model_fp, n=8)
 
-def _rng_state(): return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate())
-def _set_rng_state(s): torch.set_rng_state(s["torch"]); np.random.set_state(s["numpy"]); random.setstate(s["python"])
+def _rng_state():
+    "Every generator's state as tensors and plain types (a checkpoint holds nothing else)."
+    _, key, pos, has_gauss, gauss = np.random.get_state()
+    return dict(torch=torch.get_rng_state(), numpy=dict(key=torch.from_numpy(key.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss),
+                gauss=float(gauss)), python=random.getstate())
+
+def _set_rng_state(s):
+    n = s["numpy"]; torch.set_rng_state(s["torch"]); random.setstate(s["python"])
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
 
 # %% ../nbs/05a_train.ipynb #ecccc14f
 class Run:
@@ -210,6 +217,9 @@ def train_step(self: Run, idx: torch.Tensor, total_steps: int):
     self._acc["_n"] = self._acc.get("_n", 0) + len(idx)
 
 # %% ../nbs/05a_train.ipynb #4c697d61
+class RunDiverged(SpurnbError):
+    "`--resume` of a run whose loss became NaN or infinite."
+
 @patch
 def state(self: Run, finished: bool = False) -> dict:
     return dict(meta=self.meta, method=self.method.get_state(), optimizer=self.opt.state_dict() if self.opt else None,
@@ -217,19 +227,36 @@ def state(self: Run, finished: bool = False) -> dict:
                 rng=self._rng, acc=dict(self._acc), history=self.history, best=self.best, finished=finished)
 
 @patch
-def save_last(self: Run, finished: bool = False):
-    if self.best_state is not None:   # best.pt first: the last.pt that names the best epoch never precedes its weights
+def save_best(self: Run):
+    if self.best_state is not None:
         torch_save(dict(meta=self.meta, epoch=self.best["epoch"], method=self.best_state), self.dir / "best.pt"); self.best_state = None
+
+@patch
+def save_last(self: Run, finished: bool = False):
+    self.save_best()                  # best.pt first: the last.pt that names the best epoch never precedes its weights
     torch_save(self.state(finished), self.dir / "last.pt"); self.saved_at = time.monotonic()
+
+@patch
+def diverged(self: Run, e: NonFiniteLoss):
+    "Keep `best.pt`; overwrite `last.pt` only with finite weights; write `diverged.json`, which `--resume` reads and explains."
+    if all(bool(torch.isfinite(p).all()) for p in self.params):
+        self.save_last(); where = f"epoch {self.epoch + 1}, step {self.step}"
+    else: self.save_best(); where = "the last.pt written before the weights became non-finite" if (self.dir / "last.pt").exists() else "the start"
+    save_json(dict(error=str(e), epoch=self.epoch + 1, step=self.step + 1, resume_from=where), self.dir / "diverged.json")
 
 @patch
 def load_last(self: Run) -> bool:
     "Restore from `last.pt` if there is one; True if it was a finished run."
     p = self.dir / "last.pt"
+    if (self.dir / "diverged.json").exists():
+        d = read_json(self.dir / "diverged.json", "divergence record", "delete it to resume from the last finite checkpoint")
+        raise RunDiverged(f"run {self.dir} diverged ({d['error']}). Resuming the same config repeats the same steps and diverges "
+                          f"again; start a new run with a lower --lr (or another --optimizer), or delete {self.dir / 'diverged.json'} "
+                          f"to retry from the last finite checkpoint ({d['resume_from']}).")
     if not p.exists(): return False
-    s = torch.load(p, weights_only=False)
+    s = torch_load(p, "checkpoint", f"delete {self.dir} (or run without --resume) to start this run again")
     if s["meta"]["config"] != self.meta["config"]:
-        raise ValueError(f"{p} was written by a different config: {s['meta']['config']} (now {self.meta['config']})")
+        raise CheckpointError(f"{p} was written by a different config: {s['meta']['config']} (now {self.meta['config']})")
     self.method.set_state(s["method"])
     if self.opt: self.opt.load_state_dict(s["optimizer"])
     self.epoch, self.step, self.global_step = s["epoch"], s["step"], s["global_step"]
@@ -272,9 +299,17 @@ def _flatten(row: dict) -> dict:
 # %% ../nbs/05a_train.ipynb #9457bb21
 @patch
 def fit(self: Run, resume: bool = False) -> dict:
-    "Train (or resume) to the end and return the summary written to `final.json`."
+    "Train (or resume) to the end and return the summary written to `final.json`; the run directory is locked meanwhile."
     self.dir.mkdir(parents=True, exist_ok=True)
-    if resume and self.load_last(): return json.loads((self.dir / "final.json").read_text())
+    with file_lock(self.dir / ".lock", timeout=0, what=f"run directory {self.dir}"):
+        remove_orphans(self.dir, "*")                             # temporary files a killed writer left
+        return self._fit(resume)
+
+@patch
+def _fit(self: Run, resume: bool = False) -> dict:
+    if resume and self.load_last():
+        return read_json(self.dir / "final.json", "run summary", f"delete {self.dir / 'last.pt'} and resume again to redo the end of the run")
+    (self.dir / "diverged.json").unlink(missing_ok=True)
     save_json(self.meta, self.dir / "config.json")
     self.steps_per_epoch = math.ceil(len(self.sources["train"]) / self.cfg.batch_size)
     self.total_steps = self.n_epochs * self.steps_per_epoch
@@ -291,6 +326,8 @@ def fit(self: Run, resume: bool = False) -> dict:
                 self.step, self.global_step, self._rng = i + 1, self.global_step + 1, _rng_state()
                 if self.cfg.ckpt_steps and self.global_step % self.cfg.ckpt_steps == 0: self.save_last()
                 for cb in self.callbacks: cb(self, "after_step")
+        except NonFiniteLoss as e:
+            self.diverged(e); raise                               # resuming would diverge again: say so then
         except BaseException:
             self.save_last(); raise                               # resumable from the last completed step
         self.epoch, self.step, self.epoch_gen_state = self.epoch + 1, 0, self.gen.get_state()
@@ -300,14 +337,10 @@ def fit(self: Run, resume: bool = False) -> dict:
         _bar_comment(mb, self.history[-1])
     return self.finish()
 
-def _bar(it, progress):
-    if not progress: return it
-    from fastprogress.fastprogress import master_bar
-    return master_bar(it)
+def _bar(it, progress): return progress_bar(it, desc="epochs", display=progress)
 
 def _bar_comment(mb, row):
-    if hasattr(mb, "write"):
-        mb.main_bar.comment = f"val wga {row['val']['worst_group_acc']:.3f} avg {row['val']['avg_acc']:.3f}"
+    if hasattr(mb, "set_postfix_str"): mb.set_postfix_str(f"val wga {row['val']['worst_group_acc']:.3f} avg {row['val']['avg_acc']:.3f}")
 
 # %% ../nbs/05a_train.ipynb #52967ea1
 @patch
@@ -358,8 +391,11 @@ def csv_splits(root=None, image_root=None, **kw):
 
 def load_splits(dataset: str, root=None, **kw):
     "`(splits, task)` for a dataset by name; `task` is None when `Task.from_dataset` reads it right."
-    if dataset != "benchmark" and root is None: raise ValueError(f"--dataset {dataset} needs --root (where the data is)")
-    return DATASETS[dataset](root, **kw)
+    load = DATASETS[dataset]                   # an unknown name first, with the known ones
+    if dataset != "benchmark" and root is None:
+        from spurnb.data import DataError
+        raise DataError(f"--dataset {dataset} needs --root (where the data is)")
+    return load(root, **kw)
 
 # %% ../nbs/05a_train.ipynb #99c2d120
 def results_table(summaries: list, split: str = "test"):
@@ -372,7 +408,7 @@ def results_table(summaries: list, split: str = "test"):
                          seed=c.get("seed"), selection=s["selection"] if c.get("sampler") else None,
                          epoch=s["best_epoch"], worst_group=m["worst_group_acc"], average=m["avg_acc"],
                          adjusted_average=m.get("adj_avg_acc"), run=Path(s["run_dir"]).name))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).astype({"seed": "Int64", "epoch": "Int64"})   # integers (seed blank for zero-shot), never 0.0/NaN
 
 # %% ../nbs/05a_train.ipynb #b6c5df99
 def plot_runs(summaries: list, path=None):
@@ -402,80 +438,34 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
                 checkpoint=None, out="runs", preset="quick", resume=False, progress=True, device="cpu", data_kw=None, **overrides) -> dict:
     "Load data and model once, train every method in `methods` (comma-separated) and return summaries, table and paths."
     from spurnb.models import load_clip
-    splits, task = load_splits(dataset, root, **(data_kw or {}))
-    adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    for m in names: METHODS[m]                 # unknown names fail before any data or model is loaded
     if preset not in PRESETS: raise ValueError(f"Unknown preset {preset!r}; known: {list(PRESETS)}")
+    DATASETS[dataset]
+    splits, task = load_splits(dataset, root, **(data_kw or {}))
+    set_seed(overrides.get("seed") or 0)       # a random init (pretrained='') is part of the run: seeded, resume finds its directory
+    adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
     base = TrainConfig(**PRESETS[preset])
     base = replace(base, **{k: v for k, v in overrides.items() if v is not None})
     out = Path(out) / dataset
     summaries = []
-    for m in [m.strip() for m in methods.split(",") if m.strip()]:
-        METHODS[m]  # an unknown name fails before any training
-    for m in [m.strip() for m in methods.split(",") if m.strip()]:
+    for k, m in enumerate(names):
         t0 = time.perf_counter()
-        s = train(replace(base, method=m), adapter, splits, out, task, resume, progress=progress)
+        with step(f"training method {k + 1} of {len(names)}: {m}", progress):
+            s = train(replace(base, method=m), adapter, splits, out, task, resume, progress=progress)
         s["seconds"] = round(time.perf_counter() - t0, 1); summaries.append(s)
     table = results_table(summaries)
     table.to_csv(out / "results.csv", index=False)
     fig = plot_runs(summaries, out / "figures" / "runs.png")
     return dict(summaries=summaries, table=table, out=out, figures=[out / "figures" / "runs.png"], adapter=adapter, splits=splits, task=task)
 
-# %% ../nbs/05a_train.ipynb #729c0951
-@call_parse
-def spurnb_train(
-    dataset: str = "benchmark",         # "benchmark" (built in, offline), "waterbirds", "celeba" or "csv"
-    root: str = None,                   # dataset folder (waterbirds, celeba) or the CSV file (csv)
-    image_root: str = None,             # csv: folder the CSV's image paths are relative to
-    model: str = "tiny-rn",             # open_clip architecture: "tiny-rn", "tiny-vit", "RN50", "ViT-B-32", ...
-    pretrained: str = "benchmark",      # weights tag: "benchmark" (the tiny CLIP pretrained here), "openai", ...
-    checkpoint: str = None,             # a local weights file instead of a tag
-    method: str = "zeroshot,erm,spurnb",  # comma-separated methods to run, each a name in METHODS
-    recipe: str = None,                 # spurnb loss recipe: "lc+vc+ls" (default) or "lc+vc+vs"
-    mode: str = None,                   # spurnb: "paper" (default) or "official"
-    policy: str = None,                 # what trains: "projection" (default) or "projection+text-embeddings", ...
-    templates: str = None,              # prompt templates: "short" (default, 5) or "imagenet" (the 80 OpenAI ones)
-    sampler: str = None,                # "natural" (default) or "balanced"
-    selection: str = None,              # "worst-group" (default), "worst-class" or "average" (validation)
-    preset: str = "quick",              # "quick" (Adam 1e-3, 5 epochs), "prototype" (Adam, 40) or "reference" (SGD 1e-4, 300)
-    optimizer: str = None,              # "sgd" or "adam" (overrides the preset)
-    epochs: int = None,                 # overrides the preset
-    lr: float = None,                   # overrides the preset
-    batch_size: int = None,             # overrides the preset
-    seed: int = 0,                      # seeds each run
-    out: str = "runs",                  # output directory (runs land in <out>/<dataset>/<run>)
-    resume: bool = False,               # continue interrupted runs and reuse finished ones
-    device: str = "cpu",                # "cpu" or "cuda"
-    quiet: bool = False,                # no progress bars
-):
-    "Fine-tune CLIP with zero-shot, ERM and spurnb (or the chosen methods) and print worst-group, average and adjusted-average accuracy."
-    from spurnb.core import cpu_threads
-    cpu_threads(); t0 = time.perf_counter()
-    r = run_methods(method, dataset, root, model, pretrained, checkpoint, out, preset, resume, not quiet, device,
-                    data_kw=dict(image_root=image_root) if dataset == "csv" else None,
-                    recipe=recipe, mode=mode, policy=policy, templates=templates, sampler=sampler, selection=selection, optimizer=optimizer,
-                    epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
-    att = report_attribution(r)
-    import pandas as pd
-    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
-        sel = r["table"]["selection"].dropna()
-        print(f"\n{dataset}: test accuracy at the epoch chosen by validation {sel.iloc[0] if len(sel) else 'n/a'} accuracy")
-        print(r["table"].drop(columns=["run"]).to_string(index=False))
-        if att is not None:
-            print(f"\nshare of positive Grad-CAM attribution on the object (test, {int(att.n.max())} images per group; chance = mask area):")
-            print(att.pivot_table(index="model", columns="group_name", values="share", sort=False).round(3).to_string())
-    print(f"\nruns:    {r['out']}/<run>/ (config.json, metrics.csv, metrics.jsonl, best.pt, last.pt, final.json)")
-    if att is not None: print(f"attribution table: {r['out'] / 'attribution' / 'attribution_share.csv'}")
-    print(f"table:   {r['out'] / 'results.csv'}")
-    for f in r["figures"]: print(f"figure:  {f}")
-    print(f"total {time.perf_counter() - t0:.0f} s")
-
 # %% ../nbs/05a_train.ipynb #22432ad2
 def load_method(run_dir, adapter, task: Task, which: str = "best"):
     "The method of the run in `run_dir`, with the weights of its `which` checkpoint (`'best'` or `'last'`)."
     run_dir = Path(run_dir)
-    c = json.loads((run_dir / "config.json").read_text())["config"]
+    c = read_json(run_dir / "config.json", "run config", f"the run in {run_dir} is incomplete; train it again")["config"]
     m = make_method(c["method"], adapter, task, **{k: c[k] for k in METHOD_FIELDS if c.get(k) is not None})
-    m.set_state(torch.load(run_dir / f"{which}.pt", weights_only=False)["method"])
+    m.set_state(torch_load(run_dir / f"{which}.pt", "checkpoint", f"train the run in {run_dir} again")["method"])
     return m
 
 def report_attribution(r: dict, split: str = "test", n_per_group: int = 8, methods=("gradcam",)):
