@@ -8,7 +8,7 @@ The classes are those of issue 17 (what failed) and the ones that already held, 
 `test_every_class_has_a_test` keeps the list and the tests in step. Small on purpose: a 120-image benchmark and a randomly
 initialised tiny CLIP (no pretraining), 1-2 epochs.
 """
-import json, math, os, shutil, struct, subprocess, sys, threading, warnings, zipfile
+import contextlib, json, math, os, shutil, struct, subprocess, sys, threading, warnings, zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,12 +29,22 @@ from test_data import waterbirds, celeba, jpeg, ALL_GROUPS
 
 CFG = T.TrainConfig(method="erm", optimizer="adam", lr=1e-3, epochs=2, batch_size=32)
 
-# name -> "new" (failed when issue 17 was filed) or "held" (already answered well; kept so)
+# name -> (kind, what the test asserts, test): kind "new" (failed when issue 17 was filed), "held" (answered well already; kept so)
+# or "cli" (issue 16's command line, not a bad input); asserts: e = a clear error naming the thing and the fix,
+# h = nothing half-written (no new or changed file), l = a later correct run works.
 CLASSES = {}
-def bad_input(name, kind="new"):
+def bad_input(name, kind, checks):
     "Register the decorated test as the test of class `name`."
-    def reg(f): CLASSES[name] = (kind, f.__name__); return f
+    def reg(f): CLASSES[name] = (kind, checks, f.__name__); return f
     return reg
+
+
+@contextlib.contextmanager
+def no_new_files(d):
+    "Assert that the block adds, removes or changes no file under `d` (lock files aside: taking a lock touches them)."
+    snap = lambda: {str(p.relative_to(d)): (p.stat().st_size, p.stat().st_mtime_ns) for p in Path(d).rglob("*") if p.is_file() and p.suffix != ".lock"}
+    before = snap(); yield
+    assert snap() == before, f"files changed under {d}"
 
 
 @pytest.fixture(scope="module")
@@ -83,20 +93,20 @@ class _Evil:
     def __reduce__(self): return (os.makedirs, (self.p,))
 
 
-@bad_input("crafted pickle in last.pt")
+@bad_input('crafted pickle in last.pt', 'new', 'ehl')
 def test_crafted_pickle_is_refused_and_runs_nothing(world, tmp_path):
     splits, task, ad = world
     T.train(CFG, ad, splits, tmp_path, task, progress=False)
     d = run_dir(tmp_path); marker = tmp_path / "code-ran"
     torch.save({"meta": {"config": {}}, "x": _Evil(str(marker))}, d / "last.pt")
-    with pytest.raises(CheckpointError, match=r"refused to load checkpoint .*last.pt: it holds .*makedirs.*could run code. delete"):
+    with no_new_files(tmp_path), pytest.raises(CheckpointError, match=r"refused to load checkpoint .*last.pt: it holds .*makedirs.*could run code. delete"):
         T.train(CFG, ad, splits, tmp_path, task, resume=True, progress=False)
     assert not marker.exists()                                              # no code ran
     shutil.rmtree(d)                                                        # the fix the message gives
     assert T.train(CFG, ad, splits, tmp_path, task, resume=True, progress=False)["best_epoch"] >= 1
 
 
-@bad_input("checkpoint contents restricted to tensors and plain types")
+@bad_input('checkpoint contents restricted to tensors and plain types', 'new', 'eh')
 def test_checkpoints_hold_only_plain_types(world, tmp_path):
     splits, task, ad = world
     T.train(CFG, ad, splits, tmp_path, task, progress=False)
@@ -116,22 +126,22 @@ def csv_data(root, ys, a=None, splits=None):
     return root / "d.csv"
 
 
-@bad_input("CSV label typo adds a class")
+@bad_input('CSV label typo adds a class', 'new', 'ehl')
 @pytest.mark.parametrize("typo,why", [("abc", "is not an integer label"), ("1.5", "is not an integer label"),
                                       ("-1", "is not an integer label"), ("", "is empty")])
 def test_csv_label_typo(tmp_path, typo, why):
     ys = [0, 1, 0, 1, typo, 0, 1, 1]
     p = csv_data(tmp_path, ys)
-    with pytest.raises(D.DataError, match=rf"d.csv, line 6, column 'y': value '{typo}' {why}.*declare the labels"):
+    with no_new_files(tmp_path), pytest.raises(D.DataError, match=rf"d.csv, line 6, column 'y': value '{typo}' {why}.*declare the labels"):
         D.load_csv(p, split="train")
     ys[4] = 0; p = csv_data(tmp_path, ys)
     assert D.load_csv(p, split="train").n_classes == 2
 
 
-@bad_input("CSV text label seen once (a typo of a name)")
+@bad_input('CSV text label seen once (a typo of a name)', 'new', 'ehl')
 def test_csv_text_label_typo(tmp_path):
     p = csv_data(tmp_path, ["cat", "dog", "cat", "dgo", "dog", "cat"])
-    with pytest.raises(D.DataError, match=r"line 5, column 'y': value 'dgo' appears on this line only \(a typo\?\); the other labels are \['cat', 'dog'\]"):
+    with no_new_files(tmp_path), pytest.raises(D.DataError, match=r"line 5, column 'y': value 'dgo' appears on this line only \(a typo\?\); the other labels are \['cat', 'dog'\]"):
         D.load_csv(p)
     with pytest.raises(D.DataError, match=r"line 5, column 'y': value 'dgo' is not one of"):
         D.load_csv(p, classnames=["cat", "dog"])                            # declared classes: checked against them
@@ -139,7 +149,7 @@ def test_csv_text_label_typo(tmp_path):
     assert D.load_csv(p).classnames == ["cat", "dog"]
 
 
-@bad_input("CSV labels through the command line")
+@bad_input('CSV labels through the command line', 'new', 'eh')
 def test_csv_typo_through_the_command(tmp_path, capsys):
     p = csv_data(tmp_path, [0, 1, 0, 1, "abc", 0, 1, 1])
     out = tmp_path / "out"
@@ -150,23 +160,23 @@ def test_csv_typo_through_the_command(tmp_path, capsys):
     assert files(out) == []
 
 
-@bad_input("duplicate rows in Waterbirds metadata")
+@bad_input('duplicate rows in Waterbirds metadata', 'new', 'ehl')
 def test_waterbirds_duplicate_rows_warn(tmp_path):
     root = waterbirds(tmp_path, ALL_GROUPS)
     text = (root / "metadata.csv").read_text(); lines = text.splitlines()
     (root / "metadata.csv").write_text(text + lines[1].replace("1,", "9,", 1) + "\n")   # image 1 again, same labels, new id
-    with pytest.warns(UserWarning, match=r"1 row\(s\) repeat an earlier row \(first: line 8 repeats line 2"):
+    with no_new_files(tmp_path), pytest.warns(UserWarning, match=r"1 row\(s\) repeat an earlier row \(first: line 8 repeats line 2"):
         ds = D.load_waterbirds(root, "train")
     assert len(ds) == 4 and len(set(map(str, ds.paths))) == 4
 
 
-@bad_input("conflicting duplicate rows in Waterbirds metadata")
+@bad_input('conflicting duplicate rows in Waterbirds metadata', 'new', 'ehl')
 def test_waterbirds_conflicting_rows_refused(tmp_path):
     root = waterbirds(tmp_path, ALL_GROUPS)
     text = (root / "metadata.csv").read_text(); first = text.splitlines()[1]
     k, fn, y, rest = first.split(",", 3)
     (root / "metadata.csv").write_text(text + f"99,{fn},{1 - int(y)},{rest}\n")
-    with pytest.raises(D.DataError, match=rf"metadata.csv, lines 2 and 8: img_filename '{fn}' is listed twice with different 'y'.*keep one row per image"):
+    with no_new_files(tmp_path), pytest.raises(D.DataError, match=rf"metadata.csv, lines 2 and 8: img_filename '{fn}' is listed twice with different 'y'.*keep one row per image"):
         D.load_waterbirds(root, "train")
     (root / "metadata.csv").write_text(text)
     assert len(D.load_waterbirds(root, "train")) == 4
@@ -181,7 +191,7 @@ def flip16(p, at=None):
     b[at:at + 16] = bytes(x ^ 0xFF for x in b[at:at + 16]); p.write_bytes(bytes(b))
 
 
-@bad_input("flipped bytes in last.pt")
+@bad_input('flipped bytes in last.pt', 'new', 'ehl')
 def test_flipped_bytes_in_last_pt(world, tmp_path):
     splits, task, ad = world
     cfg = replace(CFG, epochs=3)
@@ -190,48 +200,48 @@ def test_flipped_bytes_in_last_pt(world, tmp_path):
     with pytest.raises(Stop):
         T.train(cfg, ad, splits, tmp_path, task, callbacks=[stop], progress=False)
     d = run_dir(tmp_path); flip16(d / "last.pt")
-    with pytest.raises(CheckpointError, match=r"checkpoint .*last.pt is damaged: its record .* does not match its checksum; delete"):
+    with no_new_files(tmp_path), pytest.raises(CheckpointError, match=r"checkpoint .*last.pt is damaged: its record .* does not match its checksum; delete"):
         T.train(cfg, ad, splits, tmp_path, task, resume=True, progress=False)
     (d / "last.pt").unlink()
     assert T.train(cfg, ad, splits, tmp_path, task, resume=True, progress=False)["last_epoch"] == 3
 
 
-@bad_input("truncated last.pt")
+@bad_input('truncated last.pt', 'new', 'ehl')
 def test_truncated_last_pt(world, tmp_path):
     splits, task, ad = world
     T.train(CFG, ad, splits, tmp_path, task, progress=False)
     d = run_dir(tmp_path); p = d / "last.pt"; p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match=r"last.pt is damaged or truncated .*delete .* \(or run without --resume\)"):
+    with no_new_files(tmp_path), pytest.raises(CheckpointError, match=r"last.pt is damaged or truncated .*delete .* \(or run without --resume\)"):
         T.train(CFG, ad, splits, tmp_path, task, resume=True, progress=False)
     assert T.train(CFG, ad, splits, tmp_path, task, resume=False, progress=False)["last_epoch"] == 2
 
 
-@bad_input("damaged final.json")
+@bad_input('damaged final.json', 'new', 'ehl')
 def test_damaged_final_json(world, tmp_path):
     splits, task, ad = world
     T.train(CFG, ad, splits, tmp_path, task, progress=False)
     d = run_dir(tmp_path); (d / "final.json").write_text((d / "final.json").read_text()[:100])
-    with pytest.raises(CheckpointError, match=r"run summary .*final.json is damaged or truncated .*delete .*last.pt and resume again"):
+    with no_new_files(tmp_path), pytest.raises(CheckpointError, match=r"run summary .*final.json is damaged or truncated .*delete .*last.pt and resume again"):
         T.train(CFG, ad, splits, tmp_path, task, resume=True, progress=False)
     (d / "last.pt").unlink()
     assert T.train(CFG, ad, splits, tmp_path, task, resume=True, progress=False)["last_epoch"] == 2
 
 
-@bad_input("damaged cached pretrained model")
+@bad_input('damaged cached pretrained model', 'new', 'eh')
 def test_damaged_pretrained_model_is_reported_and_rebuilt(tmp_path, monkeypatch):
     from spurnb import pretrain as P
     ad = load_clip("tiny-rn"); path = tmp_path / "tiny-rn-benchmark-k.pt"
     core.torch_save(ad.model.state_dict(), path); core.save_json({"key": "k"}, path.with_suffix(".json"))
     assert P._load_pretrained("tiny-rn", path, "k", "cpu", "fp32").pretrain_meta == {"key": "k"}
     flip16(path)
-    with pytest.raises(CheckpointError, match=r"cached pretrained model .* does not match its checksum; delete it .* pretrains it again"):
+    with no_new_files(tmp_path), pytest.raises(CheckpointError, match=r"cached pretrained model .* does not match its checksum; delete it .* pretrains it again"):
         P._load_pretrained("tiny-rn", path, "k", "cpu", "fp32")
     path.write_bytes(path.read_bytes()[:5000])
     with pytest.raises(CheckpointError, match=r"cached pretrained model .* damaged or truncated"):
         P._load_pretrained("tiny-rn", path, "k", "cpu", "fp32")
 
 
-@bad_input("orphan .tmp after kill -9 during the feature-cache build")
+@bad_input('orphan .tmp after kill -9 during the feature-cache build', 'new', 'hl')
 def test_orphan_tmp_is_cleaned(world, tmp_path):
     splits, _, ad = world
     # a real SIGKILL mid-build, in a child process
@@ -249,52 +259,52 @@ def test_orphan_tmp_is_cleaned(world, tmp_path):
     assert f.shape[0] == len(splits["train"]) and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-@bad_input("symlink inside a dataset root pointing outside it")
+@bad_input('symlink inside a dataset root pointing outside it', 'new', 'ehl')
 def test_symlink_escape(tmp_path):
     root = waterbirds(tmp_path / "wb", ALL_GROUPS)
     outside = tmp_path / "secret"; outside.mkdir(); jpeg(outside / "x.jpg")
     target = root / "001.Black_footed_Albatross"
     shutil.rmtree(target); target.symlink_to(outside, target_is_directory=True)
-    with pytest.raises(D.DataError, match=r"metadata.csv, line \d: image path .* leads through a symbolic link to .*secret.*outside the dataset root"):
+    with no_new_files(tmp_path), pytest.raises(D.DataError, match=r"metadata.csv, line \d: image path .* leads through a symbolic link to .*secret.*outside the dataset root"):
         D.load_waterbirds(root, "train")
     target.unlink(); waterbirds(tmp_path / "wb", ALL_GROUPS)
     assert len(D.load_waterbirds(root, "train")) == 4
 
 
 # ================================================================ 3. every bad input answered before work starts
-@bad_input("--epochs -1")
+@bad_input('--epochs -1', 'new', 'eh')
 def test_epochs_negative(small_cli, capsys, tmp_path, no_loading):
     code, err = small_cli(capsys, epochs=-1, out=str(tmp_path / "o"))
     assert code == 2 and "--epochs -1: must be an integer >= 1" in err and "Traceback" not in err and files(tmp_path / "o") == []
 
 
-@bad_input("--batch_size 0 or negative")
+@bad_input('--batch_size 0 or negative', 'new', 'eh')
 @pytest.mark.parametrize("bs", [0, -4])
 def test_batch_size(small_cli, capsys, tmp_path, no_loading, bs):
     code, err = small_cli(capsys, batch_size=bs, out=str(tmp_path / "o"))
     assert code == 2 and f"--batch_size {bs}: must be an integer >= 1" in err and files(tmp_path / "o") == []
 
 
-@bad_input("--lr negative or NaN")
+@bad_input('--lr negative or NaN', 'new', 'eh')
 @pytest.mark.parametrize("lr", [-1.0, float("nan"), float("inf"), 0.0])
 def test_lr(small_cli, capsys, tmp_path, no_loading, lr):
     code, err = small_cli(capsys, lr=lr, out=str(tmp_path / "o"))
     assert code == 2 and f"--lr {lr}: must be a number > 0" in err and files(tmp_path / "o") == []
 
 
-@bad_input("unknown method name")
+@bad_input('unknown method name', 'new', 'eh')
 def test_unknown_method_before_loading(small_cli, capsys, tmp_path, no_loading):
     code, err = small_cli(capsys, method="erm,zeroshto", out=str(tmp_path / "o"))
     assert code == 2 and "--method zeroshto: unknown. Did you mean 'zeroshot'?" in err and files(tmp_path / "o") == []
 
 
-@bad_input("unknown dataset name (reported before 'needs --root')")
+@bad_input("unknown dataset name (reported before 'needs --root')", 'new', 'eh')
 def test_unknown_dataset_before_root(small_cli, capsys, tmp_path, no_loading):
     code, err = small_cli(capsys, dataset="waterbird", out=str(tmp_path / "o"))
-    assert code == 2 and "--dataset waterbird: unknown. Did you mean 'waterbirds'?" in err and "needs --root" not in err
+    assert code == 2 and "--dataset waterbird: unknown. Did you mean 'waterbirds'?" in err and "needs --root" not in err and files(tmp_path / "o") == []
 
 
-@bad_input("unknown preset, sampler, selection, policy, recipe, optimizer, templates")
+@bad_input('unknown preset, sampler, selection, policy, recipe, optimizer, templates', 'new', 'eh')
 @pytest.mark.parametrize("flag,value,close", [("preset", "quik", "quick"), ("sampler", "balance", "balanced"),
                                               ("selection", "worst_group", "worst-group"), ("policy", "projections", "projection"),
                                               ("recipe", "lc+vc+l", "lc+vc+ls"), ("optimizer", "adamw", "adam"), ("templates", "shrt", "short")])
@@ -303,32 +313,32 @@ def test_unknown_names(small_cli, capsys, tmp_path, no_loading, flag, value, clo
     assert code == 2 and f"--{flag} {value}: unknown. Did you mean '{close}'" in err and files(tmp_path / "o") == []
 
 
-@bad_input("unknown model or weights tag", "held")
+@bad_input('unknown model or weights tag', 'held', 'eh')
 def test_unknown_model(small_cli, capsys, tmp_path, no_loading):
     code, err = small_cli(capsys, model="tiny-rm", out=str(tmp_path / "o"))
     assert code == 2 and "tiny-rn" in err and "--model tiny-rm" in err
     code, err = small_cli(capsys, model="RN50", pretrained="opena", out=str(tmp_path / "o"))
-    assert code == 2 and "Did you mean 'openai'?" in err
+    assert code == 2 and "Did you mean 'openai'?" in err and files(tmp_path / "o") == []
 
 
-@bad_input("a dataset's root that does not exist")
+@bad_input("a dataset's root that does not exist", 'new', 'eh')
 def test_missing_root_before_loading(small_cli, capsys, tmp_path, no_loading):
     code, err = small_cli(capsys, dataset="waterbirds", root=str(tmp_path / "nope"), out=str(tmp_path / "o"))
     assert code == 2 and "--root" in err and "no such dataset folder" in err and files(tmp_path / "o") == []
 
 
-@bad_input("PIL decompression bomb")
+@bad_input('PIL decompression bomb', 'new', 'ehl')
 def test_decompression_bomb_names_the_file(tmp_path, monkeypatch):
     root = waterbirds(tmp_path, ALL_GROUPS)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)                   # a 16x12 image is "too large": > 2x the limit
     ds = D.load_waterbirds(root, "train")
-    with pytest.raises(D.ImageReadError, match=r"metadata.csv, line 2: image .*img_0001.jpg is too large to decode safely.*MAX_IMAGE_PIXELS"):
+    with no_new_files(tmp_path), pytest.raises(D.ImageReadError, match=r"metadata.csv, line 2: image .*img_0001.jpg is too large to decode safely.*MAX_IMAGE_PIXELS"):
         ds.load_image(0)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000_000)
     assert ds.load_image(0).size == (16, 12)
 
 
-@bad_input("missing image file through the command line")
+@bad_input('missing image file through the command line', 'new', 'eh')
 def test_missing_image_names_the_line(tmp_path, capsys):
     p = csv_data(tmp_path, [0, 1, 0, 1, 0, 1, 1, 0], splits=["train"] * 4 + ["val", "val", "test", "test"])
     (tmp_path / "im" / "3.png").unlink()
@@ -338,28 +348,28 @@ def test_missing_image_names_the_line(tmp_path, capsys):
     try: spurnb_train(dataset="csv", root=str(p), pretrained="", method="zeroshot", out=str(out), quiet=True); code = 0
     except SystemExit as e: code = e.code
     err = capsys.readouterr().err
-    assert code == 1 and "d.csv, line 5: image file" in err and "Traceback" not in err
+    assert code == 1 and "d.csv, line 5: image file" in err and "Traceback" not in err and files(out) == []
 
 
-@bad_input("CelebA partition-file error reports the partition file's line")
+@bad_input("CelebA partition-file error reports the partition file's line", 'new', 'eh')
 def test_celeba_partition_line(tmp_path):
     root = celeba(tmp_path)
     lines = (root / "list_eval_partition.txt").read_text().splitlines()
     lines[0], lines[3] = lines[3], lines[0]                                # partition order differs from the attribute file
     lines[0] = lines[0].split()[0] + " 7"                                  # image 4, on line 1 of the partition file
     (root / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
-    with pytest.raises(D.DataError, match=r"list_eval_partition.txt, line 1, column 'partition': value '7'"):
+    with no_new_files(tmp_path), pytest.raises(D.DataError, match=r"list_eval_partition.txt, line 1, column 'partition': value '7'"):
         D.load_celeba(root)
 
 
-@bad_input("library errors print a traceback at the command line")
+@bad_input('library errors print a traceback at the command line', 'new', 'e')
 def test_project_errors_print_as_messages(small_cli, capsys, tmp_path, no_loading):
     code, err = small_cli(capsys, epochs=0, out=str(tmp_path / "o"))
     assert code == 2 and err.startswith("spurnb_train: error: --epochs 0") and "--debug" in err and "Traceback" not in err
     with pytest.raises(ArgError): spurnb_train(epochs=0, out=str(tmp_path / "o"), debug=True)
 
 
-@bad_input("later correct command after the errors above")
+@bad_input('later correct command after the errors above', 'new', 'l')
 def test_correct_command_runs(small_cli, capsys, tmp_path):
     code, err = small_cli(capsys, out=str(tmp_path / "o"), method="zeroshot,erm")
     assert code == 0, err
@@ -367,7 +377,7 @@ def test_correct_command_runs(small_cli, capsys, tmp_path):
     assert list(t.method) == ["zeroshot", "erm"]
 
 
-@bad_input("integer columns stay integers in the results table")
+@bad_input('integer columns stay integers in the results table', 'cli', '')
 def test_results_table_integers(world, tmp_path):
     splits, task, ad = world
     s = [T.train(replace(CFG, method=m), ad, splits, tmp_path, task, progress=False) for m in ("zeroshot", "erm")]
@@ -378,7 +388,7 @@ def test_results_table_integers(world, tmp_path):
 
 
 # ================================================================ 4. faults
-@bad_input("read-only cache")
+@bad_input('read-only cache', 'new', 'l')
 def test_read_only_cache(world, tmp_path, monkeypatch):
     splits, _, ad = world
     monkeypatch.setenv("SPURNB_CACHE", str(tmp_path / "cache"))
@@ -393,7 +403,7 @@ def test_read_only_cache(world, tmp_path, monkeypatch):
         assert torch.equal(C.cached_image_features(ad, D.make_benchmark(n_train=60, n_val=20, n_test=20).train, progress=False), f)
 
 
-@bad_input("two processes writing the same run directory")
+@bad_input('two processes writing the same run directory', 'new', 'ehl')
 def test_run_directory_lock(world, tmp_path):
     splits, task, ad = world
     r = T.Run(CFG, ad, splits, tmp_path, task, progress=False); r.dir.mkdir(parents=True)
@@ -408,7 +418,7 @@ def test_run_directory_lock(world, tmp_path):
     assert T.train(CFG, ad, splits, tmp_path, task, progress=False)["last_epoch"] == 2
 
 
-@bad_input("--resume after the run diverged")
+@bad_input('--resume after the run diverged', 'new', 'ehl')
 def test_resume_after_divergence(world, tmp_path):
     splits, task, ad = world
     cfg = replace(CFG, lr=1e30)
@@ -416,12 +426,12 @@ def test_resume_after_divergence(world, tmp_path):
         T.train(cfg, ad, splits, tmp_path, task, progress=False)
     d = run_dir(tmp_path); rec = json.loads((d / "diverged.json").read_text())
     assert "loss term" in rec["error"]
-    with pytest.raises(T.RunDiverged, match=r"diverged .*Resuming the same config .*diverges again; start a new run with a lower --lr"):
+    with no_new_files(tmp_path), pytest.raises(T.RunDiverged, match=r"diverged .*Resuming the same config .*diverges again; start a new run with a lower --lr"):
         T.train(cfg, ad, splits, tmp_path, task, resume=True, progress=False)
     assert T.train(replace(cfg, lr=1e-3), ad, splits, tmp_path, task, resume=True, progress=False)["last_epoch"] == 2
 
 
-@bad_input("--resume with a random-init model (--pretrained '')")
+@bad_input("--resume with a random-init model (--pretrained '')", 'new', 'l')
 def test_random_init_resume_finds_its_run(tmp_path):
     kw = dict(methods="erm", pretrained=None, out=tmp_path, progress=False, epochs=1, data_kw=dict(n_train=60, n_val=20, n_test=20, cache=False))
     a = T.run_methods(**kw)["summaries"][0]
@@ -430,56 +440,56 @@ def test_random_init_resume_finds_its_run(tmp_path):
 
 
 # ================================================================ what already held, kept so
-@bad_input("Waterbirds bad value: file, line, column, allowed values", "held")
+@bad_input('Waterbirds bad value: file, line, column, allowed values', 'held', 'eh')
 def test_waterbirds_bad_value(tmp_path):
     root = waterbirds(tmp_path, ALL_GROUPS)
     (root / "metadata.csv").write_text((root / "metadata.csv").read_text().replace(",0,0,1,/o/ocean/00000002", ",0,0,5,/o/ocean/00000002"))
-    with pytest.raises(D.DataError, match=r"metadata.csv, line 3, column 'place': value '5' is not one of \['0', '1'\]"):
+    with no_new_files(tmp_path), pytest.raises(D.DataError, match=r"metadata.csv, line 3, column 'place': value '5' is not one of \['0', '1'\]"):
         D.load_waterbirds(root)
 
 
-@bad_input("CelebA bad attribute value", "held")
+@bad_input('CelebA bad attribute value', 'held', 'eh')
 def test_celeba_bad_value(tmp_path):
     root = celeba(tmp_path)
     text = (root / "list_attr_celeba.txt").read_text().splitlines()
     text[4] = text[4][:11] + " 2" + text[4][13:]
     (root / "list_attr_celeba.txt").write_text("\n".join(text) + "\n")
-    with pytest.raises(D.DataError, match=r"list_attr_celeba.txt, line 5, column '5_o_Clock_Shadow': value '2'"):
+    with no_new_files(tmp_path), pytest.raises(D.DataError, match=r"list_attr_celeba.txt, line 5, column '5_o_Clock_Shadow': value '2'"):
         D.load_celeba(root, target="5_o_Clock_Shadow")
 
 
-@bad_input("CSV missing column", "held")
+@bad_input('CSV missing column', 'held', 'eh')
 def test_csv_missing_column(tmp_path):
     p = csv_data(tmp_path, [0, 1]); p.write_text(p.read_text().replace("path,", "file,"))
-    with pytest.raises(D.DataError, match=r"d.csv: missing column\(s\) \['path'\]; columns found"): D.load_csv(p)
+    with no_new_files(tmp_path), pytest.raises(D.DataError, match=r"d.csv: missing column\(s\) \['path'\]; columns found"): D.load_csv(p)
 
 
-@bad_input("dataset files missing", "held")
+@bad_input('dataset files missing', 'held', 'eh')
 def test_dataset_missing(tmp_path):
-    with pytest.raises(D.DataNotFoundError, match="kohpangwei/group_DRO"): D.load_waterbirds(tmp_path)
+    with no_new_files(tmp_path), pytest.raises(D.DataNotFoundError, match="kohpangwei/group_DRO"): D.load_waterbirds(tmp_path)
     with pytest.raises(D.DataNotFoundError, match="mmlab.ie.cuhk.edu.hk"): D.load_celeba(tmp_path)
 
 
-@bad_input("corrupt image file", "held")
+@bad_input('corrupt image file', 'held', 'eh')
 def test_corrupt_image(tmp_path):
     root = waterbirds(tmp_path, ALL_GROUPS)
     (root / "001.Black_footed_Albatross/img_0004.jpg").write_bytes(b"\xff\xd8 truncated")
-    with pytest.raises(D.ImageReadError, match=r"metadata.csv, line 5: cannot read image .*img_0004.jpg"): D.load_waterbirds(root)[3]
+    with no_new_files(tmp_path), pytest.raises(D.ImageReadError, match=r"metadata.csv, line 5: cannot read image .*img_0004.jpg"): D.load_waterbirds(root)[3]
 
 
-@bad_input("empty split", "held")
+@bad_input('empty split', 'held', 'eh')
 def test_empty_split(tmp_path):
     root = waterbirds(tmp_path, [(0, 0, 0), (1, 0, 1)])
-    with pytest.raises(D.DataError, match=r"no rows with split == 2 \(test\)"): D.load_waterbirds(root, "test")
+    with no_new_files(tmp_path), pytest.raises(D.DataError, match=r"no rows with split == 2 \(test\)"): D.load_waterbirds(root, "test")
 
 
-@bad_input("path escaping the root lexically", "held")
+@bad_input('path escaping the root lexically', 'held', 'e')
 def test_lexical_escape(tmp_path):
     with pytest.raises(D.DataError, match="escapes the dataset root"): D.safe_join(tmp_path, "../x.jpg", "f.csv, line 2")
     with pytest.raises(D.DataError, match="escapes the dataset root"): D.safe_join(tmp_path, "/etc/passwd", "f.csv, line 2")
 
 
-@bad_input("interrupted run resumes to the uninterrupted result", "held")
+@bad_input('interrupted run resumes to the uninterrupted result', 'held', 'l')
 def test_interrupt_and_resume(world, tmp_path):
     splits, task, ad = world
     cfg = replace(CFG, epochs=2, ckpt_steps=2)
@@ -491,7 +501,7 @@ def test_interrupt_and_resume(world, tmp_path):
     assert json.dumps(got["history"]) == json.dumps(ref["history"])
 
 
-@bad_input("NaN loss stops with the term named, best.pt kept", "held")
+@bad_input('NaN loss stops with the term named, best.pt kept', 'held', 'eh')
 def test_nan_named_best_kept(world, tmp_path):
     splits, task, ad = world
     def poison(run, ev):
@@ -506,7 +516,7 @@ def test_nan_named_best_kept(world, tmp_path):
         or json.loads((d / "diverged.json").read_text())["resume_from"].startswith("the last.pt")
 
 
-@bad_input("feature cache corruption (6 kinds) detected and rebuilt", "held")
+@bad_input('feature cache corruption (6 kinds) detected and rebuilt', 'held', 'el')
 @pytest.mark.parametrize("kind", ["truncated", "flipped", "no-meta", "header", "size", "bad-meta-json"])
 def test_feature_cache_corruption(world, tmp_path, kind):
     splits, _, ad = world
@@ -524,7 +534,7 @@ def test_feature_cache_corruption(world, tmp_path, kind):
     assert torch.equal(again, good)
 
 
-@bad_input("two processes on one cache are serialised", "held")
+@bad_input('two processes on one cache are serialised', 'held', 'l')
 def test_parallel_cache_builds(world, tmp_path):
     splits, _, ad = world
     calls, out = [], []
@@ -539,18 +549,22 @@ def test_parallel_cache_builds(world, tmp_path):
     assert len(calls) == 1 and torch.equal(out[0], out[1])
 
 
-@bad_input("resume into a directory written by another config", "held")
+@bad_input('resume into a directory written by another config', 'held', 'eh')
 def test_resume_other_config_refused(world, tmp_path):
     splits, task, ad = world
     s = T.train(CFG, ad, splits, tmp_path, task, progress=False)
     other = T.Run(replace(CFG, lr=2e-3), ad, splits, tmp_path, task, progress=False); other.dir = Path(s["run_dir"])
-    with pytest.raises(CheckpointError, match="written by a different config"): other.fit(resume=True)
+    with no_new_files(tmp_path), pytest.raises(CheckpointError, match="written by a different config"): other.fit(resume=True)
 
 
 def test_every_class_has_a_test():
     "The catalogue and the tests agree; print the counts the report quotes."
     names = {n for n, v in globals().items() if n.startswith("test_") and callable(v)} - {"test_every_class_has_a_test"}
-    tested = {f for _, f in CLASSES.values()}
+    tested = {f for *_, f in CLASSES.values()}
     assert tested == names, f"tests without a class: {names - tested}; classes without a test: {tested - names}"
-    new = sum(k == "new" for k, _ in CLASSES.values())
-    print(f"{len(CLASSES)} classes: {new} that failed before issue 17, {len(CLASSES) - new} that already held")
+    tested = {f for *_, f in CLASSES.values()}
+    rows = [(k, c) for k, c, _ in CLASSES.values() if k != "cli"]
+    n = lambda kind, flag: sum(1 for k, c in rows if (kind is None or k == kind) and flag in c)
+    for kind in ("new", "held", None):
+        print(f"{kind or 'all'}: {sum(1 for k, _ in rows if kind in (None, k))} classes; asserted: clear error {n(kind, 'e')}, "
+              f"nothing half-written {n(kind, 'h')}, later run works {n(kind, 'l')}")
