@@ -116,8 +116,13 @@ class LockedError(SpurnbError):
 def file_lock(path, timeout: float = -1, what: str | None = None):
     "Hold an exclusive inter-process lock on `path` (a `.lock` file) for the block; `timeout` seconds (-1: wait for ever) else `LockedError`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(str(path), timeout=timeout)
-    try: lock.acquire()
+    lock = filelock.FileLock(str(path))
+    try:
+        try: lock.acquire(timeout=0)
+        except filelock.Timeout:
+            if timeout == 0: raise
+            if _PROGRESS["on"]: print(f"waiting for another process that holds {path} ...", file=sys.stderr, flush=True)   # never silently
+            lock.acquire(timeout=timeout)
     except filelock.Timeout:
         raise LockedError(f"{what or path.with_suffix('')} is in use by another process (lock {path} is held). "
                           "Wait for it to finish, or write somewhere else.") from None
