@@ -12,9 +12,9 @@ import filelock, platformdirs
 
 # %% auto #0
 __all__ = ['SpurnbError', 'CheckpointError', 'ArgError', 'cache_dir', 'atomic_write', 'remove_orphans', 'check_plain',
-           'save_json', 'torch_save', 'check_zip', 'torch_load', 'read_json', 'LockedError', 'file_lock',
-           'UnknownNameError', 'did_you_mean', 'Registry', 'set_seed', 'fingerprint', 'in_test', 'cpu_threads',
-           'show_progress', 'progress', 'step']
+           'save_json', 'torch_save', 'check_zip', 'torch_load', 'read_json', 'show_progress', 'progress', 'step',
+           'LockedError', 'file_lock', 'UnknownNameError', 'did_you_mean', 'Registry', 'set_seed', 'fingerprint',
+           'in_test', 'cpu_threads']
 
 # %% ../nbs/00_core.ipynb #5fa41fdf
 class SpurnbError(Exception):
@@ -108,6 +108,32 @@ def read_json(path, what: str = "file", fix: str = "delete it and run again"):
     except FileNotFoundError: raise CheckpointError(f"{what} {path} is missing; {fix}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise CheckpointError(f"{what} {path} is damaged or truncated (not valid JSON: {e}); {fix}") from None
 
+# %% ../nbs/00_core.ipynb #c2e552bf
+_PROGRESS = {"on": os.environ.get("SPURNB_PROGRESS", "1").lower() not in ("0", "false", "no", "off")}
+
+def show_progress(on: bool | None = None) -> bool:
+    "Turn bars and step announcements on or off for this process (None: leave as is); returns the setting."
+    if on is not None: _PROGRESS["on"] = bool(on)
+    return _PROGRESS["on"]
+
+def progress(it, desc: str | None = None, total: int | None = None, display: bool = True, leave: bool = False):
+    "`it` with a tqdm bar when bars are on and a person watches (a terminal or a notebook); a log file gets no bar."
+    if not (display and _PROGRESS["on"]): return it
+    if "ipykernel" in sys.modules:
+        try: import ipywidgets; from tqdm.notebook import tqdm
+        except ImportError: from tqdm.std import tqdm
+    elif sys.stderr.isatty(): from tqdm.std import tqdm
+    else: return it
+    return tqdm(it, desc=desc, total=total, leave=leave, dynamic_ncols=True)
+
+@contextlib.contextmanager
+def step(what: str, display: bool = True):
+    "Announce a long step on stderr (`what ...`) and, when it ends, its elapsed time."
+    on, t0 = display and _PROGRESS["on"], time.perf_counter()
+    if on: print(f"{what} ...", file=sys.stderr, flush=True)
+    yield
+    if on: print(f"{what}: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+
 # %% ../nbs/00_core.ipynb #ac7b9ff5
 class LockedError(SpurnbError):
     "Another process holds the lock and `file_lock` was told not to wait."
@@ -179,29 +205,3 @@ def cpu_threads(n: int | None = None) -> int:
     "Limit torch to `n` threads (default: the cores this process may use) and return the number."
     if n is None: n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(max(1, n)); return torch.get_num_threads()
-
-# %% ../nbs/00_core.ipynb #c2e552bf
-_PROGRESS = {"on": os.environ.get("SPURNB_PROGRESS", "1").lower() not in ("0", "false", "no", "off")}
-
-def show_progress(on: bool | None = None) -> bool:
-    "Turn bars and step announcements on or off for this process (None: leave as is); returns the setting."
-    if on is not None: _PROGRESS["on"] = bool(on)
-    return _PROGRESS["on"]
-
-def progress(it, desc: str | None = None, total: int | None = None, display: bool = True, leave: bool = False):
-    "`it` with a tqdm bar when bars are on and a person watches (a terminal or a notebook); a log file gets no bar."
-    if not (display and _PROGRESS["on"]): return it
-    if "ipykernel" in sys.modules:
-        try: import ipywidgets; from tqdm.notebook import tqdm
-        except ImportError: from tqdm.std import tqdm
-    elif sys.stderr.isatty(): from tqdm.std import tqdm
-    else: return it
-    return tqdm(it, desc=desc, total=total, leave=leave, dynamic_ncols=True)
-
-@contextlib.contextmanager
-def step(what: str, display: bool = True):
-    "Announce a long step on stderr (`what ...`) and, when it ends, its elapsed time."
-    on, t0 = display and _PROGRESS["on"], time.perf_counter()
-    if on: print(f"{what} ...", file=sys.stderr, flush=True)
-    yield
-    if on: print(f"{what}: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
