@@ -63,7 +63,7 @@ def check_args(dataset="benchmark", root=None, image_root=None, model="tiny-rn",
     _name("dataset", dataset, list(DATASETS)); _name("preset", preset, list(PRESETS)); _name("recipe", recipe, list(RECIPES))
     _name("mode", mode, ["paper", "official"]); _name("policy", policy, list(M.POLICIES)); _name("sampler", sampler, list(SAMPLERS))
     _name("selection", selection, list(SELECTIONS)); _name("optimizer", optimizer, ["sgd", "adam"])
-    _name("templates", templates, ["short", "imagenet"])
+    _name("templates", templates, list(M.TEMPLATE_SETS))
     if dataset != "benchmark":
         if root is None: raise ArgError(f"--dataset {dataset} needs --root (the {'CSV file' if dataset == 'csv' else 'dataset folder'})")
         _exists("root", root, "CSV file" if dataset == "csv" else "dataset folder", file=dataset == "csv")
@@ -82,8 +82,9 @@ def _check_model(model, pretrained, checkpoint):
     try: M._check_arch(model)
     except ValueError as e: raise ArgError(f"--model {model}: {e}") from None
     if checkpoint or not pretrained: return                        # a local file, or a random init
-    if pretrained == "benchmark":
-        if model not in M.TINY_CONFIGS: raise ArgError(f"--pretrained benchmark is the tiny CLIP pretrained here, for --model {' or '.join(M.TINY_CONFIGS)}; "
+    import spurnb.pretrain                                           # registers the "benchmark" weights source
+    if pretrained in M.WEIGHT_SOURCES:
+        if pretrained == "benchmark" and model not in M.TINY_CONFIGS: raise ArgError(f"--pretrained benchmark is the tiny CLIP pretrained here, for --model {' or '.join(M.TINY_CONFIGS)}; "
                                                        f"for --model {model} give an open_clip tag (e.g. --pretrained openai) or --checkpoint FILE")
         return
     tags = open_clip.list_pretrained_tags_by_model(model)

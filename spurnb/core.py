@@ -156,9 +156,9 @@ def file_lock(path, timeout: float = -1, what: str | None = None):
     finally: lock.release()
 
 # %% ../nbs/00_core.ipynb #6d1b5fd8
-class UnknownNameError(SpurnbError, KeyError):
-    "A name that is not in a registry; the message lists the close matches and the known names."
-    def __str__(self): return str(self.args[0])
+class UnknownNameError(SpurnbError, KeyError, ValueError):
+    "A name that is not in a registry: a `KeyError` for lookups and a `ValueError` for bad arguments; the message lists the close matches and the known names."
+    def __str__(self): return str(self.args[0]) if self.args else ""
 
 def did_you_mean(name, known) -> str:
     "' Did you mean ...?' for the names in `known` close to `name` (or '')."
