@@ -336,6 +336,7 @@ def load_clip(name: str, pretrained: str | None = None, checkpoint: str | os.Pat
     if precision not in PRECISIONS: raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
     if pretrained and checkpoint: raise ValueError("Pass either pretrained= (a tag) or checkpoint= (a local file), not both.")
     _check_arch(name)
+    if pretrained and pretrained not in WEIGHT_SOURCES: import spurnb.pretrain   # registers "benchmark" on first use: `import spurnb` stays light
     if pretrained in WEIGHT_SOURCES: return WEIGHT_SOURCES[pretrained](name, device=device, precision=precision)
     path, tag, weights = None, {}, "random"
     if pretrained: (path, tag), weights = resolve_pretrained(name, pretrained, cache_dir, download), pretrained
