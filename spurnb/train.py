@@ -15,6 +15,7 @@ from .core import SpurnbError, CheckpointError, torch_load, read_json, file_lock
 from .methods import METHODS, Task, make_method, method_options
 from .cache import cached_image_features
 from .data import DATASETS, SPLITS   # SPLITS: re-exported for callers of spurnb.train
+from . import benchmark as _benchmark # registers the "benchmark" dataset in DATASETS
 from .eval import collect, group_metrics, plot_group_accuracy, plot_training_curves
 
 # %% auto #0
