@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from fastprogress.fastprogress import progress_bar
+from .core import progress as progress_bar
 from fastcore.script import call_parse
 from .core import Registry, atomic_write
 from .models import SHORT_TEMPLATES, encode_prompts
@@ -201,7 +201,7 @@ class Scores:
 
 SCORERS = Registry("scorer")
 
-def _bar(it, progress: bool): return progress_bar(it) if progress else it
+def _bar(it, progress: bool): return progress_bar(it, desc="detector batches", display=progress)
 
 # %% ../nbs/07_detect.ipynb #c027
 class Scorer:
