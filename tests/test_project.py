@@ -41,3 +41,15 @@ def _exported_modules():
 @pytest.mark.parametrize("nb,mod", list(_exported_modules()))
 def test_every_exported_module_imports(nb, mod):
     importlib.import_module(f"spurnb.{mod}")
+
+
+def test_docs_tooling_is_not_in_the_user_package():
+    "The docs builder is developer tooling (tools/docs.py + docs/conf.py), not a module or console script every `pip install spurnb` gets."
+    assert (ROOT / "tools/docs.py").is_file() and (ROOT / "docs/conf.py").is_file(), "the docs build lives in tools/docs.py, its Sphinx config in docs/conf.py"
+    scripts = [e.split("=")[0] for e in CFG["DEFAULT"]["console_scripts"].split()]
+    assert not [s for s in scripts if "doc" in s], f"settings.ini console_scripts ships a docs builder to users: {scripts}"
+    dev_only = {"nbdev", "nbconvert", "execnb", "sphinx", "myst_nb", "myst_parser", "yaml", "playwright"}
+    for py in sorted((ROOT / "spurnb").glob("*.py")):
+        mods = {m.split(".")[0] for m in re.findall(r"^\s*(?:from|import)\s+([\w.]+)", py.read_text(), re.M)}
+        assert not mods & dev_only, f"{py.relative_to(ROOT)} imports developer tooling {sorted(mods & dev_only)}: users do not install it (settings.ini requirements)"
+    assert not list((ROOT / "docs").rglob("*.html")), "docs/ holds the site's sources; the built HTML goes to _docs/ (make docs), not into git"
