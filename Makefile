@@ -48,7 +48,7 @@ nbtest:
 pytest:
 	SPURNB_CACHE=$(TEST_CACHE) MPLBACKEND=Agg $(BIN)/python -m pytest -q tests
 
-# README.md from nbs/index.ipynb, and the docs site in _docs/ (Sphinx + MyST-NB, config in docs/conf.py), without Quarto.
+# README.md from nbs/index.ipynb, and the docs site in build/docs/ (Sphinx + MyST-NB, config in docs/conf.py), without Quarto.
 # `make test` builds the site too and reads every page in Chromium (tests/test_site.py).
 readme: setup
 	$(BIN)/python tools/docs.py --readme-only

@@ -18,7 +18,6 @@ release = version = _ini["version"]
 extensions = ["myst_nb", "sphinx-mathjax-offline"]      # MathJax 3 served from _static/mathjax: no CDN
 nb_execution_mode = "off"                                 # outputs are the notebooks' saved outputs
 nb_merge_streams = True
-nb_output_folder = str(Path(__file__).resolve().parents[1] / "build" / "jupyter_execute")   # not next to _docs/ in the repo root
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_dmath_double_inline = True                           # $$...$$ inside a paragraph is display math, as in Quarto
 myst_all_links_external = True                            # links are already relative .html#anchor paths (tools/docs.py)

@@ -52,4 +52,14 @@ def test_docs_tooling_is_not_in_the_user_package():
     for py in sorted((ROOT / "spurnb").glob("*.py")):
         mods = {m.split(".")[0] for m in re.findall(r"^\s*(?:from|import)\s+([\w.]+)", py.read_text(), re.M)}
         assert not mods & dev_only, f"{py.relative_to(ROOT)} imports developer tooling {sorted(mods & dev_only)}: users do not install it (settings.ini requirements)"
-    assert not list((ROOT / "docs").rglob("*.html")), "docs/ holds the site's sources; the built HTML goes to _docs/ (make docs), not into git"
+    assert not list((ROOT / "docs").rglob("*.html")), "docs/ holds the site's sources; the built HTML goes to build/docs/ (make docs), not into git"
+
+
+def test_no_progress_bar_glyphs_saved_in_notebooks():
+    "Progress bars are off in saved outputs: a bar's glyphs (█) in a notebook end up on the docs site as noise."
+    bad = []
+    for nb in sorted((ROOT / "nbs").rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in nb.parts: continue
+        for i, c in enumerate(json.loads(nb.read_text())["cells"]):
+            if "█" in json.dumps(c.get("outputs", []), ensure_ascii=False): bad.append(f"{nb.relative_to(ROOT)} cell {i}")
+    assert not bad, "progress-bar glyphs saved in outputs (re-run with progress off, or clear those lines): " + ", ".join(bad)

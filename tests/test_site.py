@@ -13,7 +13,7 @@ from urllib.parse import unquote, urldefrag, urlparse
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE = ROOT / "_docs"
+SITE = ROOT / "build/docs"
 SHOTS = ROOT / "build" / "site-screenshots"
 CHROMIUM = os.environ.get("SPURNB_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -70,7 +70,7 @@ def site():
         pytest.fail(f"{CHROMIUM} not found: install Debian's browser with `apt-get install -y chromium` (`make setup` does it when run as root), or set SPURNB_CHROMIUM")
     t0 = time.time()
     if not os.environ.get("SPURNB_SITE_BUILT"):          # set it only to re-check a site you just built with `make docs`
-        subprocess.run([sys.executable, str(ROOT / "tools/docs.py"), "--out", "_docs"], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, str(ROOT / "tools/docs.py"), "--out", "build/docs"], cwd=ROOT, check=True)
     build_s = time.time() - t0
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *a): pass

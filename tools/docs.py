@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Build README.md and the documentation site from the notebooks: developer tooling, not part of the `spurnb` package.
 
-    python tools/docs.py               # README.md + the HTML site in _docs/ (what `make docs` runs)
+    python tools/docs.py               # README.md + the HTML site in build/docs/ (what `make docs` runs)
     python tools/docs.py --readme-only # README.md from nbs/index.ipynb only (what `make readme` runs)
 
 The notebooks go through nbdev's own processing first (`nbdev.serve.proc_nbs`: the `show_doc`
@@ -225,7 +225,7 @@ def build_readme(proc: Path, cfg) -> Path:
     return out
 
 
-def build(readme_only: bool = False, out: str = "_docs", quiet: bool = True, reuse_proc: bool = False) -> Path:
+def build(readme_only: bool = False, out: str = "build/docs", quiet: bool = True, reuse_proc: bool = False) -> Path:
     "Process `nbs/` with nbdev, write README.md and (unless `readme_only`) the HTML site in `out` (relative to the repo root)."
     from nbdev.config import get_config
     from nbdev.serve import proc_nbs
@@ -250,7 +250,7 @@ def build(readme_only: bool = False, out: str = "_docs", quiet: bool = True, reu
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--readme-only", action="store_true", help="only regenerate README.md from nbs/index.ipynb")
-    ap.add_argument("--out", default="_docs", help="folder for the HTML site, relative to the repository root")
+    ap.add_argument("--out", default="build/docs", help="folder for the HTML site, relative to the repository root")
     ap.add_argument("--verbose", action="store_true", help="show sphinx-build's progress")
     ap.add_argument("--reuse-proc", action="store_true", help="skip nbdev's processing and reuse _proc/ (while working on the site itself)")
     a = ap.parse_args()
