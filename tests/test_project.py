@@ -63,3 +63,27 @@ def test_no_progress_bar_glyphs_saved_in_notebooks():
         for i, c in enumerate(json.loads(nb.read_text())["cells"]):
             if "█" in json.dumps(c.get("outputs", []), ensure_ascii=False): bad.append(f"{nb.relative_to(ROOT)} cell {i}")
     assert not bad, "progress-bar glyphs saved in outputs (re-run with progress off, or clear those lines): " + ", ".join(bad)
+
+
+def _public_api():
+    "Every public function, class, method and property the modules export (`__all__`), with its docstring as `show_doc` reads it."
+    import inspect, pkgutil, spurnb
+    for m in pkgutil.iter_modules(spurnb.__path__):
+        if m.name.startswith("_"): continue
+        mod = importlib.import_module(f"spurnb.{m.name}")
+        for name in getattr(mod, "__all__", []):
+            obj = getattr(mod, name)
+            if getattr(obj, "__module__", None) != mod.__name__: continue
+            if inspect.isfunction(obj): yield f"{mod.__name__}.{name}", obj.__doc__
+            elif inspect.isclass(obj):
+                yield f"{mod.__name__}.{name}", obj.__doc__
+                for k, v in vars(obj).items():
+                    if k.startswith("_") and k not in ("__getitem__", "__call__", "__iter__"): continue
+                    f = v.fget if isinstance(v, property) else getattr(v, "__func__", v)
+                    if inspect.isfunction(f): yield f"{mod.__name__}.{name}.{k}", inspect.getdoc(getattr(obj, k)) if not isinstance(v, property) else v.__doc__
+
+
+def test_every_public_function_and_method_has_a_docstring():
+    "The docs show each entry's docstring; without one, show_doc prints 'Call self as a function.' (a method inherits its base's docstring)."
+    missing = [name for name, doc in _public_api() if not (doc or "").strip()]
+    assert not missing, f"{len(missing)} public names have no docstring (add one in the notebook that defines each): {missing}"
