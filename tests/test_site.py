@@ -1,9 +1,9 @@
 """The documentation site, built from the notebooks and read in a real browser (Debian's headless Chromium through Playwright).
 
-Every page is opened at desktop (1280 px) and phone (375 px) width, as a reader would, and the test fails on:
+Every page is opened at desktop (1440 px) and phone (375 px) width, as a reader would, and the test fails on:
 a console error or failed request, a broken image, an internal link or anchor that does not resolve, raw TeX
 left visible or a MathJax error, a text column narrower than 300 px on a phone, content wider than its column,
-a page without a search box. Screenshots of every page at both widths land in SHOTS; the numbers it measured
+a page without a search box, a page with sections but no table of contents, an API entry without a docstring. Screenshots of every page at both widths land in SHOTS; the numbers it measured
 (pages, links, images, math) are printed and written to SHOTS/report.json.
 """
 import configparser, http.server, json, os, re, shutil, subprocess, sys, threading, time
@@ -52,6 +52,8 @@ _PAGE_JS = """async () => {
     no_doc: [...art.querySelectorAll('section')].filter(s => [...s.children].some(c => c.tagName === 'P' && /^Call self as a function/.test(c.innerText.trim())))
                 .map(s => (s.querySelector('h1,h2,h3,h4,h5,h6') || {}).innerText),
     search: !!search && search.getBoundingClientRect().width > 0,
+    sections: art.querySelectorAll('section section').length,
+    toc: [...document.querySelectorAll('.toc-tree a')].filter(a => a.getBoundingClientRect().width > 0).length,
     column: art.getBoundingClientRect().width,
     spill: _spill(art),
     page_scroll: document.documentElement.scrollWidth - window.innerWidth,
@@ -94,14 +96,14 @@ def test_site_in_browser(site):
     n_links = n_images = n_math = 0
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
         errors = []
         page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url} ({r.failure})"))
         for name in pages:
             errors.clear()
-            page.set_viewport_size({"width": 1280, "height": 900})
+            page.set_viewport_size({"width": 1440, "height": 900})
             page.goto(base + name, wait_until="load")
             page.add_script_tag(content=_SPILL_JS)
             info = page.evaluate(_PAGE_JS)
@@ -120,7 +122,8 @@ def test_site_in_browser(site):
             if tex: problems.append(f"{name}: raw TeX visible: {tex[:8]}")
             problems += [f"{name}: {h.rstrip('¶').strip()} reads 'Call self as a function.': give it a docstring of its own in its notebook" for h in info["no_doc"]]
             if not info["search"]: problems.append(f"{name}: no visible search box (input[name=q])")
-            if info["spill"] or info["page_scroll"] > 1: problems.append(f"{name}: content wider than the text column at 1280 px: {info['spill']}, page scrolls sideways by {info['page_scroll']} px")
+            if info["sections"] >= 2 and info["toc"] < 2: problems.append(f"{name}: {info['sections']} sections but no visible table of contents (.toc-tree) at 1440 px")
+            if info["spill"] or info["page_scroll"] > 1: problems.append(f"{name}: content wider than the text column at 1440 px: {info['spill']}, page scrolls sideways by {info['page_scroll']} px")
             if phone["column"] < 300: problems.append(f"{name}: text column {phone['column']:.0f} px wide at 375 px (needs >= 300)")
             if phone["page_scroll"] > 1 or phone["spill"]: problems.append(f"{name}: at 375 px the page scrolls sideways by {phone['page_scroll']} px; sticking out of the column: {phone['spill']}")
             seen[name + "#links"] = info["links"]
@@ -138,7 +141,7 @@ def test_site_in_browser(site):
                 if frag and rel.endswith(".html") and rel in seen and unquote(frag) not in seen[rel]:
                     problems.append(f"{name}: link to {href}: {rel} has no anchor #{unquote(frag)}")
         # the losses page: an API entry with its parameter table, and a figure, visible to a reader
-        page.set_viewport_size({"width": 1280, "height": 900})
+        page.set_viewport_size({"width": 1440, "height": 900})
         page.goto(base + "losses.html#multimodal_loss", wait_until="load")
         entry = page.evaluate("""() => { const a = document.getElementById('multimodal_loss'); if (!a) return null;
             let sec = (a.closest('p') || a).nextElementSibling;
