@@ -37,6 +37,7 @@ class ZeroShotHead(nn.Module):
         self.adapter, self.text = adapter, F.normalize(t, dim=-1)         # [K, D]
         self.scale = float(torch.as_tensor(adapter.logit_scale if logit_scale is None else logit_scale).detach())
     def forward(self, x):
+        "Zero-shot logits `[B, K]`: the scaled cosines of the images `x` with the fixed text directions."
         z = F.normalize(self.adapter.encode_image(x).float(), dim=-1)   # [B, D]
         return self.scale * z @ self.text.to(z.device).T                 # [B, K]
 

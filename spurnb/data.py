@@ -92,10 +92,10 @@ class GroupDataset(torch.utils.data.Dataset):
         self._check()
         self.g = self.y * self.n_attrs + self.a
 
-    n_classes = property(lambda self: len(self.classnames))
-    n_attrs = property(lambda self: len(self.attrnames))
-    n_groups = property(lambda self: self.n_classes * self.n_attrs)
-    has_masks = property(lambda self: self.masks is not None or self.mask_paths is not None)
+    n_classes = property(lambda self: len(self.classnames), doc="Number of classes.")
+    n_attrs = property(lambda self: len(self.attrnames), doc="Number of values of the spurious attribute.")
+    n_groups = property(lambda self: self.n_classes * self.n_attrs, doc="Number of groups, `n_classes * n_attrs`.")
+    has_masks = property(lambda self: self.masks is not None or self.mask_paths is not None, doc="Whether the dataset has object masks (in memory or as files).")
     def __len__(self): return len(self.y)
 
 # %% ../nbs/01_data.ipynb #639682a7
@@ -133,6 +133,7 @@ def load_mask(self: GroupDataset, i: int) -> Image.Image:
 
 @patch
 def __getitem__(self: GroupDataset, i):
+    "Item `i` as a dict: `image` (after `transform`), `y`, `a`, `g`, `idx`, and `mask` (after `mask_transform`) when the dataset has masks."
     i = int(i)
     # the default transforms read the uint8 arrays directly: no PIL round trip per item
     fast = self.images is not None
@@ -165,6 +166,7 @@ GroupDataset.__repr__ = lambda self: f"GroupDataset({self.summary()})"
 # %% ../nbs/01_data.ipynb #7e0ff672
 @patch(as_prop=True)
 def fingerprint(self: GroupDataset) -> str:
+    "Hash of the content (images or their files' paths, sizes and mtimes, masks, labels, names), computed once; it keys the feature caches."
     if self._fingerprint is None:
         if self.images is not None: content = [self.images, self.masks if self.masks is not None else b""]
         else:
@@ -641,13 +643,17 @@ class Benchmark:
     "The built-in benchmark: `train`/`val`/`test` `GroupDataset`s (with masks) and a caption `corpus(...)` from the same world."
     def __init__(self, splits: dict, params: dict, fingerprint: str, source: ObjectSource, path: Path | None = None):
         self.splits, self.params, self.fingerprint, self.source, self.path = splits, params, fingerprint, source, path
-    train = property(lambda self: self.splits["train"])
-    val = property(lambda self: self.splits["val"])
-    test = property(lambda self: self.splits["test"])
-    classnames = property(lambda self: list(self.params["classes"]))
-    attrnames = property(lambda self: list(self.params["attrs"]))
-    def __getitem__(self, split): return self.splits[split]
-    def summary(self) -> str: return "\n".join(ds.summary() for ds in self.splits.values())
+    train = property(lambda self: self.splits["train"], doc="The training split.")
+    val = property(lambda self: self.splits["val"], doc="The validation split (model selection).")
+    test = property(lambda self: self.splits["test"], doc="The test split.")
+    classnames = property(lambda self: list(self.params["classes"]), doc="The class names shared by the splits.")
+    attrnames = property(lambda self: list(self.params["attrs"]), doc="The attribute names shared by the splits.")
+    def __getitem__(self, split):
+        "The split called `split` (`'train'`, `'val'` or `'test'`)."
+        return self.splits[split]
+    def summary(self) -> str:
+        "One summary line per split."
+        return "\n".join(ds.summary() for ds in self.splits.values())
     def __repr__(self): return f"Benchmark({self.fingerprint})\n{self.summary()}"
 
 # %% ../nbs/01_data.ipynb #bc123adb
@@ -726,11 +732,15 @@ class CaptionDataset(torch.utils.data.Dataset):
         self.source_index = source_index   # which source image each item shows (to check it never reappears downstream)
         self.name, self.transform, self.fingerprint = name, transform or to_tensor, fingerprint
     def __len__(self): return len(self.images)
-    def load_image(self, i: int) -> Image.Image: return Image.fromarray(self.images[i])
+    def load_image(self, i: int) -> Image.Image:
+        "The raw image `i` as a PIL RGB image (no transform)."
+        return Image.fromarray(self.images[i])
     def __getitem__(self, i):
+        "Item `i` as a dict: `image` (after `transform`), its `caption` and `idx`."
         i = int(i); img = to_tensor(self.images[i]) if self.transform is to_tensor else self.transform(self.load_image(i))
         return dict(image=img, caption=self.captions[i], idx=i)
     def summary(self) -> str:
+        "One line: name, size, objects × backgrounds and the number of distinct captions."
         return f"{self.name}: {len(self)} captioned images, {len(set(self.objects))} objects × {len(set(self.backgrounds))} backgrounds, {len(set(self.captions))} distinct captions"
     def __repr__(self): return f"CaptionDataset({self.summary()})"
 

@@ -114,6 +114,7 @@ class Source:
             self.ds = copy.copy(ds); self.ds.transform = method.adapter.preprocess  # CLIP's eval transform, no augmentation
     def __len__(self): return len(self.y)
     def batch(self, idx: torch.Tensor) -> dict:
+        "The batch at indices `idx`: inputs `x` (cached features or transformed images), `y`, `a`, `g` and `idx`."
         x = self.x[idx] if self.inputs == "features" else torch.stack([self.ds[int(i)]["image"] for i in idx])
         return dict(x=x, y=self.y[idx], a=self.a[idx], g=self.g[idx], idx=idx)
 
@@ -194,12 +195,14 @@ def _make_optimizer(cfg, params):
 # %% ../nbs/05a_train.ipynb #fb045f48
 @patch
 def lr_at(self: Run, step: int, total: int) -> float:
+    "Learning rate at `step` of `total` steps under the config's schedule (`constant` or `cosine`)."
     if self.cfg.schedule == "constant": return self.cfg.lr
     if self.cfg.schedule == "cosine": return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
     raise ValueError(f"Unknown schedule {self.cfg.schedule!r}; use 'constant' or 'cosine'")
 
 @patch
 def train_step(self: Run, idx: torch.Tensor, total_steps: int):
+    "One optimiser step on the items `idx`: loss terms (checked finite), objective, backward, step; adds the terms to the epoch's means."
     batch = self.sources["train"].batch(idx)
     terms = self.method.loss(batch)   # dict of per-sample Tensor[B]
     check_finite(terms, f" at epoch {self.epoch + 1}, step {self.step + 1} (run {self.dir.name})")
@@ -212,12 +215,14 @@ def train_step(self: Run, idx: torch.Tensor, total_steps: int):
 # %% ../nbs/05a_train.ipynb #4c697d61
 @patch
 def state(self: Run, finished: bool = False) -> dict:
+    "Everything `last.pt` holds to resume exactly: weights, optimiser, counters, RNG states, history and best epoch."
     return dict(meta=self.meta, method=self.method.get_state(), optimizer=self.opt.state_dict() if self.opt else None,
                 epoch=self.epoch, step=self.step, global_step=self.global_step, epoch_gen_state=self.epoch_gen_state,
                 rng=self._rng, acc=dict(self._acc), history=self.history, best=self.best, finished=finished)
 
 @patch
 def save_last(self: Run, finished: bool = False):
+    "Write `best.pt` when a new best epoch is pending, then `last.pt`, each atomically."
     if self.best_state is not None:   # best.pt first: the last.pt that names the best epoch never precedes its weights
         torch_save(dict(meta=self.meta, epoch=self.best["epoch"], method=self.best_state), self.dir / "best.pt"); self.best_state = None
     torch_save(self.state(finished), self.dir / "last.pt"); self.saved_at = time.monotonic()
@@ -241,6 +246,7 @@ def load_last(self: Run) -> bool:
 # %% ../nbs/05a_train.ipynb #b61a9f84
 @patch
 def end_epoch(self: Run):
+    "Close an epoch: evaluate val (and test), append the history row, update the best epoch, write the metrics."
     n = self._acc.pop("_n", 0)
     row = dict(epoch=self.epoch, step=self.global_step, lr=self.lr_at(self.global_step, self.total_steps),
                train={k: v / max(n, 1) for k, v in self._acc.items()},
@@ -255,6 +261,7 @@ def end_epoch(self: Run):
 
 @patch
 def write_metrics(self: Run):
+    "Write the history to `metrics.jsonl` (everything) and `metrics.csv` (scalars), atomically."
     flat = [_flatten(r) for r in self.history]
     with atomic_write(self.dir / "metrics.jsonl", "w") as f:
         for r in self.history: f.write(json.dumps(r) + "\n")
@@ -312,6 +319,7 @@ def _bar_comment(mb, row):
 # %% ../nbs/05a_train.ipynb #52967ea1
 @patch
 def finish(self: Run) -> dict:
+    "Write `final.json` (config, best and last epochs' metrics, history), save the finished state, return the summary."
     best = next(r for r in self.history if r["epoch"] == self.best["epoch"])
     summary = dict(run_dir=str(self.dir), method=self.cfg.method, config=self.meta["config"], selection=self.cfg.selection,
                    best_epoch=best["epoch"], val=best["val"], test=best["test"],

@@ -86,7 +86,7 @@ def _pages():
     return sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob("*.html") if not p.relative_to(SITE).parts[0].startswith("_"))
 
 
-def test_site_in_browser(site):
+def test_site_in_browser(site, capsys):
     from playwright.sync_api import sync_playwright
     base, build_s = site
     shutil.rmtree(SHOTS, ignore_errors=True)
@@ -164,6 +164,6 @@ def test_site_in_browser(site):
     report = {"pages": len(pages), "internal_links_checked": n_links, "images": n_images, "math_rendered": n_math,
               "search_hits_GroupDataset": hits, "build_s": round(build_s, 1), "browser_s": round(time.time() - t0, 1), "screenshots": str(SHOTS)}
     (SHOTS / "report.json").write_text(json.dumps(report, indent=1))
-    print("\nsite:", json.dumps(report))
+    with capsys.disabled(): print(f"\ntests/test_site.py measured: {json.dumps(report)}")
     assert not problems, f"{len(problems)} problems on the site (screenshots in {SHOTS}):\n" + "\n".join(problems[:60])
     assert hits > 0, "the search page found nothing for 'GroupDataset'"
