@@ -19,6 +19,7 @@ CHROMIUM = os.environ.get("SPURNB_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 _ini = configparser.ConfigParser(delimiters=["="]); _ini.read(ROOT / "settings.ini")
+REPO = _ini["DEFAULT"]["git_url"].rstrip("/")
 DEPLOYED = _ini["DEFAULT"]["doc_host"].rstrip("/") + _ini["DEFAULT"]["doc_baseurl"].rstrip("/") + "/"
 RAW_TEX = re.compile(r"\$\$|\\(?:frac|mathbb|mathcal|mathrm|text|sum|left|right|cdot|lambda|tau|exp|log|operatorname|hat|top|mid|in|le|ge)\b|\$[^$\n]{1,80}\$")
 
@@ -44,6 +45,7 @@ _PAGE_JS = """async () => {
   const search = document.querySelector('input[name=q]');
   return {
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
+    favicon: (document.querySelector('link[rel~=icon]') || {}).href || null,
     ids: [...document.querySelectorAll('[id]')].map(e => e.id).concat([...document.querySelectorAll('a[name]')].map(e => e.name)),
     images: imgs,
     math: document.querySelectorAll('mjx-container').length,
@@ -121,12 +123,15 @@ def test_site_in_browser(site, capsys):
             tex = sorted({m.group(0) for m in RAW_TEX.finditer(info["text"])})
             if tex: problems.append(f"{name}: raw TeX visible: {tex[:8]}")
             problems += [f"{name}: {h.rstrip('¶').strip()} reads 'Call self as a function.': give it a docstring of its own in its notebook" for h in info["no_doc"]]
+            if not info["favicon"]: problems.append(f"{name}: no favicon (link rel=icon)")
+            elif not info["favicon"].startswith(base): problems.append(f"{name}: favicon {info['favicon']} is not served by the site")
+            if not any(h.rstrip("/") == REPO for h in info["links"]): problems.append(f"{name}: no link to the repository {REPO}")
             if not info["search"]: problems.append(f"{name}: no visible search box (input[name=q])")
             if info["sections"] >= 2 and info["toc"] < 2: problems.append(f"{name}: {info['sections']} sections but no visible table of contents (.toc-tree) at 1440 px")
             if info["spill"] or info["page_scroll"] > 1: problems.append(f"{name}: content wider than the text column at 1440 px: {info['spill']}, page scrolls sideways by {info['page_scroll']} px")
             if phone["column"] < 300: problems.append(f"{name}: text column {phone['column']:.0f} px wide at 375 px (needs >= 300)")
             if phone["page_scroll"] > 1 or phone["spill"]: problems.append(f"{name}: at 375 px the page scrolls sideways by {phone['page_scroll']} px; sticking out of the column: {phone['spill']}")
-            seen[name + "#links"] = info["links"]
+            seen[name + "#links"] = info["links"] + ([info["favicon"]] if info["favicon"] else [])
         # every internal link and anchor, checked against the pages as the browser saw them
         for name in pages:
             for href in seen.pop(name + "#links"):
