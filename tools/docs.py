@@ -17,7 +17,7 @@ works from any folder as well as on the deployed URL. Notebooks are discovered, 
 Where Quarto is installed, `nbdev_docs` still builds nbdev's own site from the same notebooks.
 """
 from __future__ import annotations
-import argparse, copy, json, os, re, shutil, subprocess, sys, tempfile, time
+import argparse, copy, os, re, shutil, subprocess, sys, time
 from pathlib import Path
 import yaml, nbformat
 
@@ -155,7 +155,7 @@ def rewrite_links(md: str, host: str, depth: int, pages: dict[str, str], anchors
     return re.sub(r"\]\(([^):#\s]+\.ipynb)(#[^)\s]*)?\)", nb_link, md)
 
 
-def stage(proc: Path, src: Path, host: str, nbs_path: Path) -> list[Path]:
+def stage(proc: Path, src: Path, host: str) -> list[Path]:
     "Write the MyST sources of every processed notebook into `src`; returns the pages (relative `.ipynb` paths, index first)."
     if src.exists(): shutil.rmtree(src)
     src.mkdir(parents=True)
@@ -192,11 +192,11 @@ def stage(proc: Path, src: Path, host: str, nbs_path: Path) -> list[Path]:
         out.append(page.with_suffix(".ipynb"))
     for d in proc.rglob("images"):                               # figures the notebooks link to, next to the pages that link them
         if d.is_dir(): shutil.copytree(d, src / d.relative_to(proc), dirs_exist_ok=True)
-    _toctree(src, out, nbs_path)
+    _toctree(src, out)
     return out
 
 
-def _toctree(src: Path, pages: list[Path], nbs_path: Path):
+def _toctree(src: Path, pages: list[Path]):
     "The sidebar: hidden toctrees on the index page, one section for the library notebooks and one per sub-folder (tutorials)."
     idx = src / "index.ipynb"
     nb = nbformat.read(idx, as_version=4)
@@ -237,7 +237,7 @@ def build(readme_only: bool = False, out: str = "build/docs", quiet: bool = True
     if readme_only: return cfg.config_path / "README.md"
     root = cfg.config_path
     src = root / "build" / "docs-src"
-    pages = stage(proc, src, f"{cfg.doc_host.rstrip('/')}{cfg.doc_baseurl.rstrip('/')}", cfg.nbs_path)
+    pages = stage(proc, src, f"{cfg.doc_host.rstrip('/')}{cfg.doc_baseurl.rstrip('/')}")
     dst = root / out
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(root / cfg.doc_path), "-d", str(root / "build" / "docs-doctrees"),
            "-W", "--keep-going", "-j", "1", *(["-q"] if quiet else []), str(src), str(dst)]
