@@ -78,9 +78,13 @@ def site():
     build_s = time.time() - t0
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *a): pass
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(SITE)))
+    # served under the deployed site's path (/spurnb/), so a link that only works from the server's root fails here too
+    root = ROOT / "build" / "site-root"; shutil.rmtree(root, ignore_errors=True); root.mkdir(parents=True)
+    sub = urlparse(DEPLOYED).path.strip("/") or "site"
+    (root / sub).symlink_to(SITE, target_is_directory=True)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/", build_s
+    yield f"http://127.0.0.1:{srv.server_address[1]}/{sub}/", build_s
     srv.shutdown()
 
 
@@ -137,6 +141,9 @@ def test_site_in_browser(site, capsys):
             for href in seen.pop(name + "#links"):
                 url = DEPLOYED + href[len(DEPLOYED):] if href.startswith(DEPLOYED) else href
                 if url.startswith(DEPLOYED): url = base + url[len(DEPLOYED):]
+                origin = base[:base.index("/", len("http://"))]
+                if url.startswith(origin) and not url.startswith(base):
+                    problems.append(f"{name}: link to {href} leaves the site's folder (works only from a server's root)"); continue
                 if not url.startswith(base): continue
                 n_links += 1
                 path, frag = urldefrag(url)
