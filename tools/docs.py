@@ -239,6 +239,7 @@ def build(readme_only: bool = False, out: str = "build/docs", quiet: bool = True
     src = root / "build" / "docs-src"
     pages = stage(proc, src, f"{cfg.doc_host.rstrip('/')}{cfg.doc_baseurl.rstrip('/')}")
     dst = root / out
+    if dst.exists(): shutil.rmtree(dst)                          # no page of a renamed or deleted notebook survives
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(root / cfg.doc_path), "-d", str(root / "build" / "docs-doctrees"),
            "-W", "--keep-going", "-j", "1", *(["-q"] if quiet else []), str(src), str(dst)]
     r = subprocess.run(cmd, cwd=root)
