@@ -37,7 +37,10 @@ def constraints(tmp: Path) -> Path:
 def user_env(tmp_path_factory):
     "(python of a fresh venv holding only the wheel built from the sdist and its user requirements, a directory outside the clone)."
     tmp = tmp_path_factory.mktemp("artifacts"); dist, dist2 = tmp / "dist", tmp / "dist-from-sdist"
-    # the sdist and the wheel, as a release builds them (with build isolation: only pyproject's build requirements)
+    # the sdist and the wheel, as a release builds them (with build isolation: only pyproject's build requirements);
+    # setuptools reuses build/lib, where a module deleted since an earlier build would still sit and ship (it did: docs.py)
+    for d in (ROOT / "build").glob("lib*"): shutil.rmtree(d)
+    for d in (ROOT / "build").glob("bdist.*"): shutil.rmtree(d)
     run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", dist, ROOT], cwd=tmp)
     sdist, = dist.glob("spurnb-*.tar.gz"); wheel, = dist.glob("spurnb-*.whl")
     # a wheel from the unpacked sdist: the sdist carries everything setup.py reads

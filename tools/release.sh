@@ -9,6 +9,6 @@ if ! git diff --quiet HEAD -- nbs spurnb settings.ini; then echo "uncommitted ch
 make -s check-sync
 version=$(sed -n 's/^version *= *//p' settings.ini)
 grep -q "^## $version" CHANGELOG.md || { echo "CHANGELOG.md has no '## $version' section" >&2; exit 1; }
-rm -rf dist && "$PY" -m build --outdir dist .        # the wheel is built from the sdist, as pip would
+rm -rf dist build/lib* build/bdist.* && "$PY" -m build --outdir dist .        # the wheel is built from the sdist, as pip would
 "$PY" -m twine check --strict dist/*
 ls -l dist
