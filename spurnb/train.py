@@ -5,21 +5,21 @@
 # %% ../nbs/05a_train.ipynb #4c0fa74a
 from __future__ import annotations
 import contextlib, copy, csv, io, json, math, platform, random, sys, time
-from dataclasses import dataclass, asdict, fields, replace
+from dataclasses import dataclass, asdict, field, fields, replace
 from pathlib import Path
 import numpy as np
 import torch
 from fastcore.basics import patch
-from fastcore.script import call_parse
+from fastcore.script import call_parse, Param
 from .core import Registry, save_json, torch_save, atomic_write, set_seed, fingerprint, in_test, cache_dir
-from .methods import METHODS, Task, make_method, method_options, feature_cache
+from .methods import METHODS, Task, make_method, make_options, method_options, route_options, feature_cache
 from . import models as M
 from .eval import group_metrics
 
 # %% auto #0
-__all__ = ['PRESETS', 'TRAIN_FIELDS', 'METHOD_FIELDS', 'SAMPLERS', 'SELECTIONS', 'DATASETS', 'SPLITS', 'TrainConfig',
-           'resolve_config', 'natural_weights', 'balanced_weights', 'epoch_batches', 'selection_score', 'select_epoch',
-           'Source', 'predict', 'evaluate', 'NonFiniteLoss', 'check_finite', 'versions', 'run_name', 'Run', 'train',
+__all__ = ['PRESETS', 'TRAIN_FIELDS', 'SAMPLERS', 'SELECTIONS', 'DATASETS', 'SPLITS', 'TrainConfig', 'resolve_config',
+           'natural_weights', 'balanced_weights', 'epoch_batches', 'selection_score', 'select_epoch', 'Source',
+           'predict', 'evaluate', 'NonFiniteLoss', 'check_finite', 'versions', 'run_name', 'Run', 'train',
            'benchmark_splits', 'waterbirds_splits', 'celeba_splits', 'csv_splits', 'load_splits', 'results_table',
            'plot_runs', 'run_methods', 'spurnb_train', 'load_method', 'report_attribution']
 
@@ -28,11 +28,7 @@ __all__ = ['PRESETS', 'TRAIN_FIELDS', 'METHOD_FIELDS', 'SAMPLERS', 'SELECTIONS',
 class TrainConfig:
     "Everything that defines a run (resolved, it is written next to the run's metrics)."
     method: str = "spurnb"          # a name in METHODS: "zeroshot", "erm", "spurnb", ...
-    recipe: str = "lc+vc+ls"        # spurnb: loss weights, a key of spurnb.losses.RECIPES
-    mode: str = "paper"             # spurnb: "paper" (intended terms) or "official" (reference code, quirks included)
-    policy: str = "projection"      # what trains, a name in spurnb.models.POLICIES
-    templates: str = "short"        # prompt templates: "short" or "imagenet" (the 80 OpenAI ones)
-    init_scale: float = 1 / 0.07    # initial temperature τ of the fine-tuned head (the reference's log(1/0.07))
+    opts: dict = field(default_factory=dict)  # the method's options by name, e.g. {"recipe": "lc+vc+vs"} (its `Options`; defaults for the rest)
     sampler: str = "natural"        # "natural" (shuffle) or "balanced" (weights 1/|group|, with replacement)
     selection: str = "worst-group"  # checkpoint chosen by validation "worst-group", "worst-class" or "average" accuracy
     optimizer: str = "sgd"          # "sgd" (with momentum, as the reference) or "adam"
@@ -55,15 +51,14 @@ PRESETS = {
 # %% ../nbs/05a_train.ipynb #ed5beb32
 TRAIN_FIELDS = ("sampler", "selection", "optimizer", "lr", "weight_decay", "momentum", "schedule", "epochs",
                 "batch_size", "eval_every", "ckpt_secs", "ckpt_steps", "seed")
-METHOD_FIELDS = ("recipe", "mode", "policy", "templates", "init_scale")
 
 def resolve_config(cfg: TrainConfig) -> dict:
-    "The config as a dict, with the fields method `cfg.method` does not use set to None."
-    d, opts, trains = asdict(cfg), method_options(cfg.method), METHODS[cfg.method].trains
-    for k in METHOD_FIELDS:
-        if k not in opts: d[k] = None
-    if not trains:
-        for k in TRAIN_FIELDS: d[k] = None
+    "The config as a dict: the method's options complete, and the training fields None for a method that trains nothing."
+    d, cls = asdict(cfg), METHODS[cfg.method]
+    d["opts"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(make_options(cls, cfg.opts)).items()}
+    if not cls.trains:
+        for k in TRAIN_FIELDS:
+            if not (k == "seed" and cls.stochastic): d[k] = None
     return d
 
 # %% ../nbs/05a_train.ipynb #b2db74cc
@@ -150,10 +145,11 @@ def versions() -> dict:
                 numpy=np.__version__, spurnb=spurnb.__version__, platform=platform.platform())
 
 def run_name(cfg: TrainConfig, data_fp: str = "", model_fp: str = "") -> str:
-    "`method[-recipe-mode]-sampler-s<seed>-<fingerprint>` for the resolved config."
+    "`method[-options that name it]-sampler-s<seed>-<fingerprint>` for the resolved config (spurnb: `-recipe-mode`)."
     r = resolve_config(cfg)
-    parts = [cfg.method] + [str(r[k]) for k in ("recipe", "mode") if r[k] is not None]
-    if r["sampler"] is not None: parts += [r["sampler"], f"s{cfg.seed}"]
+    parts = [cfg.method] + [str(r["opts"][k]) for k in METHODS[cfg.method].name_options]
+    if r["sampler"] is not None: parts += [r["sampler"]]
+    if r["seed"] is not None: parts += [f"s{cfg.seed}"]
     return "-".join(parts).replace("+", "") + "-" + fingerprint(r, data_fp, model_fp, n=8)
 
 def _rng_state(): return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate())
@@ -166,8 +162,8 @@ class Run:
         self.cfg, self.callbacks, self.progress = cfg, list(callbacks), progress
         set_seed(cfg.seed)  # once, here, before anything random is drawn
         self.task = task or Task.from_dataset(splits["train"])
-        opts = {k: getattr(cfg, k) for k in METHOD_FIELDS}
-        self.method = make_method(cfg.method, adapter, self.task, **opts)
+        self.adapter, self.splits = adapter, splits   # as given: a method with stages (JTT) trains its first stage from them
+        self.method = make_method(cfg.method, adapter, self.task, **cfg.opts)
         self.sources = {k: Source(ds, self.method, progress) for k, ds in splits.items()}
         data_fp = fingerprint(*[getattr(splits[k], "fingerprint", k) for k in sorted(splits)])
         self.meta = dict(config=resolve_config(cfg), seed=cfg.seed, data_fingerprint=data_fp,
@@ -278,6 +274,7 @@ def fit(self: Run, resume: bool = False) -> dict:
     save_json(self.meta, self.dir / "config.json")
     self.steps_per_epoch = math.ceil(len(self.sources["train"]) / self.cfg.batch_size)
     self.total_steps = self.n_epochs * self.steps_per_epoch
+    rng = _rng_state(); self.method.prepare(self); _set_rng_state(rng)
     weights = self.method.sample_weights(self.task, self.sources["train"].g)
     if weights is None: weights = SAMPLERS[self.cfg.sampler](self.sources["train"].g, self.task.n_groups)
     if not self.history: self.end_epoch()                     # epoch 0: before training
@@ -363,12 +360,14 @@ def load_splits(dataset: str, root=None, **kw):
 
 # %% ../nbs/05a_train.ipynb #99c2d120
 def results_table(summaries: list, split: str = "test"):
-    "One row per run summary: method, options, selected epoch, worst-group / average / adjusted-average accuracy on `split`."
+    "One row per run summary: method, the options that name it, selected epoch, worst-group / average / adjusted-average accuracy on `split`."
     import pandas as pd
     rows = []
     for s in summaries:
         c, m = s["config"], s[split]
-        rows.append(dict(method=s["method"], recipe=c.get("recipe"), mode=c.get("mode"), sampler=c.get("sampler"),
+        o, cls = c.get("opts") or {}, METHODS.get(s["method"])
+        variant = " ".join(str(o[k]) for k in getattr(cls, "name_options", ()) if k in o) or None
+        rows.append(dict(method=s["method"], options=variant, sampler=c.get("sampler"),
                          seed=c.get("seed"), selection=s["selection"] if c.get("sampler") else None,
                          epoch=s["best_epoch"], worst_group=m["worst_group_acc"], average=m["avg_acc"],
                          adjusted_average=m.get("adj_avg_acc"), run=Path(s["run_dir"]).name))
@@ -399,8 +398,8 @@ def plot_runs(summaries: list, path=None):
 PRESETS["quick"] = dict(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=5, batch_size=128)
 
 def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, model="tiny-rn", pretrained="benchmark",
-                checkpoint=None, out="runs", preset="quick", resume=False, progress=True, device="cpu", data_kw=None, **overrides) -> dict:
-    "Load data and model once, train every method in `methods` (comma-separated) and return summaries, table and paths."
+                checkpoint=None, out="runs", preset="quick", resume=False, progress=True, device="cpu", data_kw=None, opts=None, **overrides) -> dict:
+    "Load data and model once, train every method in `methods` (comma-separated) with `opts` (`route_options`) and return summaries, table and paths."
     from spurnb.models import load_clip
     splits, task = load_splits(dataset, root, **(data_kw or {}))
     adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
@@ -408,12 +407,13 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
     base = TrainConfig(**PRESETS[preset])
     base = replace(base, **{k: v for k, v in overrides.items() if v is not None})
     out = Path(out) / dataset
-    summaries = []
-    for m in [m.strip() for m in methods.split(",") if m.strip()]:
-        METHODS[m]  # an unknown name fails before any training
-    for m in [m.strip() for m in methods.split(",") if m.strip()]:
+    summaries, names = [], [m.strip() for m in methods.split(",") if m.strip()]
+    for m in names: METHODS[m]  # an unknown name fails before any training
+    per = route_options(names, opts or {})
+    for m in names: resolve_config(replace(base, method=m, opts=per[m]))   # so do bad options
+    for m in names:
         t0 = time.perf_counter()
-        s = train(replace(base, method=m), adapter, splits, out, task, resume, progress=progress)
+        s = train(replace(base, method=m, opts=per[m]), adapter, splits, out, task, resume, progress=progress)
         s["seconds"] = round(time.perf_counter() - t0, 1); summaries.append(s)
     table = results_table(summaries)
     table.to_csv(out / "results.csv", index=False)
@@ -430,10 +430,11 @@ def spurnb_train(
     pretrained: str = "benchmark",      # weights tag: "benchmark" (the tiny CLIP pretrained here), "openai", ...
     checkpoint: str = None,             # a local weights file instead of a tag
     method: str = "zeroshot,erm,spurnb",  # comma-separated methods to run, each a name in METHODS
-    recipe: str = None,                 # spurnb loss recipe: "lc+vc+ls" (default) or "lc+vc+vs"
-    mode: str = None,                   # spurnb: "paper" (default) or "official"
-    policy: str = None,                 # what trains: "projection" (default) or "projection+text-embeddings", ...
-    templates: str = None,              # prompt templates: "short" (default, 5) or "imagenet" (the 80 OpenAI ones)
+    opt: Param("method options: name=value (to every method with that option) or method.name=value, e.g. --opt groupdro.eta=0.1 recipe=lc+vc+vs", str, nargs="*") = None,
+    recipe: str = None,                 # short for --opt recipe=...: spurnb loss recipe "lc+vc+ls" (default) or "lc+vc+vs"
+    mode: str = None,                   # short for --opt mode=...: spurnb "paper" (default) or "official"
+    policy: str = None,                 # short for --opt policy=...: what trains, "projection" (default), "projection+text-embeddings", "full"
+    templates: str = None,              # short for --opt templates=...: "short" (default, 5) or "imagenet" (the 80 OpenAI ones)
     sampler: str = None,                # "natural" (default) or "balanced"
     selection: str = None,              # "worst-group" (default), "worst-class" or "average" (validation)
     preset: str = "quick",              # "quick" (Adam 1e-3, 5 epochs), "prototype" (Adam, 40) or "reference" (SGD 1e-4, 300)
@@ -450,9 +451,9 @@ def spurnb_train(
     "Fine-tune CLIP with zero-shot, ERM and spurnb (or the chosen methods) and print worst-group, average and adjusted-average accuracy."
     from spurnb.core import cpu_threads
     cpu_threads(); t0 = time.perf_counter()
+    opts = [f"{k}={v}" for k, v in dict(recipe=recipe, mode=mode, policy=policy, templates=templates).items() if v is not None] + list(opt or [])
     r = run_methods(method, dataset, root, model, pretrained, checkpoint, out, preset, resume, not quiet, device,
-                    data_kw=dict(image_root=image_root) if dataset == "csv" else None,
-                    recipe=recipe, mode=mode, policy=policy, templates=templates, sampler=sampler, selection=selection, optimizer=optimizer,
+                    data_kw=dict(image_root=image_root) if dataset == "csv" else None, opts=opts, sampler=sampler, selection=selection, optimizer=optimizer,
                     epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     att = report_attribution(r)
     import pandas as pd
@@ -474,7 +475,8 @@ def load_method(run_dir, adapter, task: Task, which: str = "best"):
     "The method of the run in `run_dir`, with the weights of its `which` checkpoint (`'best'` or `'last'`)."
     run_dir = Path(run_dir)
     c = json.loads((run_dir / "config.json").read_text())["config"]
-    m = make_method(c["method"], adapter, task, **{k: c[k] for k in METHOD_FIELDS if c.get(k) is not None})
+    opts = c["opts"] if "opts" in c else {k: c[k] for k in method_options(c["method"]) if c.get(k) is not None}  # older runs: flat fields
+    m = make_method(c["method"], adapter, task, **opts)
     m.set_state(torch.load(run_dir / f"{which}.pt", weights_only=False)["method"])
     return m
 
