@@ -90,7 +90,7 @@ class JTTOptions(TunedOptions):
 @METHODS.register("jtt")
 class JTT(ERM):
     "Liu et al. (2021): ERM again, with the training errors of a first ERM run upweighted."
-    Options = JTTOptions
+    Options, samplers = JTTOptions, ("natural",)
     paper, trains_what = "Liu et al. 2021 (arXiv 2107.09044)", "the policy's parameters + τ, twice"
     groups_train, groups_select, attr_text = "no", "the selection rule", "no"
     errors = None                                         # [N] bool: stage 1's training errors, set by `prepare`

@@ -167,6 +167,7 @@ class Method(nn.Module):
     trains = True                 # False: evaluated as is
     stochastic = False            # True: draws random numbers even without training (its runs keep their seed)
     policies = ("projection", "projection+text-embeddings", "full")  # the trainable sets it supports (tests cross them all)
+    samplers = ("natural", "balanced")  # the samplers it can train under (JTT samples by its own weights)
     name_options = ()             # options whose values name its runs (e.g. spurnb's recipe and mode)
     paper = trains_what = groups_train = groups_select = attr_text = ""   # what `spurnb.baselines.methods_table` says about it
     def __init__(self, adapter, task: Task, opts=None, **kw):
@@ -255,9 +256,13 @@ def set_state(self: Method, state: dict):
 
 # %% ../nbs/05_methods.ipynb #7494ac65
 class _MethodRegistry(Registry):
+    "Methods by name; registering also names the class, and a definition run again (a notebook cell) replaces its earlier self."
     def register(self, name: str | None = None):
         reg = super().register(name)
-        def _reg(cls): cls.name = name or cls.__name__; return reg(cls)
+        def _reg(cls):
+            key = cls.name = name or cls.__name__
+            if key in self and dict.__getitem__(self, key).__qualname__ == cls.__qualname__: dict.__delitem__(self, key)
+            return reg(cls)
         return _reg
 
 METHODS = _MethodRegistry("method")
