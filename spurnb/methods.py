@@ -5,7 +5,7 @@
 # %% ../nbs/05_methods.ipynb #89fe4b2a
 from __future__ import annotations
 import copy, difflib, math
-from dataclasses import dataclass, field, fields, asdict, MISSING
+from dataclasses import dataclass, field, fields, asdict, replace, MISSING
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -149,8 +149,8 @@ def _convert(f, v):
 
 def make_options(cls, opts=None, **kw):
     "The `Options` of method class `cls` from a dict (or keywords); unknown names raise with the known ones."
+    if isinstance(opts, cls.Options): return replace(opts, **kw) if kw else opts
     opts = {**(opts or {}), **kw}
-    if isinstance(opts, cls.Options): return opts
     known = {f.name: f for f in fields(cls.Options)}
     bad = [k for k in opts if k not in known]
     if bad:
