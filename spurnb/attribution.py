@@ -16,15 +16,15 @@ from torchvision.transforms.functional import gaussian_blur
 from captum.attr import GradientShap, IntegratedGradients, LayerGradCam, Occlusion
 import matplotlib.pyplot as plt
 import seaborn as sns
-from .core import Registry, atomic_write, cpu_threads, in_test
+from .core import Registry, atomic_write
+from .models import class_head, zeroshot_logits
 from .data import mask_resize_center_crop
 from .eval import collect, group_metrics
 
 # %% auto #0
-__all__ = ['ATTRIBUTIONS', 'HEAD_PREFIXES', 'ZeroShotHead', 'attribute', 'object_share', 'overlap_score', 'mask_fraction',
-           'group_scores', 'head_prefixes', 'randomized_copy', 'rank_correlation', 'sample_per_group',
-           'attribution_maps', 'score_table', 'group_accuracy', 'plot_gallery', 'plot_share', 'compare_attributions',
-           'attribution_report']
+__all__ = ['ATTRIBUTIONS', 'ZeroShotHead', 'attribute', 'object_share', 'overlap_score', 'mask_fraction', 'group_scores',
+           'head_prefixes', 'randomized_copy', 'rank_correlation', 'sample_per_group', 'attribution_maps',
+           'score_table', 'group_accuracy', 'plot_gallery', 'plot_share', 'compare_attributions', 'attribution_report']
 
 # %% ../nbs/06_attribution.ipynb #4e390495
 class ZeroShotHead(nn.Module):
@@ -32,13 +32,12 @@ class ZeroShotHead(nn.Module):
     def __init__(self, adapter, text_emb: torch.Tensor, logit_scale: float | None = None):
         super().__init__()
         t = text_emb.detach().float()
-        if t.ndim == 3: t = F.normalize(t, dim=-1).mean(0)               # [T, K, D] → [K, D]
-        if t.ndim != 2: raise ValueError(f"text_emb must be [K, D] or [T, K, D], got shape {tuple(text_emb.shape)}")
-        self.adapter, self.text = adapter, F.normalize(t, dim=-1)         # [K, D]
+        if t.ndim not in (2, 3): raise ValueError(f"text_emb must be [K, D] or [T, K, D], got shape {tuple(text_emb.shape)}")
+        self.adapter, self.text = adapter, class_head(F.normalize(t, dim=-1))   # [K, D]: ē, as every method's head
         self.scale = float(torch.as_tensor(adapter.logit_scale if logit_scale is None else logit_scale).detach())
     def forward(self, x):
-        z = F.normalize(self.adapter.encode_image(x).float(), dim=-1)   # [B, D]
-        return self.scale * z @ self.text.to(z.device).T                 # [B, K]
+        z = self.adapter.encode_image(x)                                  # [B, D]
+        return zeroshot_logits(z, self.text.to(z.device), self.scale)     # [B, K]
 
 # %% ../nbs/06_attribution.ipynb #f227aa58
 def _as_forward(adapter, head) -> Callable:
@@ -182,11 +181,9 @@ def group_scores(scores: torch.Tensor, g: torch.Tensor, n_groups: int | None = N
     return pd.DataFrame(dict(group=range(G), n=n.long().numpy(), mean=mean.numpy(), lo=lo.numpy(), hi=hi.numpy()))
 
 # %% ../nbs/06_attribution.ipynb #998dff34
-HEAD_PREFIXES = {"resnet": ("visual.attnpool",), "vit": ("visual.proj",)}  # open_clip names, if the adapter does not say
-
 def head_prefixes(adapter) -> tuple:
-    "Parameter-name prefixes of the adapter's image head (its family's `head_params`, else open_clip's usual names)."
-    return tuple(getattr(getattr(adapter, "fam", None), "head_params", None) or HEAD_PREFIXES[adapter.family])
+    "Parameter-name prefixes of the adapter's image head: its model family's `head_params` (`spurnb.models.Family`)."
+    return tuple(adapter.fam.head_params)
 
 def randomized_copy(adapter, prefixes: Sequence[str] | None = None, seed: int = 0):
     "A deep copy of `adapter` whose parameters under `prefixes` (default: the image head) are re-drawn at random."
@@ -223,7 +220,7 @@ def _batch(dataset, idx) -> dict:
 def _preprocessed(dataset, adapter, preprocess: bool = True):
     "A shallow copy of `dataset` that feeds the model as it was trained: the adapter's `preprocess`, masks resized alike."
     if not preprocess or getattr(adapter, "preprocess", None) is None or not hasattr(dataset, "transform"): return dataset
-    ds = copy.copy(dataset); ds.transform = adapter.preprocess
+    ds = adapter.preprocessed(dataset)
     ds.mask_transform = mask_resize_center_crop(adapter.image_size)
     return ds
 

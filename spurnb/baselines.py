@@ -112,7 +112,7 @@ class JTT(ERM):
         s1 = train(cfg1, run.adapter, run.splits, run.dir.parent, run.task, resume=True, callbacks=run.callbacks, progress=False)
         m1 = load_method(s1["run_dir"], run.adapter, run.task, which="last")   # the model at the end of epoch T, not a selected one
         src = run.sources["train"] if run.sources["train"].inputs == m1.inputs else Source(run.splits["train"], m1)
-        self.errors = predict(m1, src).argmax(-1) != src.y                       # [N]
+        self.errors = predict(m1, src)["logits"].argmax(-1) != src.y             # [N]
         save_json(dict(stage1_run=s1["run_dir"], stage1_epochs=cfg1.epochs, n_errors=int(self.errors.sum()), n_train=len(self.errors),
                        errors_per_group=torch.bincount(src.g[self.errors], minlength=run.task.n_groups).tolist()), run.dir / "stage1.json")
 
@@ -205,7 +205,7 @@ class FLYP(_Tuned):
     paper, trains_what = "Goyal et al. 2023 (arXiv 2212.00638)", "the policy's parameters + τ"
     groups_train, groups_select, attr_text = "no", "the selection rule", "no"
     def loss(self, batch):
-        clip = loss_clip(self.embed_images(batch["x"]), batch["y"], self.cls.embed(), self.scale())   # [B]
+        clip = loss_clip(self.embed_images(batch["x"]), batch["y"], self.class_prompts.embed(), self.scale())   # [B]
         return {"clip": clip, "total": clip}
 
 # %% ../nbs/05b_baselines.ipynb #c47ba957

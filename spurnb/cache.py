@@ -11,7 +11,8 @@ import torch
 import itertools
 from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
-from .core import cache_dir, atomic_write, save_json, file_lock, fingerprint
+from .core import cache_dir, save_json, file_lock, fingerprint
+from .models import weights_fingerprint
 
 # %% auto #0
 __all__ = ['CACHE_VERSION', 'trunk_fingerprint', 'describe_transform', 'cached_image_features', 'text_trunk_fingerprint',
@@ -22,13 +23,7 @@ CACHE_VERSION = 1
 
 def trunk_fingerprint(adapter) -> str:
     "Hash of the image trunk's weights (the vision tower minus its head) and dtype."
-    sd = {k: v for k, v in adapter.model.state_dict().items()
-          if k.startswith("visual.") and not any(k == p or k.startswith(p + ".") for p in adapter.fam.head_params)}
-    h = hashlib.sha256()
-    for k in sorted(sd):
-        v = sd[k].detach().cpu().contiguous()
-        h.update(f"{k}|{v.dtype}|{tuple(v.shape)}".encode()); h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
+    return weights_fingerprint(adapter.model, lambda k: k.startswith("visual.") and not adapter.is_head_param(k))
 
 def describe_transform(t) -> str:
     "A stable description of a preprocessing callable (no memory addresses)."
@@ -61,7 +56,7 @@ class _FeatureFile:
                 if _checksum(self.npy) != meta["checksum"]: raise ValueError("checksum mismatch")
                 _VERIFIED[str(self.npy)] = stamp
             return arr
-        except Exception as e:
+        except (OSError, ValueError, KeyError) as e:               # absent/partial metadata, a damaged header or body
             warnings.warn(f"feature cache {self.npy} is unusable ({type(e).__name__}: {e}); rebuilding it")
             return None
 
@@ -84,22 +79,11 @@ def write(self: _FeatureFile, shape, dtype, batches, info: dict) -> np.ndarray:
     return self.load()
 
 # %% ../nbs/02c_cache.ipynb #f86e8a74
-def _input_batches(adapter, dataset, transform, bs):
-    "Yield model-input batches for the whole dataset, in order."
-    images = getattr(dataset, "images", None)
-    if transform is None and images is not None:
-        for s in range(0, len(dataset), bs): yield adapter.preprocess_batch(images[s:s + bs])
-        return
-    old = getattr(dataset, "transform", None); dataset.transform = transform or adapter.preprocess
-    try:
-        for b in torch.utils.data.DataLoader(dataset, batch_size=bs, shuffle=False, num_workers=0): yield b["image"]
-    finally: dataset.transform = old
-
 @torch.no_grad()
 def _trunk_batches(adapter, dataset, transform, bs, progress):
     was = adapter.model.training; adapter.eval()
     try:
-        for s, x in zip(progress_bar(range(0, len(dataset), bs), display=progress, leave=False), _input_batches(adapter, dataset, transform, bs)):
+        for s, x in zip(progress_bar(range(0, len(dataset), bs), display=progress, leave=False), adapter.input_batches(dataset, bs, transform)):
             f = adapter.image_trunk(x).float().cpu()
             h = f.half()
             if not torch.isfinite(h).all(): raise OverflowError(f"{adapter.name}: trunk features exceed fp16 range (max |f| = {f.abs().max():.3g})")
@@ -124,10 +108,7 @@ def cached_image_features(adapter, dataset, transform=None, batch_size: int = 25
 # %% ../nbs/02c_cache.ipynb #5696cdd8
 def text_trunk_fingerprint(adapter) -> str:
     "Hash of the text trunk's weights: everything except the vision tower, `text_projection` and the logit scale/bias."
-    sd = adapter.model.state_dict()
-    keep = sorted(k for k in sd if not k.startswith("visual.") and k not in ("text_projection", "logit_scale", "logit_bias")
-                  and not k.startswith("text_projection."))
-    return fingerprint(*[x for k in keep for x in (k, sd[k].detach().float())])
+    return weights_fingerprint(adapter.model, lambda k: not k.startswith(("visual.", "text_projection", "logit_scale", "logit_bias")))
 
 @torch.no_grad()
 def cached_text_features(adapter, texts, batch_size: int = 1024, root=None) -> torch.Tensor:

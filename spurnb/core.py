@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['cache_dir', 'atomic_write', 'save_json', 'torch_save', 'file_lock', 'Registry', 'set_seed', 'fingerprint', 'in_test',
-           'cpu_threads']
+__all__ = ['cache_dir', 'atomic_write', 'save_json', 'torch_save', 'file_lock', 'UnknownNameError', 'Registry', 'set_seed',
+           'fingerprint', 'in_test', 'cpu_threads']
 
 # %% ../nbs/00_core.ipynb #2004bb7d
 def cache_dir(*parts: str, create: bool = True) -> Path:
@@ -57,6 +57,10 @@ def file_lock(path):
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 # %% ../nbs/00_core.ipynb #6d1b5fd8
+class UnknownNameError(KeyError, ValueError):
+    "A name that is not in a registry: a `KeyError` for lookups and a `ValueError` for bad arguments; the message lists the known names."
+    def __str__(self): return str(self.args[0]) if self.args else ""
+
 class Registry(dict):
     "A named collection filled with `@registry.register(name)`; unknown names raise with the known ones."
     def __init__(self, kind: str): super().__init__(); self.kind = kind
@@ -67,7 +71,7 @@ class Registry(dict):
             self[key] = obj; return obj
         return _reg
     def __getitem__(self, name):
-        if name not in self: raise KeyError(f"Unknown {self.kind} {name!r}. Known: {', '.join(sorted(self)) or '(none)'}")
+        if name not in self: raise UnknownNameError(f"Unknown {self.kind} {name!r}. Known: {', '.join(sorted(self)) or '(none)'}")
         return super().__getitem__(name)
     def __repr__(self): return f"Registry({self.kind}: {', '.join(sorted(self))})"
 

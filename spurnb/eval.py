@@ -178,14 +178,15 @@ def plot_training_curves(history: pd.DataFrame, # rows: epoch, split, avg_acc, w
                          metrics: Sequence[str] = ("avg_acc", "worst_group_acc"), # columns to draw
                          splits: Sequence[str] | None = None, # which splits (default: all in `history`)
                          ax=None, title: str | None = None,
+                         hue: str = "split", # the column that picks the colour (e.g. "run" to compare runs)
                         ):
-    "Accuracy per epoch: colour = split, dashes = metric; returns the axes."
+    "Accuracy per epoch: colour = `hue` (the split), dashes = metric; returns the axes."
     h = pd.DataFrame(history)
-    missing = [c for c in ("epoch", "split", *metrics) if c not in h.columns]
+    missing = [c for c in ("epoch", hue, *metrics) if c not in h.columns]
     if missing: raise ValueError(f"history lacks column(s) {missing}; it has {list(h.columns)}")
     if splits is not None: h = h[h["split"].isin(splits)]
-    long = h.melt(id_vars=["epoch", "split"], value_vars=list(metrics), var_name="metric", value_name="accuracy")
+    long = h.melt(id_vars=["epoch", hue], value_vars=list(metrics), var_name="metric", value_name="accuracy")
     if ax is None: _, ax = plt.subplots(figsize=(6, 2.8), dpi=80)
-    sns.lineplot(long, x="epoch", y="accuracy", hue="split", style="metric", ax=ax)
+    sns.lineplot(long, x="epoch", y="accuracy", hue=hue, style="metric", ax=ax)
     ax.set(ylim=(0, 1.02), title=title); ax.legend(fontsize=8, loc="lower right")
     return ax

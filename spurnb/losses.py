@@ -9,10 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from .core import Registry
+from .models import class_head   # ē = normalise(mean over templates): the one zero-shot head
 
 # %% auto #0
-__all__ = ['RECIPES', 'pairwise_cos', 'sim_contrast', 'loss_clip', 'class_head', 'loss_ce', 'loss_vc', 'loss_lc', 'loss_ls',
-           'loss_vs', 'LossWeights', 'resolve_weights', 'check_loss_inputs', 'multimodal_loss']
+__all__ = ['RECIPES', 'pairwise_cos', 'sim_contrast', 'loss_clip', 'loss_ce', 'loss_vc', 'loss_lc', 'loss_ls', 'loss_vs',
+           'LossWeights', 'resolve_weights', 'check_loss_inputs', 'multimodal_loss']
 
 # %% ../nbs/03_losses.ipynb #d38e9091
 def pairwise_cos(F1: Tensor, # [N1, D]
@@ -55,11 +56,6 @@ def loss_clip(img: Tensor, # [B, D] unit image embeddings
     return 0.5 * (per_image + per_text)          # [B]
 
 # %% ../nbs/03_losses.ipynb #b05440d7
-def class_head(cls_txt: Tensor, # [T, C, D] unit class-prompt embeddings
-              ) -> Tensor: # [C, D] unit rows
-    "Zero-shot classifier weights ē[c] = normalise(mean over templates of e[t, c])."
-    return F.normalize(cls_txt.mean(0), dim=-1)  # [C, D]
-
 def loss_ce(img: Tensor, # [B, D] unit image embeddings
             y: Tensor, # [B] class labels
             cls_txt: Tensor, # [T, C, D] unit class-prompt embeddings

@@ -11,12 +11,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .core import Registry
 from . import models as M
+from .models import resolve_templates
+from .cache import cached_text_features
 from .losses import multimodal_loss, RECIPES
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['METHODS', 'Task', 'trunk_trains', 'trunk_features', 'text_trunk_features', 'feature_cache', 'resolve_templates',
-           'Prompts', 'Options', 'TunedOptions', 'make_options', 'Method', 'method_options', 'make_method',
-           'route_options', 'ZeroShot', 'ERM', 'SpurNBOptions', 'SpurNB']
+__all__ = ['METHODS', 'Task', 'trunk_trains', 'Prompts', 'Options', 'TunedOptions', 'make_options', 'Method', 'method_options',
+           'make_method', 'route_options', 'ZeroShot', 'ERM', 'SpurNBOptions', 'SpurNB']
 
 # %% ../nbs/05_methods.ipynb #2056628f
 def _names(x): return [n if isinstance(n, str) else list(n) for n in x]
@@ -53,45 +55,7 @@ def trunk_trains(adapter, tower: str) -> bool:
     else: raise ValueError(f"tower must be 'image' or 'text', not {tower!r}")
     with torch.enable_grad(): return bool(f(x).requires_grad)
 
-_MEMO = {}
-
-@torch.no_grad()
-def trunk_features(adapter, ds, batch_size: int = 256, **kw) -> torch.Tensor:
-    "Image-trunk outputs for every item of `ds` through the adapter's preprocessing, in order (kept in memory per model and data)."
-    key = (adapter.fingerprint, ds.fingerprint)
-    if key not in _MEMO:
-        if len(_MEMO) >= 6: _MEMO.pop(next(iter(_MEMO)))   # a few splits of one or two models
-        _MEMO[key] = _trunk_features(adapter, ds, batch_size)
-    return _MEMO[key]
-
-def _trunk_features(adapter, ds, batch_size):
-    ds = copy.copy(ds); ds.transform = adapter.preprocess
-    return torch.cat([adapter.image_trunk(torch.stack([ds[j]["image"] for j in range(i, min(i + batch_size, len(ds)))])).float().cpu()
-                      for i in range(0, len(ds), batch_size)])
-
-@torch.no_grad()
-def text_trunk_features(adapter, texts) -> torch.Tensor:
-    "Pooled text-trunk outputs `[N, W]` of `texts` (not cached)."
-    return adapter.text_trunk(adapter.tokenize(texts)).float().cpu()
-
-def feature_cache(name: str):
-    "The on-disk feature cache `name` (`cached_image_features` / `cached_text_features`) of `spurnb.models` (or `spurnb.cache`); uncached computation if neither has it."
-    import importlib
-    for mod in ("spurnb.models", "spurnb.cache"):
-        try: f = getattr(importlib.import_module(mod), name, None)
-        except ImportError: f = None
-        if f is not None: return f
-    return {"cached_image_features": trunk_features, "cached_text_features": text_trunk_features}[name]
-
 def _fill(template, name): return template(name) if callable(template) else template.format(name)
-
-def resolve_templates(templates) -> list:
-    "A template set by name (`'short'`: `spurnb.models.SHORT_TEMPLATES`; `'imagenet'`: the 80 OpenAI ones) or a list."
-    if isinstance(templates, str):
-        known = {"short": M.SHORT_TEMPLATES, "imagenet": M.TEMPLATES}
-        if templates not in known: raise ValueError(f"Unknown template set {templates!r}; use one of {list(known)} or a list of strings")
-        return list(known[templates])
-    return list(templates)
 
 # %% ../nbs/05_methods.ipynb #53e1db9e
 class Prompts:
@@ -104,8 +68,8 @@ class Prompts:
         self.texts = [_fill(t, m) for t in self.templates for m in flat]          # row t*M + m
         self.member = torch.tensor([k for k, grp in enumerate(groups) for _ in grp])  # [M] class of each member
         self.tokens = adapter.tokenize(self.texts)                                # [T*M, L]
-        # Frozen text trunk: its pooled output is a constant, computed once (and cached on disk by spurnb.models).
-        self.pooled = None if trunk_trains(adapter, "text") else feature_cache("cached_text_features")(adapter, self.texts).float()
+        # Frozen text trunk: its pooled output is a constant, computed once (and cached on disk by spurnb.cache).
+        self.pooled = None if trunk_trains(adapter, "text") else cached_text_features(adapter, self.texts).float()
 
     def embed(self):
         pooled = self.pooled if self.pooled is not None else self.adapter.text_trunk(self.tokens)  # [T*M, W]
@@ -182,7 +146,10 @@ class Method(nn.Module):
         self.adapter_params = list(M.apply_policy(adapter, self.policy if self.trains else "zeroshot", n_classes=task.n_classes))
         adapter.model.eval()      # frozen BatchNorm/dropout: the cached trunk features stay exact
         self.inputs = "images" if trunk_trains(adapter, "image") else "features"
-        self.cls = Prompts(adapter, task.classnames, self.opts.templates)
+        self.class_prompts = Prompts(adapter, task.classnames, self.opts.templates)
+
+    @property
+    def cls(self) -> Prompts: return self.class_prompts   # the former name, kept for code written against it
 
     def trainable(self) -> list:
         "`(name, parameter)` pairs the optimiser updates: the method's own, then the adapter's under the policy."
@@ -190,8 +157,6 @@ class Method(nn.Module):
                [(f"adapter.{n}", p) for n, p in self.adapter_params if p.requires_grad]
 
 # %% ../nbs/05_methods.ipynb #d0f226c6
-from fastcore.basics import patch
-
 @patch
 def embed_images(self: Method, x):
     "Unit image embeddings `[B, D]` from trunk features or images (`self.inputs`)."
@@ -200,26 +165,26 @@ def embed_images(self: Method, x):
 
 @patch
 def class_weights(self: Method):
-    "ē: unit class directions `[C, D]`, the template mean of the class prompt embeddings."
-    return F.normalize(self.cls.embed().mean(0), dim=-1)
+    "ē: unit class directions `[C, D]`, `spurnb.models.class_head` of the class prompt embeddings."
+    return M.class_head(self.class_prompts.embed())
 
 @patch
 def scale(self: Method): raise NotImplementedError
 
 @patch
-def logits(self: Method, x): return self.scale() * self.embed_images(x) @ self.class_weights().T  # [B, C]
+def logits(self: Method, x): return M.zeroshot_logits(self.embed_images(x), self.class_weights(), self.scale())  # [B, C]
 
 @patch
 def classifier(self: Method):
     "A function `x → logits [B, C]` with the text side computed once."
     with torch.no_grad(): w, s = self.class_weights(), self.scale()
-    return lambda x: s * self.embed_images(x) @ w.T
+    return lambda x: M.zeroshot_logits(self.embed_images(x), w, s)
 
 @patch
 def image_classifier(self: Method):
     "A function `images [B, 3, H, W] → logits [B, C]` whatever `self.inputs` is (for attribution: gradients reach the pixels)."
     with torch.no_grad(): w, s = self.class_weights(), self.scale()
-    return lambda x: s * F.normalize(self.adapter.encode_image(x).float(), dim=-1) @ w.T
+    return lambda x: M.zeroshot_logits(self.adapter.encode_image(x), w, s)
 
 # %% ../nbs/05_methods.ipynb #365fb4c1
 @patch
@@ -344,7 +309,7 @@ class SpurNB(_Tuned):
         self.ctx = Prompts(self.adapter, task.attr_context_prompts, self.opts.templates)
     def loss(self, batch):
         z = self.embed_images(batch["x"])  # [B, D] unit
-        return multimodal_loss(z, batch["y"], batch["a"], self.cls.embed(), self.attr.embed(), self.ctx.embed(),
+        return multimodal_loss(z, batch["y"], batch["a"], self.class_prompts.embed(), self.attr.embed(), self.ctx.embed(),
                                self.scale(), weights=RECIPES[self.opts.recipe], mode=self.opts.mode)
 
 # %% ../nbs/05_methods.ipynb #89fa0a27

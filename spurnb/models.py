@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_models.ipynb #946015a7
 from __future__ import annotations
-import contextlib, hashlib, json, logging, os, socket
+import contextlib, copy, hashlib, json, logging, os, socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,20 +19,20 @@ from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 import pandas as pd
 from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
-from .core import cache_dir, atomic_write, Registry, fingerprint, in_test, cpu_threads
+from .core import cache_dir, atomic_write, Registry, fingerprint
 
 # %% auto #0
-__all__ = ['TINY_CONFIGS', 'FAMILIES', 'PRECISIONS', 'TEMPLATES', 'SHORT_TEMPLATES', 'POLICIES', 'register_tiny_configs',
-           'Family', 'register_family', 'family_of', 'attention_pool', 'WeightsUnavailableError', 'resolve_pretrained',
-           'weights_fingerprint', 'ClipAdapter', 'get_module', 'load_clip', 'fill_templates', 'encode_prompts',
-           'Policy', 'register_policy', 'apply_policy', 'policy_summary', 'pretrain_tiny_clip']
+__all__ = ['TINY_CONFIGS', 'FAMILIES', 'PRECISIONS', 'WEIGHT_SOURCES', 'TEMPLATES', 'SHORT_TEMPLATES', 'TEMPLATE_SETS',
+           'POLICIES', 'register_tiny_configs', 'Family', 'register_family', 'family_of', 'attention_pool',
+           'WeightsUnavailableError', 'resolve_pretrained', 'weights_fingerprint', 'ClipAdapter', 'get_module',
+           'load_clip', 'resolve_templates', 'fill_templates', 'class_head', 'zeroshot_logits', 'encode_prompts',
+           'Policy', 'register_policy', 'apply_policy', 'policy_summary']
 
 # %% ../nbs/02_models.ipynb #e807825e
 _TEXT = dict(context_length=32, vocab_size=49408, width=64, heads=2, layers=2)
-TINY_CONFIGS = {
-    "tiny-rn":  dict(embed_dim=64, vision_cfg=dict(image_size=96, layers=[1, 1, 1, 1], width=8, head_width=32, patch_size=None), text_cfg=_TEXT),
-    "tiny-vit": dict(embed_dim=64, vision_cfg=dict(image_size=64, layers=3, width=128, head_width=32, patch_size=8), text_cfg=_TEXT),
-}
+TINY_CONFIGS = Registry("tiny CLIP config")   # name -> open_clip model config
+TINY_CONFIGS["tiny-rn"] = dict(embed_dim=64, vision_cfg=dict(image_size=96, layers=[1, 1, 1, 1], width=8, head_width=32, patch_size=None), text_cfg=_TEXT)
+TINY_CONFIGS["tiny-vit"] = dict(embed_dim=64, vision_cfg=dict(image_size=64, layers=3, width=128, head_width=32, patch_size=8), text_cfg=_TEXT)
 
 def register_tiny_configs() -> list[str]:
     "Write the tiny configs as open_clip JSON files (under `cache_dir('models', 'configs')`) and register them."
@@ -115,12 +115,11 @@ def _offline() -> bool:
 def _cached_weights(cfg: dict, cache_dir: str | None = None) -> str | None:
     "The path of the tag's weights if a previous download left them in a local cache."
     if cfg.get("hf_hub"):
-        with contextlib.suppress(Exception):
-            from huggingface_hub import try_to_load_from_cache
-            repo, fname = os.path.split(cfg["hf_hub"])
-            for f in ([fname] if fname else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]):
-                p = try_to_load_from_cache(repo, f, cache_dir=cache_dir)
-                if isinstance(p, str) and os.path.isfile(p): return p
+        from huggingface_hub import try_to_load_from_cache          # open_clip's own dependency
+        repo, fname = os.path.split(cfg["hf_hub"])
+        for f in ([fname] if fname else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]):
+            p = try_to_load_from_cache(repo, f, cache_dir=cache_dir)   # a path, None, or a "known to be absent" marker
+            if isinstance(p, str) and os.path.isfile(p): return p
     if cfg.get("url"):
         p = Path(cache_dir or Path.home() / ".cache" / "clip") / os.path.basename(cfg["url"])
         if p.is_file(): return str(p)
@@ -148,11 +147,12 @@ def resolve_pretrained(name: str, tag: str, cache_dir: str | None = None, downlo
         f"load_clip({name!r}, checkpoint='/path/to/weights.safetensors').")
 
 # %% ../nbs/02_models.ipynb #e9ea4a68
-def weights_fingerprint(module: nn.Module, prefix: str = "") -> str:
-    "A sha256 digest over the names, dtypes, shapes and bytes of `module`'s state dict entries starting with `prefix`."
+def weights_fingerprint(module: nn.Module, keep: str | Callable = "") -> str:
+    "A sha256 digest over the names, dtypes, shapes and bytes of `module`'s state-dict entries whose name starts with `keep` (a prefix) or passes `keep` (a predicate)."
+    ok = keep if callable(keep) else (lambda k: k.startswith(keep))
     h = hashlib.sha256()
     for k, v in sorted(module.state_dict().items()):
-        if not k.startswith(prefix): continue
+        if not ok(k): continue
         v = v.detach().cpu().contiguous()
         h.update(f"{k}|{v.dtype}|{tuple(v.shape)}".encode()); h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
@@ -296,8 +296,25 @@ def preprocess_batch(self: ClipAdapter, images) -> torch.Tensor:
     mean, std = _normalize_of(self.preprocess)
     return (images.permute(0, 3, 1, 2).float().div(255) - mean) / std
 
+@patch
+def preprocessed(self: ClipAdapter, dataset, transform=None):
+    "A shallow copy of `dataset` whose items' `image` is the model input: `transform`, default the adapter's `preprocess`."
+    ds = copy.copy(dataset); ds.transform = transform or self.preprocess
+    return ds
+
+@patch
+def input_batches(self: ClipAdapter, dataset, batch_size: int = 256, transform=None):
+    "Model inputs [b, 3, S, S] for every item of `dataset`, in order: in-memory uint8 `images` through `preprocess_batch`, else each item through `preprocessed`."
+    images = getattr(dataset, "images", None)
+    if transform is None and images is not None:
+        for s in range(0, len(dataset), batch_size): yield self.preprocess_batch(images[s:s + batch_size])
+        return
+    ds = self.preprocessed(dataset, transform)
+    for s in range(0, len(ds), batch_size): yield torch.stack([ds[i]["image"] for i in range(s, min(s + batch_size, len(ds)))])
+
 # %% ../nbs/02_models.ipynb #bcbe2bfe
 PRECISIONS = ("fp32", "amp", "amp_bf16", "fp16", "bf16")
+WEIGHT_SOURCES = Registry("weight source")   # tag -> loader(name, device=, precision=) -> ClipAdapter, for tags open_clip does not know
 
 @contextlib.contextmanager
 def _quiet_root_log():
@@ -320,9 +337,7 @@ def load_clip(name: str, pretrained: str | None = None, checkpoint: str | os.Pat
     if precision not in PRECISIONS: raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
     if pretrained and checkpoint: raise ValueError("Pass either pretrained= (a tag) or checkpoint= (a local file), not both.")
     _check_arch(name)
-    if pretrained == "benchmark":
-        from spurnb.pretrain import pretrain_tiny_clip
-        return pretrain_tiny_clip(name, device=device, precision=precision)
+    if pretrained in WEIGHT_SOURCES: return WEIGHT_SOURCES[pretrained](name, device=device, precision=precision)
     path, tag, weights = None, {}, "random"
     if pretrained: (path, tag), weights = resolve_pretrained(name, pretrained, cache_dir, download), pretrained
     elif checkpoint:
@@ -343,21 +358,36 @@ def load_clip(name: str, pretrained: str | None = None, checkpoint: str | os.Pat
 # %% ../nbs/02_models.ipynb #2c6712ae
 TEMPLATES = tuple(t("{}") for t in OPENAI_IMAGENET_TEMPLATES)
 SHORT_TEMPLATES = ("a photo of a {}.", "a bad photo of a {}.", "a photo of the large {}.", "a photo of the small {}.", "a cropped photo of a {}.")
+TEMPLATE_SETS = Registry("template set")
+TEMPLATE_SETS["short"], TEMPLATE_SETS["imagenet"] = SHORT_TEMPLATES, TEMPLATES
+
+def resolve_templates(templates) -> list:
+    "A template set by name (a key of `TEMPLATE_SETS`: `'short'`, `'imagenet'`) or a list of templates as it is."
+    return list(TEMPLATE_SETS[templates]) if isinstance(templates, str) else list(templates)
 
 def fill_templates(names, templates=SHORT_TEMPLATES) -> list[str]:
     "Every template filled with every name, template-major (row t*C + c)."
     return [t.format(n) for t in templates for n in names]
 
 # %% ../nbs/02_models.ipynb #ce2227e1
+def class_head(text_emb: torch.Tensor) -> torch.Tensor:
+    "The zero-shot classifier ē[c] = normalise(mean over templates of e[t, c]): unit rows [C, D] from prompt embeddings [T, C, D] (or [C, D])."
+    if text_emb.ndim == 3: text_emb = text_emb.mean(0)                   # [C, D]
+    return F.normalize(text_emb, dim=-1)
+
+def zeroshot_logits(img: torch.Tensor, head: torch.Tensor, scale) -> torch.Tensor:
+    "CLIP's zero-shot logits τ·normalise(z)·ēᵀ [N, C] of image embeddings `img` [N, D] and unit class rows `head` [C, D]."
+    return scale * F.normalize(img.float(), dim=-1) @ head.T
+
 def encode_prompts(adapter: ClipAdapter, names, templates=SHORT_TEMPLATES, normalize: bool = True,
                    with_means: bool = False, batch_size: int = 1024, truncate: bool = True):
-    "Text embeddings of `templates` × `names`: [T, C, D] (unit when `normalize`); with `with_means` also the class means [C, D]."
-    names, templates = list(names), list(templates)
+    "Text embeddings of `templates` × `names`: [T, C, D] (unit when `normalize`); with `with_means` also the zero-shot head `class_head` [C, D]."
+    names, templates = list(names), resolve_templates(templates)
     tokens = adapter.tokenize(fill_templates(names, templates))
     emb = torch.cat([adapter.encode_text(tokens[i:i + batch_size], truncate) for i in range(0, len(tokens), batch_size)])
     emb = emb.float().reshape(len(templates), len(names), -1)               # [T, C, D]
     if normalize: emb = F.normalize(emb, dim=-1)
-    return (emb, F.normalize(emb.mean(0), dim=-1)) if with_means else emb
+    return (emb, class_head(emb)) if with_means else emb
 
 # %% ../nbs/02_models.ipynb #dfb025ec
 @dataclass
@@ -383,6 +413,11 @@ register_policy(Policy("full", lambda ad: ("",), False, False, "every parameter 
 # %% ../nbs/02_models.ipynb #711fd76b
 def _matches(name: str, prefixes) -> bool:
     return any(p == "" or name == p or name.startswith(p + ".") for p in prefixes)
+
+@patch
+def is_head_param(self: ClipAdapter, name: str) -> bool:
+    "Whether state-dict entry `name` of the CLIP model belongs to the image head (the family's `head_params`)."
+    return _matches(name, self.fam.head_params)
 
 def apply_policy(adapter: ClipAdapter, name: str, n_classes: int | None = None) -> list[tuple[str, nn.Parameter]]:
     "Set `requires_grad` by policy `name` and return the trainable `(name, parameter)` pairs."
@@ -417,12 +452,3 @@ def policy_summary(adapter: ClipAdapter, name: str, n_classes: int | None = 2, s
         print(df[df.trainable > 0].to_string() if df.trainable.sum() else "(nothing trainable)")
         print("trainable:", ", ".join(train) or "-")
     return df
-
-# %% ../nbs/02_models.ipynb #a7c4a138
-def pretrain_tiny_clip(name: str = "tiny-rn", **kwargs) -> ClipAdapter:
-    "The tiny CLIP `name` pretrained on the built-in benchmark's caption corpus (cached); see `spurnb.pretrain.pretrain_tiny_clip`."
-    from spurnb.pretrain import pretrain_tiny_clip as _pretrain          # spurnb.pretrain imports this module
-    return _pretrain(name, **kwargs)
-
-# %% ../nbs/02_models.ipynb #2467be42
-from .cache import cached_image_features, cached_text_features

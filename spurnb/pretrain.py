@@ -4,7 +4,7 @@
 
 # %% ../nbs/02b_pretrain.ipynb #07c03fbe
 from __future__ import annotations
-import math, time, warnings
+import json, math, pickle, time, warnings
 from pathlib import Path
 from dataclasses import dataclass, asdict
 import numpy as np
@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
-from .core import cache_dir, file_lock, torch_save, save_json, set_seed, fingerprint, in_test, cpu_threads
-from .models import load_clip, ClipAdapter, TEMPLATES, SHORT_TEMPLATES, TINY_CONFIGS, encode_prompts
-from .data import make_benchmark, caption as corpus_caption
+from .core import cache_dir, file_lock, torch_save, save_json, fingerprint
+from .models import load_clip, ClipAdapter, TEMPLATES, SHORT_TEMPLATES, TINY_CONFIGS, WEIGHT_SOURCES, encode_prompts
+from .benchmark import make_benchmark, caption as corpus_caption
 
 # %% auto #0
 __all__ = ['PRETRAIN_VERSION', 'CaptionSampler', 'multi_positive_clip_loss', 'PretrainConfig', 'train_tiny_clip',
@@ -166,7 +166,7 @@ def train_tiny_clip(adapter: ClipAdapter, corpus, sampler: CaptionSampler, cfg: 
 def _embed_images(adapter, images, bs=512):
     return torch.cat([F.normalize(adapter.encode_image(adapter.preprocess_batch(images[i:i + bs])), dim=-1) for i in range(0, len(images), bs)]).float()
 
-def _acc(img, names, template, adapter, truth):
+def _zeroshot_accuracy(img, names, template, adapter, truth):
     txt = encode_prompts(adapter, names, [template] if isinstance(template, str) else template, with_means=True)[1]
     return float(((img @ txt.T).argmax(1) == torch.as_tensor(truth)).float().mean())
 
@@ -178,11 +178,11 @@ def zeroshot_report(adapter: ClipAdapter, bench, n_backgrounds: int = 600, seed:
     truth = [objs.index(o) for o in test.meta["object"]]
     held = bench.corpus(n=n_backgrounds, seed=10_000 + seed, cache=False)
     bgs = sorted(set(held.backgrounds)); himg = _embed_images(adapter, held.images)
-    return dict(object_acc=_acc(img, objs, "a photo of a {}.", adapter, truth),
-                object_acc_short=_acc(img, objs, SHORT_TEMPLATES, adapter, truth),
-                class_acc=_acc(img, bench.classnames, "a photo of a {}.", adapter, test.y),
-                background_acc=_acc(himg, bgs, "a photo of something on {}.", adapter, [bgs.index(b) for b in held.backgrounds]),
-                attr_acc=_acc(img, bench.attrnames, "a photo of something on {}.", adapter, test.a),
+    return dict(object_acc=_zeroshot_accuracy(img, objs, "a photo of a {}.", adapter, truth),
+                object_acc_short=_zeroshot_accuracy(img, objs, SHORT_TEMPLATES, adapter, truth),
+                class_acc=_zeroshot_accuracy(img, bench.classnames, "a photo of a {}.", adapter, test.y),
+                background_acc=_zeroshot_accuracy(himg, bgs, "a photo of something on {}.", adapter, [bgs.index(b) for b in held.backgrounds]),
+                attr_acc=_zeroshot_accuracy(img, bench.attrnames, "a photo of something on {}.", adapter, test.a),
                 n_test=len(test), n_background_images=len(held))
 
 # %% ../nbs/02b_pretrain.ipynb #f591da0e
@@ -196,23 +196,31 @@ def pretrain_tiny_clip(name: str = "tiny-rn", benchmark=None, device="cpu", prec
     key = fingerprint(PRETRAIN_VERSION, asdict(cfg), TINY_CONFIGS[name], corpus.images, corpus.captions, corpus.objects, corpus.backgrounds)
     path = cache_dir("models") / f"{name}-benchmark-{key}.pt"
     with file_lock(path.with_suffix(".lock")):
-        if path.exists() and not force:
-            try: return _load_pretrained(name, path, key, device, precision)
-            except Exception as e: warnings.warn(f"rebuilding unreadable pretrained model {path} ({type(e).__name__}: {e})")
-        set_seed(cfg.seed)
-        adapter = load_clip(name)
-        sampler = CaptionSampler(corpus, bench.params["classes"], bench.source.noun, mix=cfg.caption_mix, class_p=cfg.class_p)
-        t0 = time.perf_counter()
-        history = train_tiny_clip(adapter, corpus, sampler, cfg, progress)
-        secs = time.perf_counter() - t0
+        why = _unreadable(path) if path.exists() and not force else "absent"
+        if why is None: return _load_pretrained(name, path, key, device, precision)
+        if why != "absent": warnings.warn(f"pretraining again: the cached model {path} cannot be read ({why})")
+        with torch.random.fork_rng(devices=[]):               # the seed of the weights, not of the caller's random state
+            torch.manual_seed(cfg.seed)
+            adapter = load_clip(name)
+            sampler = CaptionSampler(corpus, bench.params["classes"], bench.source.noun, mix=cfg.caption_mix, class_p=cfg.class_p)
+            t0 = time.perf_counter()
+            history = train_tiny_clip(adapter, corpus, sampler, cfg, progress)
+            secs = time.perf_counter() - t0
         meta = dict(config=asdict(cfg), key=key, seconds=round(secs, 1), threads=torch.get_num_threads(), loss=history,
                     zeroshot=zeroshot_report(adapter, bench) if report else None, corpus=corpus.summary())
         torch_save(adapter.model.state_dict(), path)
         save_json(meta, path.with_suffix(".json"))
     return _load_pretrained(name, path, key, device, precision)
 
+def _unreadable(path: Path) -> str | None:
+    "Why the cached weights at `path` (and their metadata next to them) cannot be read; None if they can."
+    try: torch.load(path, map_location="cpu", weights_only=True); json.loads(path.with_suffix(".json").read_text())
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as e: return f"{type(e).__name__}: {e}"
+    return None
+
 def _load_pretrained(name, path, key, device, precision) -> ClipAdapter:
-    import json
     ad = load_clip(name, checkpoint=path, device=device, precision=precision)
     ad.weights, ad.pretrain_meta = f"benchmark:{key}", json.loads(path.with_suffix(".json").read_text())
     return ad
+
+WEIGHT_SOURCES["benchmark"] = pretrain_tiny_clip   # load_clip(name, pretrained="benchmark")

@@ -4,23 +4,23 @@
 
 # %% ../nbs/05a_train.ipynb #4c0fa74a
 from __future__ import annotations
-import contextlib, copy, csv, io, json, math, platform, random, sys, time
-from dataclasses import dataclass, asdict, field, fields, replace
+import csv, json, math, platform, random, time
+from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np
 import torch
 from fastcore.basics import patch
 from fastcore.script import call_parse, Param
-from .core import Registry, save_json, torch_save, atomic_write, set_seed, fingerprint, in_test, cache_dir
-from .methods import METHODS, Task, make_method, make_options, method_options, route_options, feature_cache
-from . import models as M
-from .eval import group_metrics
+from .core import Registry, save_json, torch_save, atomic_write, set_seed, fingerprint, cache_dir
+from .methods import METHODS, Task, make_method, make_options, method_options, route_options
+from .cache import cached_image_features
+from .data import DATASETS, SPLITS   # SPLITS: re-exported for callers of spurnb.train
+from .eval import collect, group_metrics, plot_group_accuracy, plot_training_curves
 
 # %% auto #0
-__all__ = ['PRESETS', 'TRAIN_FIELDS', 'SAMPLERS', 'SELECTIONS', 'DATASETS', 'SPLITS', 'TrainConfig', 'resolve_config',
-           'natural_weights', 'balanced_weights', 'epoch_batches', 'selection_score', 'select_epoch', 'Source',
-           'predict', 'evaluate', 'NonFiniteLoss', 'check_finite', 'versions', 'run_name', 'Run', 'train',
-           'benchmark_splits', 'waterbirds_splits', 'celeba_splits', 'csv_splits', 'load_splits', 'results_table',
+__all__ = ['PRESETS', 'TRAIN_FIELDS', 'SAMPLERS', 'SELECTIONS', 'SCHEDULES', 'TrainConfig', 'resolve_config', 'natural_weights',
+           'balanced_weights', 'epoch_batches', 'selection_score', 'select_epoch', 'Source', 'predict', 'evaluate',
+           'NonFiniteLoss', 'check_finite', 'versions', 'run_name', 'Run', 'train', 'load_splits', 'results_table',
            'plot_runs', 'run_methods', 'spurnb_train', 'load_method', 'report_attribution']
 
 # %% ../nbs/05a_train.ipynb #fddb8415
@@ -43,10 +43,9 @@ class TrainConfig:
     ckpt_secs: float = 30.0         # write last.pt at an epoch end if this many seconds passed since the last write (0: every epoch)
     ckpt_steps: int = 0             # also write last.pt every n steps inside an epoch (0: never mid-epoch)
 
-PRESETS = {
-    "reference": dict(optimizer="sgd", lr=1e-4, weight_decay=1e-5, momentum=0.9, epochs=300, batch_size=128),
-    "prototype": dict(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=40, batch_size=128),
-}
+PRESETS = Registry("preset")   # name -> TrainConfig fields it sets
+PRESETS["reference"] = dict(optimizer="sgd", lr=1e-4, weight_decay=1e-5, momentum=0.9, epochs=300, batch_size=128)
+PRESETS["prototype"] = dict(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=40, batch_size=128)
 
 # %% ../nbs/05a_train.ipynb #ed5beb32
 TRAIN_FIELDS = ("sampler", "selection", "optimizer", "lr", "weight_decay", "momentum", "schedule", "epochs",
@@ -81,11 +80,11 @@ def epoch_batches(n: int, batch_size: int, weights, gen: torch.Generator) -> lis
     return list(idx.split(batch_size))
 
 # %% ../nbs/05a_train.ipynb #baacf6d2
-SELECTIONS = {"worst-group": "worst_group_acc", "worst-class": "worst_class_acc", "average": "avg_acc"}
+SELECTIONS = Registry("selection rule")   # name -> the `group_metrics` field it maximises
+SELECTIONS["worst-group"], SELECTIONS["worst-class"], SELECTIONS["average"] = "worst_group_acc", "worst_class_acc", "avg_acc"
 
 def selection_score(metrics: dict, selection: str) -> float:
     "The validation number `selection` maximises, read from `group_metrics` output."
-    if selection not in SELECTIONS: raise ValueError(f"Unknown selection {selection!r}; known: {list(SELECTIONS)}")
     return float(metrics[SELECTIONS[selection]])
 
 def select_epoch(history: list, selection: str) -> dict:
@@ -103,24 +102,29 @@ class Source:
         self.ds, self.inputs = ds, method.inputs
         self.y, self.a, self.g = ds.y.long(), ds.a.long(), ds.g.long()
         if self.inputs == "features":
-            f = feature_cache("cached_image_features")(method.adapter, ds, progress=progress)  # fp16, memory-mapped
+            f = cached_image_features(method.adapter, ds, progress=progress)  # fp16, memory-mapped
             self.x = torch.as_tensor(np.asarray(f), dtype=torch.float32)
         else:
-            self.ds = copy.copy(ds); self.ds.transform = method.adapter.preprocess  # CLIP's eval transform, no augmentation
+            self.ds = method.adapter.preprocessed(ds)                  # CLIP's eval transform, no augmentation
     def __len__(self): return len(self.y)
     def batch(self, idx: torch.Tensor) -> dict:
         x = self.x[idx] if self.inputs == "features" else torch.stack([self.ds[int(i)]["image"] for i in idx])
         return dict(x=x, y=self.y[idx], a=self.a[idx], g=self.g[idx], idx=idx)
 
-@torch.no_grad()
-def predict(method, source: Source, batch_size: int = 512) -> torch.Tensor:
-    "Logits `[N, C]` of `method` on every row of `source`, in order."
+@patch
+def batches(self: Source, batch_size: int = 512):
+    "Every row once, in order, as batches (what `spurnb.eval.collect` iterates)."
+    return (self.batch(i) for i in torch.arange(len(self)).split(batch_size))
+
+def predict(method, source: Source, batch_size: int = 512) -> dict:
+    "One pass of `method` over `source` through `spurnb.eval.collect`: logits `[N, C]` and y, a, g, idx `[N]`, in order."
     f = method.classifier()
-    return torch.cat([f(source.batch(i)["x"]) for i in torch.arange(len(source)).split(batch_size)])
+    return collect(lambda b: f(b["x"]), source.batches(batch_size))
 
 def evaluate(method, source: Source, task: Task) -> dict:
-    "One pass over `source`: `spurnb.eval.group_metrics` of the method's logits (adjusted average from training counts)."
-    m = group_metrics(predict(method, source), source.y, source.g, n_groups=task.n_groups,
+    "`spurnb.eval.group_metrics` of one `predict` pass (adjusted average from training counts)."
+    out = predict(method, source)
+    m = group_metrics(out["logits"], out["y"], out["g"], n_groups=task.n_groups,
                       train_group_counts=torch.tensor(task.train_group_counts))
     return {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in m.items()}
 
@@ -160,7 +164,6 @@ class Run:
     "One training run of `cfg` on `splits` (dict with train/val/test `GroupDataset`s), writing to `out/<run_name>`."
     def __init__(self, cfg: TrainConfig, adapter, splits: dict, out=None, task: Task | None = None, callbacks=(), progress: bool = True):
         self.cfg, self.callbacks, self.progress = cfg, list(callbacks), progress
-        set_seed(cfg.seed)  # once, here, before anything random is drawn
         self.task = task or Task.from_dataset(splits["train"])
         self.adapter, self.splits = adapter, splits   # as given: a method with stages (JTT) trains its first stage from them
         self.method = make_method(cfg.method, adapter, self.task, **cfg.opts)
@@ -174,11 +177,14 @@ class Run:
         self.dir = out / run_name(cfg, data_fp, str(self.meta["model_fingerprint"]))
         self.params = [p for _, p in self.method.trainable()]
         self.opt = _make_optimizer(cfg, self.params) if self.params else None
+        self.n_epochs = cfg.epochs if (self.method.trains and self.params) else 0
+        self.steps_per_epoch = math.ceil(len(self.sources["train"]) / cfg.batch_size)
+        self.total_steps = self.n_epochs * self.steps_per_epoch
+        self.sched = SCHEDULES[cfg.schedule](self.opt, self.total_steps) if self.opt else None
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.epoch, self.step, self.global_step, self.history, self.best = 0, 0, 0, [], None
         self.best_state, self.saved_at = None, -math.inf
-        self.epoch_gen_state, self._rng, self._acc = self.gen.get_state(), _rng_state(), {}
-        self.n_epochs = cfg.epochs if (self.method.trains and self.params) else 0
+        self.epoch_gen_state, self._rng, self._loss_sums = self.gen.get_state(), _rng_state(), {}
         tr = splits["train"]
         self.group_names = [tr.group_name(g) for g in range(self.task.n_groups)] if hasattr(tr, "group_name") else None
 
@@ -187,30 +193,28 @@ def _make_optimizer(cfg, params):
     if cfg.optimizer == "adam": return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"Unknown optimizer {cfg.optimizer!r}; use 'sgd' or 'adam'")
 
+SCHEDULES = Registry("schedule")   # name -> (optimizer, total steps) -> a torch.optim.lr_scheduler stepped once per step
+SCHEDULES["constant"] = lambda opt, total: torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+SCHEDULES["cosine"] = lambda opt, total: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))   # to 0 at the last step
+
 # %% ../nbs/05a_train.ipynb #fb045f48
 @patch
-def lr_at(self: Run, step: int, total: int) -> float:
-    if self.cfg.schedule == "constant": return self.cfg.lr
-    if self.cfg.schedule == "cosine": return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
-    raise ValueError(f"Unknown schedule {self.cfg.schedule!r}; use 'constant' or 'cosine'")
-
-@patch
-def train_step(self: Run, idx: torch.Tensor, total_steps: int):
+def train_step(self: Run, idx: torch.Tensor):
     batch = self.sources["train"].batch(idx)
     terms = self.method.loss(batch)   # dict of per-sample Tensor[B]
     check_finite(terms, f" at epoch {self.epoch + 1}, step {self.step + 1} (run {self.dir.name})")
     loss = self.method.objective(terms, batch)
-    for grp in self.opt.param_groups: grp["lr"] = self.lr_at(self.global_step, total_steps)
-    self.opt.zero_grad(set_to_none=True); loss.backward(); self.opt.step()
-    for k, v in terms.items(): self._acc[k] = self._acc.get(k, 0.0) + float(v.detach().sum())
-    self._acc["_n"] = self._acc.get("_n", 0) + len(idx)
+    self.opt.zero_grad(set_to_none=True); loss.backward(); self.opt.step(); self.sched.step()
+    for k, v in terms.items(): self._loss_sums[k] = self._loss_sums.get(k, 0.0) + float(v.detach().sum())
+    self._loss_sums["_n"] = self._loss_sums.get("_n", 0) + len(idx)
 
 # %% ../nbs/05a_train.ipynb #4c697d61
 @patch
 def state(self: Run, finished: bool = False) -> dict:
     return dict(meta=self.meta, method=self.method.get_state(), optimizer=self.opt.state_dict() if self.opt else None,
+                sched=self.sched.state_dict() if self.sched else None,
                 epoch=self.epoch, step=self.step, global_step=self.global_step, epoch_gen_state=self.epoch_gen_state,
-                rng=self._rng, acc=dict(self._acc), history=self.history, best=self.best, finished=finished)
+                rng=self._rng, loss_sums=dict(self._loss_sums), history=self.history, best=self.best, finished=finished)
 
 @patch
 def save_last(self: Run, finished: bool = False):
@@ -227,9 +231,9 @@ def load_last(self: Run) -> bool:
     if s["meta"]["config"] != self.meta["config"]:
         raise ValueError(f"{p} was written by a different config: {s['meta']['config']} (now {self.meta['config']})")
     self.method.set_state(s["method"])
-    if self.opt: self.opt.load_state_dict(s["optimizer"])
+    if self.opt: self.opt.load_state_dict(s["optimizer"]); self.sched.load_state_dict(s["sched"])
     self.epoch, self.step, self.global_step = s["epoch"], s["step"], s["global_step"]
-    self.epoch_gen_state, self._rng, self._acc = s["epoch_gen_state"], s["rng"], s["acc"]
+    self.epoch_gen_state, self._rng, self._loss_sums = s["epoch_gen_state"], s["rng"], s["loss_sums"]
     self.history, self.best = s["history"], s["best"]
     _set_rng_state(self._rng)
     return s["finished"]
@@ -237,12 +241,12 @@ def load_last(self: Run) -> bool:
 # %% ../nbs/05a_train.ipynb #b61a9f84
 @patch
 def end_epoch(self: Run):
-    n = self._acc.pop("_n", 0)
-    row = dict(epoch=self.epoch, step=self.global_step, lr=self.lr_at(self.global_step, self.total_steps),
-               train={k: v / max(n, 1) for k, v in self._acc.items()},
+    n = self._loss_sums.pop("_n", 0)
+    row = dict(epoch=self.epoch, step=self.global_step, lr=self.opt.param_groups[0]["lr"] if self.opt else None,
+               train={k: v / max(n, 1) for k, v in self._loss_sums.items()},
                val=evaluate(self.method, self.sources["val"], self.task),
                test=evaluate(self.method, self.sources["test"], self.task) if "test" in self.sources else {})
-    self.history.append(row); self._acc = {}
+    self.history.append(row); self._loss_sums = {}
     candidate = self.epoch > 0 or self.n_epochs == 0   # a method that trains is chosen among trained epochs
     if candidate and (self.best is None or selection_score(row["val"], self.cfg.selection) > self.best["score"]):
         self.best = dict(epoch=self.epoch, score=selection_score(row["val"], self.cfg.selection))
@@ -272,8 +276,6 @@ def fit(self: Run, resume: bool = False) -> dict:
     self.dir.mkdir(parents=True, exist_ok=True)
     if resume and self.load_last(): return json.loads((self.dir / "final.json").read_text())
     save_json(self.meta, self.dir / "config.json")
-    self.steps_per_epoch = math.ceil(len(self.sources["train"]) / self.cfg.batch_size)
-    self.total_steps = self.n_epochs * self.steps_per_epoch
     rng = _rng_state(); self.method.prepare(self); _set_rng_state(rng)
     weights = self.method.sample_weights(self.task, self.sources["train"].g)
     if weights is None: weights = SAMPLERS[self.cfg.sampler](self.sources["train"].g, self.task.n_groups)
@@ -284,7 +286,7 @@ def fit(self: Run, resume: bool = False) -> dict:
         batches = epoch_batches(len(self.sources["train"]), self.cfg.batch_size, weights, self.gen)
         try:
             for i in range(self.step, len(batches)):
-                self.train_step(batches[i], self.total_steps)
+                self.train_step(batches[i])
                 self.step, self.global_step, self._rng = i + 1, self.global_step + 1, _rng_state()
                 if self.cfg.ckpt_steps and self.global_step % self.cfg.ckpt_steps == 0: self.save_last()
                 for cb in self.callbacks: cb(self, "after_step")
@@ -321,42 +323,14 @@ def finish(self: Run) -> dict:
 def train(cfg: TrainConfig, adapter, splits: dict, out=None, task: Task | None = None, resume: bool = False,
           callbacks=(), progress: bool = True) -> dict:
     "Run `cfg` on `splits` (train/val/test) with `adapter`; write the run directory under `out`; return the summary."
+    set_seed(cfg.seed)   # the entry point of a run: seeded once, before anything random is drawn
     return Run(cfg, adapter, splits, out, task, callbacks, progress).fit(resume)
 
 # %% ../nbs/05a_train.ipynb #1f9eddc0
-DATASETS = Registry("dataset")
-SPLITS = ("train", "val", "test")
-
-@DATASETS.register("benchmark")
-def benchmark_splits(root=None, **kw):
-    "The built-in benchmark (`spurnb.data.make_benchmark` defaults; `root` is ignored)."
-    from spurnb.data import make_benchmark
-    b = make_benchmark(**kw)
-    members = [list(m) for m in b.params["classes"].values()]
-    return b.splits, Task.from_dataset(b.train, classnames=members)
-
-@DATASETS.register("waterbirds")
-def waterbirds_splits(root=None, **kw):
-    "Waterbirds (WILDS layout) under `root`."
-    from spurnb.data import load_waterbirds
-    return {s: load_waterbirds(root, s, **kw) for s in SPLITS}, None
-
-@DATASETS.register("celeba")
-def celeba_splits(root=None, **kw):
-    "CelebA under `root` (default target Blond_Hair, spurious attribute Male)."
-    from spurnb.data import load_celeba
-    return {s: load_celeba(root, s, **kw) for s in SPLITS}, None
-
-@DATASETS.register("csv")
-def csv_splits(root=None, image_root=None, **kw):
-    "Your own images: `root` is the CSV (path, class, attribute, split columns), `image_root` the folder its paths start from."
-    from spurnb.data import load_csv
-    return {s: load_csv(root, image_root, split=s, **kw) for s in SPLITS}, None
-
-def load_splits(dataset: str, root=None, **kw):
-    "`(splits, task)` for a dataset by name; `task` is None when `Task.from_dataset` reads it right."
-    if dataset != "benchmark" and root is None: raise ValueError(f"--dataset {dataset} needs --root (where the data is)")
-    return DATASETS[dataset](root, **kw)
+def load_splits(dataset: str, root=None, **kw) -> tuple[dict, Task]:
+    "`(splits, task)` for a dataset registered in `spurnb.data.DATASETS` (the benchmark's in `spurnb.benchmark`)."
+    splits = DATASETS[dataset](root, **kw)
+    return splits, Task.from_dataset(splits["train"])
 
 # %% ../nbs/05a_train.ipynb #99c2d120
 def results_table(summaries: list, split: str = "test"):
@@ -374,22 +348,20 @@ def results_table(summaries: list, split: str = "test"):
     return pd.DataFrame(rows)
 
 # %% ../nbs/05a_train.ipynb #b6c5df99
+def _run_label(s: dict) -> str: return Path(s["run_dir"]).name.rsplit("-", 1)[0]
+
 def plot_runs(summaries: list, path=None):
-    "Per-group test accuracy (left) and validation curves (right) of the runs; saved to `path` if given."
-    import matplotlib.pyplot as plt, pandas as pd, seaborn as sns
-    rows, curves = [], []
-    for s in summaries:
-        label = Path(s["run_dir"]).name.rsplit("-", 1)[0]
-        names = s.get("group_names") or [f"g{g}" for g in range(len(s["test"]["per_group_acc"]))]
-        rows += [dict(run=label, group=names[g].replace(" / ", "\n"), acc=v) for g, v in enumerate(s["test"]["per_group_acc"])]
-        for r in s.get("history", []):
-            curves += [dict(run=label, epoch=r["epoch"], metric=k, acc=r["val"][f]) for k, f in (("worst-group", "worst_group_acc"), ("average", "avg_acc"))]
+    "Per-group test accuracy at the selected epoch (left) and validation curves (right) of the runs, drawn by `spurnb.eval`; saved to `path` if given."
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    names = summaries[0].get("group_names") if summaries else None
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.4))
-    sns.barplot(pd.DataFrame(rows), x="group", y="acc", hue="run", ax=ax[0]); ax[0].set_ylim(0, 1); ax[0].set_title("test accuracy per group (selected epoch)")
-    ax[0].legend(fontsize=7, loc="lower left")
-    if curves: sns.lineplot(pd.DataFrame(curves), x="epoch", y="acc", hue="run", style="metric", ax=ax[1], legend=False)
-    ax[1].set_title("validation: worst-group (solid) and average (dashed)")
-    if curves: ax[1].set_ylim(max(0.0, min(c["acc"] for c in curves) - 0.05), 1.0)   # zoomed: the runs often differ by a few points
+    plot_group_accuracy({_run_label(s): s["test"] for s in summaries}, [n.replace(" / ", "\n") for n in names] if names else None,
+                        ax=ax[0], title="test accuracy per group (selected epoch)")
+    curves = pd.DataFrame([dict(run=_run_label(s), epoch=r["epoch"], **{k: r["val"][k] for k in ("worst_group_acc", "avg_acc")})
+                           for s in summaries for r in s.get("history", [])])
+    plot_training_curves(curves, ("worst_group_acc", "avg_acc"), ax=ax[1], hue="run", title="validation accuracy per epoch")
+    ax[1].set_ylim(max(0.0, curves[["worst_group_acc", "avg_acc"]].min().min() - 0.05), 1.0)   # zoomed: the runs often differ by a few points
     fig.tight_layout()
     if path is not None: Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=90); plt.close(fig)
     return fig
@@ -403,7 +375,6 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
     from spurnb.models import load_clip
     splits, task = load_splits(dataset, root, **(data_kw or {}))
     adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
-    if preset not in PRESETS: raise ValueError(f"Unknown preset {preset!r}; known: {list(PRESETS)}")
     base = TrainConfig(**PRESETS[preset])
     base = replace(base, **{k: v for k, v in overrides.items() if v is not None})
     out = Path(out) / dataset
@@ -417,7 +388,7 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
         s["seconds"] = round(time.perf_counter() - t0, 1); summaries.append(s)
     table = results_table(summaries)
     table.to_csv(out / "results.csv", index=False)
-    fig = plot_runs(summaries, out / "figures" / "runs.png")
+    plot_runs(summaries, out / "figures" / "runs.png")
     return dict(summaries=summaries, table=table, out=out, figures=[out / "figures" / "runs.png"], adapter=adapter, splits=splits, task=task)
 
 # %% ../nbs/05a_train.ipynb #729c0951
@@ -482,13 +453,12 @@ def load_method(run_dir, adapter, task: Task, which: str = "best"):
 
 def report_attribution(r: dict, split: str = "test", n_per_group: int = 8, methods=("gradcam",)):
     "Grad-CAM gallery and object-share table (`spurnb.attribution.compare_attributions`) of the selected checkpoints in `r`."
-    try: from spurnb.attribution import compare_attributions
-    except ImportError: return None
+    from spurnb.attribution import compare_attributions          # captum is a requirement: a missing one is an error, not a skipped report
     ds = r["splits"][split]
     if not getattr(ds, "has_masks", False): return None   # the share needs object masks
     models, acc = {}, {}
     for s in r["summaries"]:
-        name = Path(s["run_dir"]).name.rsplit("-", 1)[0]
+        name = _run_label(s)
         m = load_method(s["run_dir"], r["adapter"], r["task"])
         models[name], acc[name] = (m.adapter, m.image_classifier()), s[split]["per_group_acc"]
     out = r["out"] / "attribution"

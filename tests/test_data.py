@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 import spurnb.data as D
+import spurnb.benchmark as B
 
 SMALL = dict(n_train=120, n_val=40, n_test=40)
 
@@ -25,7 +26,7 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def bench():
-    return D.make_benchmark(**SMALL, cache=False)
+    return B.make_benchmark(**SMALL, cache=False)
 
 
 def jpeg(path, size=(16, 12), seed=0):
@@ -51,14 +52,14 @@ def test_items_follow_the_contract(bench):
 
 
 def test_benchmark_defaults_match_waterbirds_proportions():
-    counts = D.group_sizes(3000, np.array([3682, 1113]) / 4795, 0.95, 2).ravel()
+    counts = B.group_sizes(3000, np.array([3682, 1113]) / 4795, 0.95, 2).ravel()
     assert counts.tolist() == [2188, 115, 35, 662]
-    assert D.group_sizes(4795, [3682, 1113], 0.95, 2).ravel().tolist() == [3498, 184, 56, 1057]
+    assert B.group_sizes(4795, [3682, 1113], 0.95, 2).ravel().tolist() == [3498, 184, 56, 1057]
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes():
     def digest(b): return hashlib.sha256(b"".join(b[s].images.tobytes() + b[s].masks.tobytes() + b[s].y.numpy().tobytes() for s in ("train", "val", "test"))).hexdigest()
-    a, b, c = (D.make_benchmark(**SMALL, seed=s, cache=False) for s in (0, 0, 1))
+    a, b, c = (B.make_benchmark(**SMALL, seed=s, cache=False) for s in (0, 0, 1))
     assert digest(a) == digest(b) != digest(c)
     assert a.train.fingerprint == b.train.fingerprint != c.train.fingerprint
 
@@ -69,7 +70,7 @@ def test_source_images_never_shared_between_corpus_and_splits(bench):
     for s, ix in used.items():
         assert not ix & corpus, s
     assert not used["train"] & used["test"] and not used["val"] & used["test"] and not used["train"] & used["val"]
-    other_seed = D.make_benchmark(**SMALL, seed=3, cache=False)      # pools do not depend on the seed
+    other_seed = B.make_benchmark(**SMALL, seed=3, cache=False)      # pools do not depend on the seed
     assert not set(other_seed.test.meta["source_index"].tolist()) & corpus
 
 
@@ -90,11 +91,11 @@ def test_corpus_is_balanced_and_captioned(bench):
 
 def test_cache_is_reused_and_parallel_builds_agree(cache):
     with ThreadPoolExecutor(3) as ex:
-        bs = list(ex.map(lambda _: D.make_benchmark(**SMALL), range(3)))
+        bs = list(ex.map(lambda _: B.make_benchmark(**SMALL), range(3)))
     assert len({b.train.fingerprint for b in bs}) == 1
     files = sorted(p.name for p in (cache / "benchmarks").iterdir())
     assert [f for f in files if f.endswith(".npz")] == [bs[0].path.name] and not any(f.endswith(".tmp") for f in files)
-    again = D.make_benchmark(**SMALL)
+    again = B.make_benchmark(**SMALL)
     assert again.train.fingerprint == bs[0].train.fingerprint
     c1, c2 = again.corpus(n=60), again.corpus(n=60)
     assert c1.captions == c2.captions and np.array_equal(c1.images, c2.images)
@@ -109,14 +110,14 @@ def test_transform_swaps_in_a_pil_pipeline(bench):
 
 
 def test_bad_benchmark_arguments():
-    with pytest.raises(D.DataError, match="unknown object 'ten'"): D.make_benchmark(classes={"a": ["one"], "b": ["ten"]})
-    with pytest.raises(KeyError, match="Known: desert"): D.make_benchmark(attrs=("land", "lava"))
-    with pytest.raises(D.DataError, match="probability"): D.make_benchmark(corr=1.5)
-    with pytest.warns(UserWarning, match="no examples of group"): D.make_benchmark(n_train=16, n_val=8, n_test=8, cache=False)
+    with pytest.raises(D.DataError, match="unknown object 'ten'"): B.make_benchmark(classes={"a": ["one"], "b": ["ten"]})
+    with pytest.raises(KeyError, match="Known: desert"): B.make_benchmark(attrs=("land", "lava"))
+    with pytest.raises(D.DataError, match="probability"): B.make_benchmark(corr=1.5)
+    with pytest.warns(UserWarning, match="no examples of group"): B.make_benchmark(n_train=16, n_val=8, n_test=8, cache=False)
 
 
 def test_every_background_renders():
-    for name, tex in D.BACKGROUNDS.items():
+    for name, tex in B.BACKGROUNDS.items():
         t = tex(np.random.default_rng(1), 2, 32)
         assert t.shape == (2, 32, 32, 3) and t.min() >= 0 and t.max() <= 1, name
 
@@ -137,15 +138,15 @@ def test_fashion_mnist_idx_fixture(tmp_path, compress):
         ims = np.zeros((n, 28, 28), np.uint8); ims[:, 6:22, 8:20] = rng.integers(128, 256, (n, 16, 12))
         write_idx(tmp_path / f"{part}-images-idx3-ubyte", ims, compress)
         write_idx(tmp_path / f"{part}-labels-idx1-ubyte", np.arange(n) % 10, compress)
-    src = D.OBJECT_SOURCES["fashion-mnist"](tmp_path)
+    src = B.OBJECT_SOURCES["fashion-mnist"](tmp_path)
     assert src.images.shape == (100, 28, 28) and src.labels[:12].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
-    b = D.make_benchmark(source="fashion-mnist", source_dir=tmp_path, n_train=40, n_val=8, n_test=8, cache=False)
+    b = B.make_benchmark(source="fashion-mnist", source_dir=tmp_path, n_train=40, n_val=8, n_test=8, cache=False)
     assert b.classnames == ["clothing", "footwear or bag"] and b.train.attr_context_prompts == ["item on land", "item on water"]
 
 
 def test_fashion_mnist_missing(tmp_path):
     with pytest.raises(D.DataNotFoundError, match="dataset-fashion-mnist"):
-        D.OBJECT_SOURCES["fashion-mnist"](tmp_path / "nowhere")
+        B.OBJECT_SOURCES["fashion-mnist"](tmp_path / "nowhere")
 
 
 # ---------------------------------------------------------------- Waterbirds
@@ -282,7 +283,7 @@ def test_load_csv(tmp_path):
 def test_console_script_exits_cleanly(tmp_path):
     import subprocess, sys
     script = tmp_path / "spurnb_benchmark"           # what pip writes for the console_scripts entry
-    script.write_text("import sys\nfrom spurnb.data import spurnb_benchmark\nif __name__ == '__main__': sys.exit(spurnb_benchmark())\n")
+    script.write_text("import sys\nfrom spurnb.benchmark import spurnb_benchmark\nif __name__ == '__main__': sys.exit(spurnb_benchmark())\n")
     args = ["--n_train", "40", "--n_val", "8", "--n_test", "8", "--corpus", "20", "--no_cache"]
     r = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

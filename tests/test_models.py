@@ -165,7 +165,7 @@ def test_cached_equals_uncached(tmp_path, adapter):
 
 # --- pretraining -------------------------------------------------------------------------------------
 from spurnb.pretrain import CaptionSampler, multi_positive_clip_loss, pretrain_tiny_clip
-from spurnb.data import make_benchmark
+from spurnb.benchmark import make_benchmark
 
 
 def test_multi_positive_loss_reduces_to_clip():

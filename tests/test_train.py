@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import spurnb.data as D
+import spurnb.benchmark as B
 from spurnb.methods import METHODS, Task, make_method
 from spurnb.models import load_clip
 from spurnb.train import (TrainConfig, train, Run, NonFiniteLoss, SAMPLERS, epoch_batches, balanced_weights,
@@ -22,7 +23,7 @@ QUICK = TrainConfig(optimizer="adam", lr=1e-3, epochs=2, batch_size=32)
 def make_world():
     "A 160-image benchmark and a randomly initialised tiny CLIP, the same in every process."
     torch.manual_seed(0)
-    b = D.make_benchmark(n_train=160, n_val=64, n_test=64, cache=False)
+    b = B.make_benchmark(n_train=160, n_val=64, n_test=64, cache=False)
     task = Task.from_dataset(b.train, classnames=[list(m) for m in b.params["classes"].values()])
     return b.splits, task, load_clip("tiny-rn")
 
