@@ -213,13 +213,12 @@ class FLYP(_Tuned):
 def interpolated(method, theta0: dict, alpha: float):
     "Within the block, `method`'s trainable adapter parameters are (1 − α)·`theta0` + α·(their own values)."
     if not 0 <= alpha <= 1: raise ValueError(f"alpha must be in [0, 1] (0: zero-shot weights, 1: fine-tuned), got {alpha}")
-    own = {n: p.detach().clone() for n, p in method.adapter_params}
-    with torch.no_grad():
-        for n, p in method.adapter_params: p.copy_(torch.lerp(theta0[n].to(p), own[n], alpha))
+    own = {n: p.data for n, p in method.adapter_params}
+    # `.data` is swapped, not copied into: a graph built inside the block (Grad-CAM's backward runs after it) keeps the mixed tensors
+    for n, p in method.adapter_params: p.data = torch.lerp(theta0[n].to(p), own[n], alpha)
     try: yield method
     finally:
-        with torch.no_grad():
-            for n, p in method.adapter_params: p.copy_(own[n])
+        for n, p in method.adapter_params: p.data = own[n]
 
 def zero_shot_weights(adapter) -> dict:
     "The adapter's parameters by name: θ_0 for `interpolated`."

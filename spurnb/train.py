@@ -231,9 +231,11 @@ def load_last(self: Run) -> bool:
     if s["meta"]["config"] != self.meta["config"]:
         raise ValueError(f"{p} was written by a different config: {s['meta']['config']} (now {self.meta['config']})")
     self.method.set_state(s["method"])
-    if self.opt: self.opt.load_state_dict(s["optimizer"]); self.sched.load_state_dict(s["sched"])
+    if self.opt:
+        self.opt.load_state_dict(s["optimizer"])
+        if s.get("sched") is not None: self.sched.load_state_dict(s["sched"])   # absent from checkpoints written before the scheduler
     self.epoch, self.step, self.global_step = s["epoch"], s["step"], s["global_step"]
-    self.epoch_gen_state, self._rng, self._loss_sums = s["epoch_gen_state"], s["rng"], s["loss_sums"]
+    self.epoch_gen_state, self._rng, self._loss_sums = s["epoch_gen_state"], s["rng"], s.get("loss_sums", s.get("acc", {}))
     self.history, self.best = s["history"], s["best"]
     _set_rng_state(self._rng)
     return s["finished"]
