@@ -45,7 +45,7 @@ class Task:
 
 # %% ../nbs/05_methods.ipynb #357fe24c
 def trunk_trains(adapter, tower: str) -> bool:
-    "Whether `adapter`'s image or text trunk has trainable parameters: the applied policy says so, else a probe's output carries gradient."
+    "Whether `adapter`'s image or text trunk has trainable parameters: the applied policy says so, else whether the trunk's output carries gradient."
     pol = getattr(adapter, "policy", None)
     if tower in ("image", "text") and hasattr(pol, "image_trunk_frozen"):
         return not (pol.image_trunk_frozen if tower == "image" else pol.text_trunk_frozen)
@@ -89,7 +89,7 @@ class Method(nn.Module):
         adapter = copy.deepcopy(adapter, memo={id(o): o for o in shared if o is not None})  # ours to change; not a submodule
         self.__dict__["adapter"] = adapter
         self.task, self.policy = task, policy or self.default_policy
-        self.adapter_params = list(M.apply_policy(adapter, self.policy if self.trains else "zeroshot", n_classes=task.n_classes))
+        self.adapter_params = list(M.apply_policy(adapter, self.policy if self.trains else "zeroshot"))
         adapter.model.eval()      # frozen BatchNorm/dropout: the cached trunk features stay exact
         self.inputs = "images" if trunk_trains(adapter, "image") else "features"
         self.class_prompts = Prompts(adapter, task.classnames, templates)
