@@ -296,6 +296,7 @@ def preprocess_batch(self: ClipAdapter, images) -> torch.Tensor:
     mean, std = _normalize_of(self.preprocess)
     return (images.permute(0, 3, 1, 2).float().div(255) - mean) / std
 
+# %% ../nbs/02_models.ipynb #c67e5b04
 @patch
 def preprocessed(self: ClipAdapter, dataset, transform=None):
     "A shallow copy of `dataset` whose items' `image` is the model input: `transform`, default the adapter's `preprocess`."

@@ -213,36 +213,6 @@ def train_step(self: Run, idx: torch.Tensor):
     for k, v in terms.items(): self._loss_sums[k] = self._loss_sums.get(k, 0.0) + float(v.detach().sum())
     self._loss_sums["_n"] = self._loss_sums.get("_n", 0) + len(idx)
 
-# %% ../nbs/05a_train.ipynb #4c697d61
-@patch
-def state(self: Run, finished: bool = False) -> dict:
-    return dict(meta=self.meta, method=self.method.get_state(), optimizer=self.opt.state_dict() if self.opt else None,
-                sched=self.sched.state_dict() if self.sched else None,
-                epoch=self.epoch, step=self.step, global_step=self.global_step, epoch_gen_state=self.epoch_gen_state,
-                rng=self._rng, loss_sums=dict(self._loss_sums), history=self.history, best=self.best, finished=finished)
-
-@patch
-def save_last(self: Run, finished: bool = False):
-    if self.best_state is not None:   # best.pt first: the last.pt that names the best epoch never precedes its weights
-        torch_save(dict(meta=self.meta, epoch=self.best["epoch"], method=self.best_state), self.dir / "best.pt"); self.best_state = None
-    torch_save(self.state(finished), self.dir / "last.pt"); self.saved_at = time.monotonic()
-
-@patch
-def load_last(self: Run) -> bool:
-    "Restore from `last.pt` if there is one; True if it was a finished run."
-    p = self.dir / "last.pt"
-    if not p.exists(): return False
-    s = torch.load(p, weights_only=False)
-    if s["meta"]["config"] != self.meta["config"]:
-        raise ValueError(f"{p} was written by a different config: {s['meta']['config']} (now {self.meta['config']})")
-    self.method.set_state(s["method"])
-    if self.opt: self.opt.load_state_dict(s["optimizer"]); self.sched.load_state_dict(s["sched"])
-    self.epoch, self.step, self.global_step = s["epoch"], s["step"], s["global_step"]
-    self.epoch_gen_state, self._rng, self._loss_sums = s["epoch_gen_state"], s["rng"], s["loss_sums"]
-    self.history, self.best = s["history"], s["best"]
-    _set_rng_state(self._rng)
-    return s["finished"]
-
 # %% ../nbs/05a_train.ipynb #b61a9f84
 @patch
 def end_epoch(self: Run):
@@ -273,6 +243,36 @@ def _flatten(row: dict) -> dict:
     for split in ("train", "val", "test"):
         out.update({f"{split}_{k}": v for k, v in row.get(split, {}).items() if isinstance(v, (int, float))})
     return out
+
+# %% ../nbs/05a_train.ipynb #4c697d61
+@patch
+def state(self: Run, finished: bool = False) -> dict:
+    return dict(meta=self.meta, method=self.method.get_state(), optimizer=self.opt.state_dict() if self.opt else None,
+                sched=self.sched.state_dict() if self.sched else None,
+                epoch=self.epoch, step=self.step, global_step=self.global_step, epoch_gen_state=self.epoch_gen_state,
+                rng=self._rng, loss_sums=dict(self._loss_sums), history=self.history, best=self.best, finished=finished)
+
+@patch
+def save_last(self: Run, finished: bool = False):
+    if self.best_state is not None:   # best.pt first: the last.pt that names the best epoch never precedes its weights
+        torch_save(dict(meta=self.meta, epoch=self.best["epoch"], method=self.best_state), self.dir / "best.pt"); self.best_state = None
+    torch_save(self.state(finished), self.dir / "last.pt"); self.saved_at = time.monotonic()
+
+@patch
+def load_last(self: Run) -> bool:
+    "Restore from `last.pt` if there is one; True if it was a finished run."
+    p = self.dir / "last.pt"
+    if not p.exists(): return False
+    s = torch.load(p, weights_only=False)
+    if s["meta"]["config"] != self.meta["config"]:
+        raise ValueError(f"{p} was written by a different config: {s['meta']['config']} (now {self.meta['config']})")
+    self.method.set_state(s["method"])
+    if self.opt: self.opt.load_state_dict(s["optimizer"]); self.sched.load_state_dict(s["sched"])
+    self.epoch, self.step, self.global_step = s["epoch"], s["step"], s["global_step"]
+    self.epoch_gen_state, self._rng, self._loss_sums = s["epoch_gen_state"], s["rng"], s["loss_sums"]
+    self.history, self.best = s["history"], s["best"]
+    _set_rng_state(self._rng)
+    return s["finished"]
 
 # %% ../nbs/05a_train.ipynb #9457bb21
 @patch
