@@ -83,7 +83,8 @@ def write(self: _FeatureFile, shape, dtype, batches, info: dict) -> np.ndarray:
 def _trunk_batches(adapter, dataset, transform, bs, progress):
     was = adapter.model.training; adapter.eval()
     try:
-        for s, x in zip(progress_bar(range(0, len(dataset), bs), display=progress, leave=False), adapter.input_batches(dataset, bs, transform)):
+        starts = range(0, len(dataset), bs)
+        for s, x in zip(progress_bar(starts, leave=False) if progress else starts, adapter.input_batches(dataset, bs, transform)):   # display=False still prints a glyph
             f = adapter.image_trunk(x).float().cpu()
             h = f.half()
             if not torch.isfinite(h).all(): raise OverflowError(f"{adapter.name}: trunk features exceed fp16 range (max |f| = {f.abs().max():.3g})")

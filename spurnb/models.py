@@ -283,7 +283,7 @@ def to_input_size(self: ClipAdapter, images, progress: bool = False) -> np.ndarr
     if images.shape[1] == S and images.shape[2] == S: return images
     steps = [t for t in self.preprocess.transforms if not type(t).__name__.endswith(("ToTensor", "Normalize", "ConvertMode"))]
     out = np.empty((len(images), S, S, 3), np.uint8)
-    for i in progress_bar(range(len(images)), display=progress):
+    for i in (progress_bar(range(len(images))) if progress else range(len(images))):   # display=False still prints a glyph
         im = Image.fromarray(images[i])
         for t in steps: im = t(im)
         out[i] = np.asarray(im.convert("RGB"))
