@@ -1,5 +1,5 @@
 __version__ = "0.0.1"
 
 # Weight sources register themselves when their module is imported (timm-style): `spurnb.pretrain` adds
-# load_clip(..., pretrained="benchmark"). spurnb.models itself never imports the pretraining code.
-from . import pretrain as _pretrain  # noqa: E402,F401
+# load_clip(..., pretrained="benchmark"). load_clip imports it on first use of a tag it does not know yet, so that
+# `import spurnb` (and `spurnb_train --help`) does not pay for torch and open_clip; spurnb.models never imports it at module level.

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01b_benchmark.ipynb #d33c39d7
 from __future__ import annotations
-import gzip, math, os, struct, time, warnings
+import contextlib, gzip, math, os, struct, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from fastcore.basics import patch
 from fastcore.script import call_parse
-from .core import cache_dir, atomic_write, file_lock, Registry, fingerprint
+from .core import cache_dir, atomic_write, file_lock, Registry, fingerprint, remove_orphans, step
 from .data import GroupDataset, DataError, DataNotFoundError, DATASETS, to_tensor
 
 # %% auto #0
@@ -270,15 +270,20 @@ class Benchmark:
     def __repr__(self): return f"Benchmark({self.fingerprint})\n{self.summary()}"
 
 # %% ../nbs/01b_benchmark.ipynb #bc123adb
-def _cached_arrays(path: Path | None, build: Callable) -> dict:
+def _read_npz(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
+
+def _cached_arrays(path: Path | None, build: Callable, what: str = "building the benchmark") -> dict:
     "Load the npz at `path`, or build it under a file lock and write it atomically (`path=None`: no cache)."
     if path is None: return build()
+    if path.exists():                  # complete (published by a rename): read without the lock, so a read-only cache works
+        with contextlib.suppress(Exception): return _read_npz(path)
     with file_lock(path.with_suffix(".lock")):
         if path.exists():
-            try:
-                with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
+            try: return _read_npz(path)
             except Exception as e: warnings.warn(f"rebuilding unreadable cache file {path} ({e})")
-        arrs = build()
+        remove_orphans(path.parent, path.name)
+        with step(f"{what}, once per cache"): arrs = build()
         with atomic_write(path) as f: np.savez(f, **arrs)
         return arrs
 
@@ -386,7 +391,7 @@ def corpus(self: Benchmark, n: int = 8000, seed: int = 0, home_bias: float = 0.0
         images, _ = _render_chunked(src, src_ix, np.asarray(bgs)[bg], rng, image_size=p["image_size"], obj_size=p["obj_size"], contrast=p["contrast"])
         return dict(images=images, object=kind, background=bg, class_caption=use_cls, source_index=src_ix)
     path = self.path.with_name(f"{p['source']}-corpus-{fp}.npz") if (cache and self.path is not None) else None
-    arrs = _cached_arrays(path, build)
+    arrs = _cached_arrays(path, build, "building the pretraining corpus")
     objs = [src.objectnames[k] for k in arrs["object"]]; bnames = [bgs[b] for b in arrs["background"]]
     caps = [caption(cls_of[o] if (u and o in cls_of) else o, b) for o, b, u in zip(objs, bnames, arrs["class_caption"])]
     return CaptionDataset(arrs["images"], caps, objs, bnames, name="benchmark/corpus", fingerprint=fp, source_index=arrs["source_index"])

@@ -10,8 +10,7 @@ import numpy as np
 import torch
 import itertools
 from fastcore.basics import patch
-from fastprogress.fastprogress import progress_bar
-from .core import cache_dir, save_json, file_lock, fingerprint
+from .core import cache_dir, save_json, file_lock, fingerprint, remove_orphans, step, progress as progress_bar
 from .models import weights_fingerprint
 
 # %% auto #0
@@ -42,8 +41,8 @@ def _checksum(path: Path, chunk: int = 1 << 24) -> str:
 class _FeatureFile:
     def __init__(self, root: Path, key: str): self.npy, self.meta = root / f"{key}.npy", root / f"{key}.json"
 
-    def load(self) -> np.ndarray | None:
-        "The cached array (copy-on-write memory map), or None if absent, partial or corrupt."
+    def load(self, quiet: bool = False) -> np.ndarray | None:
+        "The cached array (copy-on-write memory map), or None if absent, partial or corrupt (with a warning unless `quiet`)."
         if not self.npy.exists(): return None
         try:
             if not self.meta.exists(): raise FileNotFoundError("no metadata next to it (an interrupted write?)")
@@ -57,8 +56,16 @@ class _FeatureFile:
                 _VERIFIED[str(self.npy)] = stamp
             return arr
         except (OSError, ValueError, KeyError) as e:               # absent/partial metadata, a damaged header or body
-            warnings.warn(f"feature cache {self.npy} is unusable ({type(e).__name__}: {e}); rebuilding it")
+            if not quiet: warnings.warn(f"feature cache {self.npy} is unusable ({type(e).__name__}: {e}); rebuilding it")
             return None
+
+    def load_or_build(self, build, what: str, display: bool = True) -> np.ndarray:
+        "A complete entry is read without the lock (a read-only cache works); otherwise, under the lock, clean up after killed writers and `build()`."
+        if (arr := self.load(quiet=True)) is not None: return arr
+        with file_lock(self.npy.with_suffix(".lock")):
+            if (arr := self.load()) is not None: return arr
+            for f in (self.npy, self.meta): remove_orphans(f.parent, f.name)
+            with step(what, display): return build()
 
 # %% ../nbs/02c_cache.ipynb #40956e7c
 @patch
@@ -83,8 +90,7 @@ def write(self: _FeatureFile, shape, dtype, batches, info: dict) -> np.ndarray:
 def _trunk_batches(adapter, dataset, transform, bs, progress):
     was = adapter.model.training; adapter.eval()
     try:
-        starts = range(0, len(dataset), bs)
-        for s, x in zip(progress_bar(starts, leave=False) if progress else starts, adapter.input_batches(dataset, bs, transform)):   # display=False still prints a glyph
+        for s, x in zip(progress_bar(range(0, len(dataset), bs), desc="trunk features", display=progress, leave=False), adapter.input_batches(dataset, bs, transform)):
             f = adapter.image_trunk(x).float().cpu()
             h = f.half()
             if not torch.isfinite(h).all(): raise OverflowError(f"{adapter.name}: trunk features exceed fp16 range (max |f| = {f.abs().max():.3g})")
@@ -97,14 +103,13 @@ def cached_image_features(adapter, dataset, transform=None, batch_size: int = 25
     t = transform or adapter.preprocess
     key = fingerprint(CACHE_VERSION, "image", adapter.name, trunk_fingerprint(adapter), str(adapter.dtype), dataset.fingerprint, describe_transform(t))
     ff = _FeatureFile(Path(root) if root else cache_dir("features"), f"{adapter.name}-image-{key}")
-    with file_lock(ff.npy.with_suffix(".lock")):
-        arr = ff.load()
-        if arr is None:
-            batches = _trunk_batches(adapter, dataset, transform, batch_size, progress)
-            first = next(batches)
-            info = dict(model=adapter.name, weights=adapter.weights, dataset=getattr(dataset, "name", type(dataset).__name__), transform=describe_transform(t))
-            arr = ff.write((len(dataset), *first[1].shape[1:]), np.float16, itertools.chain([first], batches), info)
-    return torch.from_numpy(arr)
+    name = getattr(dataset, "name", type(dataset).__name__)
+    def build():
+        batches = _trunk_batches(adapter, dataset, transform, batch_size, progress)
+        first = next(batches)
+        info = dict(model=adapter.name, weights=adapter.weights, dataset=name, transform=describe_transform(t))
+        return ff.write((len(dataset), *first[1].shape[1:]), np.float16, itertools.chain([first], batches), info)
+    return torch.from_numpy(ff.load_or_build(build, f"caching {adapter.name} trunk features of {name} ({len(dataset)} images), once per cache", progress))
 
 # %% ../nbs/02c_cache.ipynb #5696cdd8
 def text_trunk_fingerprint(adapter) -> str:
@@ -117,12 +122,10 @@ def cached_text_features(adapter, texts, batch_size: int = 1024, root=None) -> t
     texts = list(texts)
     key = fingerprint(CACHE_VERSION, "text", adapter.name, text_trunk_fingerprint(adapter), str(adapter.dtype), texts)
     ff = _FeatureFile(Path(root) if root else cache_dir("features"), f"{adapter.name}-text-{key}")
-    with file_lock(ff.npy.with_suffix(".lock")):
-        arr = ff.load()
-        if arr is None:
-            was = adapter.model.training; adapter.eval()
-            try: feats = [adapter.text_trunk(adapter.tokenize(texts[i:i + batch_size])).float().cpu().numpy() for i in range(0, len(texts), batch_size)]
-            finally: adapter.train(was)
-            feats = np.concatenate(feats)
-            arr = ff.write(feats.shape, np.float32, [(0, feats)], dict(model=adapter.name, weights=adapter.weights, n_texts=len(texts)))
-    return torch.from_numpy(arr)
+    def build():
+        was = adapter.model.training; adapter.eval()
+        try: feats = [adapter.text_trunk(adapter.tokenize(texts[i:i + batch_size])).float().cpu().numpy() for i in range(0, len(texts), batch_size)]
+        finally: adapter.train(was)
+        feats = np.concatenate(feats)
+        return ff.write(feats.shape, np.float32, [(0, feats)], dict(model=adapter.name, weights=adapter.weights, n_texts=len(texts)))
+    return torch.from_numpy(ff.load_or_build(build, f"caching {adapter.name} text features of {len(texts)} prompts"))

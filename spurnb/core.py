@@ -4,19 +4,32 @@
 
 # %% ../nbs/00_core.ipynb #217460da
 from __future__ import annotations
-import contextlib, fcntl, hashlib, json, os, random, tempfile
+import contextlib, hashlib, json, os, pickle, random, re, sys, tempfile, time, zipfile
 from pathlib import Path
 import numpy as np
 import torch
+import filelock, platformdirs
 
 # %% auto #0
-__all__ = ['cache_dir', 'atomic_write', 'save_json', 'torch_save', 'file_lock', 'UnknownNameError', 'Registry', 'set_seed',
-           'fingerprint', 'in_test', 'cpu_threads']
+__all__ = ['SpurnbError', 'CheckpointError', 'ArgError', 'cache_dir', 'atomic_write', 'remove_orphans', 'check_plain',
+           'save_json', 'torch_save', 'check_zip', 'torch_load', 'read_json', 'show_progress', 'progress', 'step',
+           'LockedError', 'file_lock', 'UnknownNameError', 'did_you_mean', 'Registry', 'set_seed', 'fingerprint',
+           'in_test', 'cpu_threads']
+
+# %% ../nbs/00_core.ipynb #5fa41fdf
+class SpurnbError(Exception):
+    "An error the user can fix; its message names the file, row or option and says what would be right."
+
+class CheckpointError(SpurnbError, ValueError):
+    "A checkpoint or run file that is damaged, truncated, or not something spurnb wrote."
+
+class ArgError(SpurnbError, ValueError):
+    "A command-line option with a value that cannot work; the message names the flag and what would."
 
 # %% ../nbs/00_core.ipynb #2004bb7d
 def cache_dir(*parts: str, create: bool = True) -> Path:
-    "The spurnb cache directory (`$SPURNB_CACHE` or `~/.cache/spurnb`), joined with `parts`."
-    root = Path(os.environ.get("SPURNB_CACHE") or Path.home() / ".cache" / "spurnb").expanduser()
+    "The spurnb cache directory (`$SPURNB_CACHE`, else the platform's user cache: `$XDG_CACHE_HOME/spurnb` or `~/.cache/spurnb` on Linux), joined with `parts`."
+    root = Path(os.environ.get("SPURNB_CACHE") or platformdirs.user_cache_dir("spurnb", appauthor=False)).expanduser()
     path = root.joinpath(*parts)
     if create: path.mkdir(parents=True, exist_ok=True)
     return path
@@ -37,32 +50,124 @@ def atomic_write(path, mode: str = "wb"):
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
 
+# %% ../nbs/00_core.ipynb #9e001b12
+def remove_orphans(folder, name: str) -> list:
+    "Delete the temporary files (`.{name}.*.tmp`) interrupted writers of `name` left in `folder`; call it while holding `name`'s lock."
+    gone = []
+    for t in Path(folder).glob(f".{name}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError): t.unlink(); gone.append(t)
+    return gone
+
+# %% ../nbs/00_core.ipynb #509b6ecd
+_PLAIN = (str, int, float, bool, type(None), torch.Tensor, torch.dtype, torch.device, torch.Size)
+
+def check_plain(obj, where: str = "checkpoint"):
+    "Raise `TypeError` at the first value in `obj` that is not a tensor, a plain Python scalar or a dict/list/tuple of those."
+    if isinstance(obj, _PLAIN): return
+    if isinstance(obj, dict):
+        for k, v in obj.items(): check_plain(k, where); check_plain(v, f"{where}[{k!r}]")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj): check_plain(v, f"{where}[{i}]")
+    else: raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}; checkpoints hold tensors and plain types only (convert it)")
+
 # %% ../nbs/00_core.ipynb #f300d266
 def save_json(obj, path, **kw):
     "Write `obj` as indented JSON to `path`, atomically."
     with atomic_write(path, "w") as f: json.dump(obj, f, indent=2, default=str, **kw)
 
 def torch_save(obj, path):
-    "`torch.save` to `path`, atomically."
+    "`torch.save` to `path`, atomically; `obj` must hold tensors and plain types only (`check_plain`), so `torch_load` can read it without unpickling code."
+    check_plain(obj)
     with atomic_write(path, "wb") as f: torch.save(obj, f)
 
-# %% ../nbs/00_core.ipynb #ac7b9ff5
+# %% ../nbs/00_core.ipynb #7fe66e11
+def check_zip(path, what: str = "checkpoint", fix: str = "delete it and run again"):
+    "Raise `CheckpointError` unless `path` is a complete torch zip file whose every record matches its CRC-32."
+    path = Path(path)
+    if not path.is_file(): raise CheckpointError(f"{what} {path} does not exist; {fix}")
+    try:
+        with zipfile.ZipFile(path) as z: bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        raise CheckpointError(f"{what} {path} is damaged or truncated ({type(e).__name__}: {e}); {fix}") from None
+    if bad is not None: raise CheckpointError(f"{what} {path} is damaged: its record {bad!r} does not match its checksum; {fix}")
+
+def torch_load(path, what: str = "checkpoint", fix: str = "delete it and run again"):
+    "Load what `torch_save` wrote: checksums first, then a `weights_only` unpickler (tensors and plain types, no code), onto the CPU."
+    check_zip(path, what, fix)
+    try: return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        m = re.search(r"GLOBAL (\S+)", str(e))
+        raise CheckpointError(f"refused to load {what} {path}: it holds {m.group(1) if m else 'an object'}, not only tensors and plain types, "
+                              f"so spurnb did not write it and unpickling it could run code. {fix}") from None
+    except Exception as e: raise CheckpointError(f"{what} {path} cannot be read ({type(e).__name__}: {e}); {fix}") from None
+
+# %% ../nbs/00_core.ipynb #c693477c
+def read_json(path, what: str = "file", fix: str = "delete it and run again"):
+    "The JSON in `path`; a missing, truncated or damaged file raises `CheckpointError` naming it and the fix."
+    try: return json.loads(Path(path).read_text())
+    except FileNotFoundError: raise CheckpointError(f"{what} {path} is missing; {fix}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise CheckpointError(f"{what} {path} is damaged or truncated (not valid JSON: {e}); {fix}") from None
+
+# %% ../nbs/00_core.ipynb #c2e552bf
+_PROGRESS = {"on": os.environ.get("SPURNB_PROGRESS", "1").lower() not in ("0", "false", "no", "off")}
+
+def show_progress(on: bool | None = None) -> bool:
+    "Turn bars and step announcements on or off for this process (None: leave as is); returns the setting."
+    if on is not None: _PROGRESS["on"] = bool(on)
+    return _PROGRESS["on"]
+
+def progress(it, desc: str | None = None, total: int | None = None, display: bool = True, leave: bool = False):
+    "`it` with a tqdm bar when bars are on and a person watches (a terminal or a notebook); a log file gets no bar."
+    if not (display and _PROGRESS["on"]): return it
+    if "ipykernel" in sys.modules:
+        try: import ipywidgets; from tqdm.notebook import tqdm
+        except ImportError: from tqdm.std import tqdm
+    elif sys.stderr.isatty(): from tqdm.std import tqdm
+    else: return it
+    return tqdm(it, desc=desc, total=total, leave=leave, dynamic_ncols=True)
+
 @contextlib.contextmanager
-def file_lock(path):
-    "Hold an exclusive inter-process lock on `path` (a `.lock` file) for the duration of the block."
+def step(what: str, display: bool = True):
+    "Announce a long step on stderr (`what ...`) and, when it ends, its elapsed time."
+    on, t0 = display and _PROGRESS["on"], time.perf_counter()
+    if on: print(f"{what} ...", file=sys.stderr, flush=True)
+    yield
+    if on: print(f"{what}: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+
+# %% ../nbs/00_core.ipynb #ac7b9ff5
+class LockedError(SpurnbError):
+    "Another process holds the lock and `file_lock` was told not to wait."
+
+@contextlib.contextmanager
+def file_lock(path, timeout: float = -1, what: str | None = None):
+    "Hold an exclusive inter-process lock on `path` (a `.lock` file) for the block; `timeout` seconds (-1: wait for ever) else `LockedError`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
+    lock = filelock.FileLock(str(path))
+    try:
+        try: lock.acquire(timeout=0)
+        except filelock.Timeout:
+            if timeout == 0: raise
+            if _PROGRESS["on"]: print(f"waiting for another process that holds {path} ...", file=sys.stderr, flush=True)   # never silently
+            lock.acquire(timeout=timeout)
+    except filelock.Timeout:
+        raise LockedError(f"{what or path.with_suffix('')} is in use by another process (lock {path} is held). "
+                          "Wait for it to finish, or write somewhere else.") from None
+    try: yield
+    finally: lock.release()
 
 # %% ../nbs/00_core.ipynb #6d1b5fd8
-class UnknownNameError(KeyError, ValueError):
-    "A name that is not in a registry: a `KeyError` for lookups and a `ValueError` for bad arguments; the message lists the known names."
+class UnknownNameError(SpurnbError, KeyError, ValueError):
+    "A name that is not in a registry: a `KeyError` for lookups and a `ValueError` for bad arguments; the message lists the close matches and the known names."
     def __str__(self): return str(self.args[0]) if self.args else ""
 
+def did_you_mean(name, known) -> str:
+    "' Did you mean ...?' for the names in `known` close to `name` (or '')."
+    import difflib
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=3, cutoff=0.6)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
 class Registry(dict):
-    "A named collection filled with `@registry.register(name)`; unknown names raise with the known ones."
+    "A named collection filled with `@registry.register(name)`; unknown names raise with the close matches and the known ones."
     def __init__(self, kind: str): super().__init__(); self.kind = kind
     def register(self, name: str | None = None):
         def _reg(obj):
@@ -71,7 +176,7 @@ class Registry(dict):
             self[key] = obj; return obj
         return _reg
     def __getitem__(self, name):
-        if name not in self: raise UnknownNameError(f"Unknown {self.kind} {name!r}. Known: {', '.join(sorted(self)) or '(none)'}")
+        if name not in self: raise UnknownNameError(f"Unknown {self.kind} {name!r}.{did_you_mean(name, self)} Known: {', '.join(sorted(self)) or '(none)'}")
         return super().__getitem__(name)
     def __repr__(self): return f"Registry({self.kind}: {', '.join(sorted(self))})"
 

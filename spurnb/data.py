@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from PIL import Image, UnidentifiedImageError
 from fastcore.basics import patch
-from .core import Registry, fingerprint
+from .core import Registry, fingerprint, SpurnbError
 
 # %% auto #0
 __all__ = ['WATERBIRDS_URL', 'CELEBA_URL', 'SPLIT_CODES', 'DATASETS', 'SPLITS', 'CELEBA_ATTRS', 'CELEBA_WORDS', 'to_tensor',
@@ -44,7 +44,7 @@ def mask_resize_center_crop(size: int) -> Callable:
     return _tfm
 
 # %% ../nbs/01_data.ipynb #d40a7ae3
-class DataError(ValueError):
+class DataError(SpurnbError, ValueError):
     "A problem with the data on disk or the arguments describing it; the message says where and how to fix it."
 
 class ImageReadError(DataError):
@@ -57,6 +57,9 @@ def _open_image(path, mode: str, where: str) -> Image.Image:
     try:
         with Image.open(path) as im: im.load(); return im.convert(mode)
     except FileNotFoundError: raise ImageReadError(f"{where}: image file {path} does not exist") from None
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{where}: image {path} is too large to decode safely ({e}). If you trust it, raise "
+                             "PIL.Image.MAX_IMAGE_PIXELS; otherwise replace it with a smaller image.") from None
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
         raise ImageReadError(f"{where}: cannot read image {path} ({type(e).__name__}: {e}). "
                              "Replace or remove the file (verify_images() checks every image up front).") from None
@@ -161,7 +164,10 @@ def fingerprint(self: GroupDataset) -> str:
     if self._fingerprint is None:
         if self.images is not None: content = [self.images, self.masks if self.masks is not None else b""]
         else:
-            st = [os.stat(p) for p in self.paths]
+            st = []
+            for i, p in enumerate(self.paths):
+                try: st.append(os.stat(p))
+                except FileNotFoundError: raise ImageReadError(f"{self._where(i)}: image file {p} does not exist") from None
             content = [[str(p) for p in self.paths], np.array([[s.st_size, s.st_mtime_ns] for s in st], np.int64),
                        [str(p) for p in self.mask_paths] if self.mask_paths is not None else None]
         self._fingerprint = fingerprint(*content, self.y, self.a, self.classnames, self.attrnames)
@@ -197,13 +203,17 @@ def _need(path: Path, what: str, hint: str = "") -> Path:
     return Path(path)
 
 def safe_join(root, rel: str, where: str) -> Path:
-    "`root / rel`, refusing absolute paths and paths that climb out of `root` (`where` names the file and line)."
+    "`root / rel`, refusing absolute paths and paths that climb out of `root`, lexically or through a symbolic link (`where` names the file and line)."
     rel = str(rel).strip()
     if not rel or rel == "nan": raise DataError(f"{where}: empty image path")
     norm = os.path.normpath(rel.replace("\\", "/"))
     if os.path.isabs(norm) or norm == ".." or norm.startswith("../") or Path(rel).drive:
         raise DataError(f"{where}: image path {rel!r} escapes the dataset root {root}; paths must be relative and stay inside it")
-    return Path(root) / norm
+    path, top = Path(root) / norm, os.path.realpath(root)
+    if os.path.commonpath([real := os.path.realpath(path), top]) != top:
+        raise DataError(f"{where}: image path {rel!r} leads through a symbolic link to {real}, outside the dataset root {root}; "
+                        "copy the file into the root, or pass a root that contains it")
+    return path
 
 # %% ../nbs/01_data.ipynb #bd471e2d
 def _read_table(path: Path, required: Sequence[str], **kw):
@@ -223,6 +233,24 @@ def _codes(df, col: str, allowed: dict, path, lines=None) -> np.ndarray:
         i = bad[0]; line = (np.arange(len(vals)) + 2 if lines is None else lines)[i]
         raise DataError(f"{path}, line {line}, column {col!r}: value {vals.iloc[i]!r} is not one of {sorted(set(allowed))}")
     return codes.to_numpy().astype(np.int64)
+
+def _dedup(df, key: str, cols: Sequence[str], path) -> "pd.DataFrame":
+    "Rows of `df` with a repeated `key` (an image listed twice): refuse repeats that disagree on `cols`, warn on and drop exact repeats."
+    k = df[key].astype(str).str.strip()
+    dup = k.duplicated(keep=False)
+    if not dup.any(): return df
+    first = {}
+    for i in np.flatnonzero(dup.to_numpy()):
+        j = first.setdefault(k.iloc[i], i)
+        for c in cols:
+            if i != j and str(df[c].iloc[i]).strip() != str(df[c].iloc[j]).strip():
+                raise DataError(f"{path}, lines {j + 2} and {i + 2}: {key} {k.iloc[i]!r} is listed twice with different {c!r} "
+                                f"({df[c].iloc[j]!r} and {df[c].iloc[i]!r}); keep one row per image")
+    rep = k.duplicated(keep="first").to_numpy()
+    i = np.flatnonzero(rep)[0]
+    warnings.warn(f"{path}: {rep.sum()} row(s) repeat an earlier row (first: line {i + 2} repeats line {first[k.iloc[i]] + 2}, "
+                  f"{key} {k.iloc[i]!r}); the repeats are ignored")
+    return df[~rep]
 
 def _warn_missing_groups(ds: GroupDataset):
     empty = (ds.group_counts() == 0).nonzero().flatten().tolist()
@@ -250,11 +278,12 @@ def load_waterbirds(root, split: str = "train", segmentations_root=None, verify:
         f"Looked in {[str(r) for r in cands]}. Waterbirds is published at {WATERBIRDS_URL}; pass the folder that holds metadata.csv")
     meta = root / "metadata.csv"
     df = _read_table(meta, ["img_filename", "y", "split", "place"])
+    df = _dedup(df, "img_filename", ["y", "place", "split"], meta)
     code = _split_code(split, str(meta))
-    splits = _codes(df, "split", {"0": 0, "1": 1, "2": 2}, meta)
+    splits = _codes(df, "split", {"0": 0, "1": 1, "2": 2}, meta, df.index.to_numpy() + 2)
     keep = np.flatnonzero(splits == code)
     if len(keep) == 0: raise DataError(f"{meta}: no rows with split == {code} ({split}); the file holds splits {sorted(set(splits.tolist()))}")
-    df = df.iloc[keep]; lines = keep + 2
+    lines = df.index.to_numpy()[keep] + 2; df = df.iloc[keep]
     y, a = _codes(df, "y", {"0": 0, "1": 1}, meta, lines), _codes(df, "place", {"0": 0, "1": 1}, meta, lines)
     paths = [safe_join(root, p, f"{meta}, line {l}") for p, l in zip(df["img_filename"], lines)]
     seg = Path(segmentations_root) if segmentations_root else root / "segmentations"
@@ -339,11 +368,12 @@ def load_celeba(root, split: str = "train", target: str = "Blond_Hair", spurious
     part, part_path, _ = _celeba_table(root, "list_eval_partition", None)
     if "partition" not in part.columns: raise DataError(f"{part_path}: missing column 'partition'; columns found: {list(part.columns)}")
     pmap = dict(zip(part["image_id"].str.strip(), part["partition"].str.strip()))
+    pline = dict(zip(part["image_id"].str.strip(), np.arange(len(part)) + (2 if part_path.suffix == ".csv" else 1)))
     ids = attrs["image_id"].str.strip()
     missing = ~ids.isin(pmap.keys())
     if missing.any(): raise DataError(f"{part_path}: no partition for image {ids[missing].iloc[0]!r} ({attr_path}, line {np.flatnonzero(missing)[0] + first})")
     lines_all = np.arange(len(attrs)) + first
-    splits = _codes(pd.DataFrame({"partition": ids.map(pmap)}), "partition", {"0": 0, "1": 1, "2": 2}, part_path, lines_all)
+    splits = _codes(pd.DataFrame({"partition": ids.map(pmap)}), "partition", {"0": 0, "1": 1, "2": 2}, part_path, ids.map(pline).to_numpy())
     keep = np.flatnonzero(splits == code)
     if len(keep) == 0: raise DataError(f"{part_path}: no images in partition {code} ({split})")
     sub, lines = attrs.iloc[keep], lines_all[keep]
@@ -384,9 +414,18 @@ def write_celeba_fixture(root, partitions=(0, 0, 0, 0, 0, 0, 1, 1, 2, 2), fmt: s
 
 # %% ../nbs/01_data.ipynb #2f2ddfed
 def _label_map(df, col, names, path):
-    "({text: index} accepted for column `col`, the names) — declared, or inferred from the whole file."
+    "({text: index} accepted for column `col`, the names) — declared, or inferred from the whole file: integers 0..K-1, or names."
     if names is None:
-        vals = sorted(set(df[col].astype(str).str.strip()), key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
+        vals = df[col].astype(str).str.strip(); isint = vals.str.fullmatch(r"\d+").to_numpy()
+        def bad(i, why):
+            raise DataError(f"{path}, line {i + 2}, column {col!r}: value {vals.iloc[i]!r} {why}. Fix the row, or declare the labels "
+                            f"(`classnames=`/`attrnames=` of load_csv); values are checked against them")
+        if (vals == "").any(): bad(int(np.flatnonzero((vals == "").to_numpy())[0]), "is empty; every row needs a label")
+        if isint.any() and not isint.all(): bad(int(np.flatnonzero(~isint)[0]), "is not an integer label like the others (0..K-1)")
+        counts = vals.value_counts()
+        if not isint.any() and len(vals) > 2 and (counts == 1).any() and counts.max() > 1:
+            bad(int(np.flatnonzero(vals.isin(counts.index[counts == 1]).to_numpy())[0]), f"appears on this line only (a typo?); the other labels are {sorted(counts.index[counts > 1])}")
+        vals = sorted(set(vals), key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
         if vals and all(v.isdigit() for v in vals) and [int(v) for v in vals] != list(range(len(vals))):
             raise DataError(f"{path}, column {col!r}: integer labels {vals} are not 0..K-1; pass the names explicitly (`classnames`/`attrnames`)")
         names = vals
@@ -400,9 +439,10 @@ def load_csv(csv_path, image_root=None, path_col: str = "path", y_col: str = "y"
     csv_path = _need(Path(csv_path).expanduser(), "CSV file")
     image_root = _need(Path(image_root).expanduser() if image_root else csv_path.parent, "image root folder")
     df = _read_table(csv_path, [path_col, y_col, a_col] + ([split_col] if split is not None else []) + ([mask_col] if mask_col else []))
+    df = _dedup(df, path_col, [y_col, a_col] + ([split_col] if split_col in df.columns else []), csv_path)
     ymap, classnames = _label_map(df, y_col, classnames, csv_path)
     amap, attrnames = _label_map(df, a_col, attrnames, csv_path)
-    lines = np.arange(len(df)) + 2
+    lines = df.index.to_numpy() + 2
     if split is not None:
         keep = np.flatnonzero((df[split_col].astype(str).str.strip() == str(split)).to_numpy())
         if len(keep) == 0: raise DataError(f"{csv_path}: no rows with {split_col} == {split!r}; values found: {sorted(set(df[split_col]))}")

@@ -18,8 +18,7 @@ from open_clip.transformer import VisionTransformer, text_global_pool
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 import pandas as pd
 from fastcore.basics import patch
-from fastprogress.fastprogress import progress_bar
-from .core import cache_dir, atomic_write, Registry, fingerprint
+from .core import cache_dir, atomic_write, Registry, fingerprint, progress as progress_bar
 
 # %% auto #0
 __all__ = ['TINY_CONFIGS', 'FAMILIES', 'PRECISIONS', 'WEIGHT_SOURCES', 'TEMPLATES', 'SHORT_TEMPLATES', 'TEMPLATE_SETS',
@@ -283,7 +282,7 @@ def to_input_size(self: ClipAdapter, images, progress: bool = False) -> np.ndarr
     if images.shape[1] == S and images.shape[2] == S: return images
     steps = [t for t in self.preprocess.transforms if not type(t).__name__.endswith(("ToTensor", "Normalize", "ConvertMode"))]
     out = np.empty((len(images), S, S, 3), np.uint8)
-    for i in (progress_bar(range(len(images))) if progress else range(len(images))):   # display=False still prints a glyph
+    for i in progress_bar(range(len(images)), desc="resizing images", display=progress):
         im = Image.fromarray(images[i])
         for t in steps: im = t(im)
         out[i] = np.asarray(im.convert("RGB"))
@@ -338,6 +337,7 @@ def load_clip(name: str, pretrained: str | None = None, checkpoint: str | os.Pat
     if precision not in PRECISIONS: raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
     if pretrained and checkpoint: raise ValueError("Pass either pretrained= (a tag) or checkpoint= (a local file), not both.")
     _check_arch(name)
+    if pretrained and pretrained not in WEIGHT_SOURCES: import spurnb.pretrain   # registers "benchmark" on first use: `import spurnb` stays light
     if pretrained in WEIGHT_SOURCES: return WEIGHT_SOURCES[pretrained](name, device=device, precision=precision)
     path, tag, weights = None, {}, "random"
     if pretrained: (path, tag), weights = resolve_pretrained(name, pretrained, cache_dir, download), pretrained

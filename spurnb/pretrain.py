@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from fastprogress.fastprogress import progress_bar
-from .core import cache_dir, file_lock, torch_save, save_json, fingerprint
+from .core import cache_dir, file_lock, torch_save, save_json, fingerprint, remove_orphans, torch_load, read_json, CheckpointError
+from .core import progress as progress_bar, step as long_step
 from .models import load_clip, ClipAdapter, TEMPLATES, SHORT_TEMPLATES, TINY_CONFIGS, WEIGHT_SOURCES, encode_prompts
 from .benchmark import make_benchmark, caption as corpus_caption
 
@@ -140,7 +140,7 @@ def train_tiny_clip(adapter: ClipAdapter, corpus, sampler: CaptionSampler, cfg: 
     model.visual.to(memory_format=torch.channels_last)
     model.train()
     step, warm_steps = 0, int(cfg.object_warmup * cfg.epochs * steps_per_epoch)
-    for ep in progress_bar(range(cfg.epochs), display=progress):
+    for ep in progress_bar(range(cfg.epochs), desc="pretraining epochs", display=progress):
         losses = []
         for idx in _epoch_batches(sampler.bg, B, cfg.same_background, g):
             x = adapter.preprocess_batch(images[idx]).contiguous(memory_format=torch.channels_last)
@@ -195,11 +195,15 @@ def pretrain_tiny_clip(name: str = "tiny-rn", benchmark=None, device="cpu", prec
     corpus = bench.corpus(n=cfg.n_images, seed=cfg.corpus_seed)
     key = fingerprint(PRETRAIN_VERSION, asdict(cfg), TINY_CONFIGS[name], corpus.images, corpus.captions, corpus.objects, corpus.backgrounds)
     path = cache_dir("models") / f"{name}-benchmark-{key}.pt"
+    if path.exists() and not force and _unreadable(path) is None:    # a complete entry is read without the lock: a read-only cache works
+        return _load_pretrained(name, path, key, device, precision)
     with file_lock(path.with_suffix(".lock")):
         why = _unreadable(path) if path.exists() and not force else "absent"
         if why is None: return _load_pretrained(name, path, key, device, precision)
         if why != "absent": warnings.warn(f"pretraining again: the cached model {path} cannot be read ({why})")
-        with torch.random.fork_rng(devices=[]):               # the seed of the weights, not of the caller's random state
+        for f in (path, path.with_suffix(".json")): remove_orphans(f.parent, f.name)   # what a killed writer left
+        with long_step(f"pretraining the tiny CLIP {name}, once per cache (a few minutes on a laptop CPU)", progress), \
+             torch.random.fork_rng(devices=[]):               # the seed of the weights, not of the caller's random state
             torch.manual_seed(cfg.seed)
             adapter = load_clip(name)
             sampler = CaptionSampler(corpus, bench.params["classes"], bench.source.noun, mix=cfg.caption_mix, class_p=cfg.class_p)
@@ -213,9 +217,10 @@ def pretrain_tiny_clip(name: str = "tiny-rn", benchmark=None, device="cpu", prec
     return _load_pretrained(name, path, key, device, precision)
 
 def _unreadable(path: Path) -> str | None:
-    "Why the cached weights at `path` (and their metadata next to them) cannot be read; None if they can."
-    try: torch.load(path, map_location="cpu", weights_only=True); json.loads(path.with_suffix(".json").read_text())
-    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as e: return f"{type(e).__name__}: {e}"
+    "Why the cached weights at `path` (and their metadata next to them) cannot be read; None if they can. Checksums catch a damaged or cut file."
+    fix = f"delete it (and {path.with_suffix('.json').name}) and spurnb pretrains it again"
+    try: torch_load(path, "cached pretrained model", fix); read_json(path.with_suffix(".json"), "record of the cached pretrained model", fix)
+    except CheckpointError as e: return str(e)
     return None
 
 def _load_pretrained(name, path, key, device, precision) -> ClipAdapter:

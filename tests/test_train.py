@@ -58,8 +58,8 @@ def stop_at(step, keep=None):
 def assert_same_run(got, ref):
     "Same per-epoch metrics and bit-identical best weights."
     assert json.dumps(got["history"]) == json.dumps(ref["history"])
-    a = torch.load(Path(ref["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
-    b = torch.load(Path(got["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
+    a = torch.load(Path(ref["run_dir"]) / "best.pt", weights_only=True)["method"]["adapter"]
+    b = torch.load(Path(got["run_dir"]) / "best.pt", weights_only=True)["method"]["adapter"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -172,7 +172,7 @@ def test_resume_after_a_real_kill(world, tmp_path):
     assert r.returncode == -9, f"the child was not killed (exit {r.returncode}):\n{r.stderr[-2000:]}"
     d = next((tmp_path / "kill").iterdir())
     assert not (d / "final.json").exists()                     # it really stopped mid-run (step 9 of 15, inside epoch 2)
-    assert torch.load(d / "last.pt", weights_only=False)["global_step"] == 8
+    assert torch.load(d / "last.pt", weights_only=True)["global_step"] == 8
     assert_same_run(train(cfg, ad, splits, tmp_path / "kill", task, resume=True, progress=False), ref)
 
 
