@@ -7,15 +7,25 @@ BIN := $(VENV)/bin
 # (tiny-CLIP pretraining and benchmark builds included in the measured time).
 TEST_CACHE ?= $(CURDIR)/.cache/spurnb
 
-.PHONY: setup run test check-sync nbtest pytest readme docs clean-cache
+.PHONY: setup browser run test check-sync nbtest pytest readme docs clean-cache
 
-setup: $(VENV)/.spurnb-setup
+setup: $(VENV)/.spurnb-setup browser
 $(VENV)/.spurnb-setup: .ci/requirements.txt settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r .ci/requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
+
+# The docs site's browser test (tests/test_site.py) drives Debian's chromium: Playwright's own browser
+# downloads are not used. Installed here when missing and we are root (as in CI); otherwise say how.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the docs browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "$(CHROMIUM) missing: run 'sudo apt-get install -y chromium' (tests/test_site.py needs it)"; fi; }
 
 # The main job on the built-in benchmark.
 run: setup
@@ -38,11 +48,12 @@ nbtest:
 pytest:
 	SPURNB_CACHE=$(TEST_CACHE) MPLBACKEND=Agg $(BIN)/python -m pytest -q tests
 
-# README.md from nbs/index.ipynb, and the docs site in docs/, without Quarto.
+# README.md from nbs/index.ipynb, and the docs site in build/docs/ (Sphinx + MyST-NB, config in docs/conf.py), without Quarto.
+# `make test` builds the site too and reads every page in Chromium (tests/test_site.py).
 readme: setup
-	$(BIN)/spurnb_docs --readme_only
+	$(BIN)/python tools/docs.py --readme-only
 docs: setup
-	$(BIN)/spurnb_docs
+	SPURNB_CACHE=$(TEST_CACHE) MPLBACKEND=Agg $(BIN)/python tools/docs.py
 
 clean-cache:
 	rm -rf $(TEST_CACHE)

@@ -36,6 +36,7 @@ class ZeroShotHead(nn.Module):
         self.adapter, self.text = adapter, class_head(F.normalize(t, dim=-1))   # [K, D]: ē, as every method's head
         self.scale = float(torch.as_tensor(adapter.logit_scale if logit_scale is None else logit_scale).detach())
     def forward(self, x):
+        "Zero-shot logits `[B, K]`: the scaled cosines of the images `x` with the fixed text directions."
         z = self.adapter.encode_image(x)                                  # [B, D]
         return zeroshot_logits(z, self.text.to(z.device), self.scale)     # [B, K]
 

@@ -260,13 +260,17 @@ class Benchmark:
     "The built-in benchmark: `train`/`val`/`test` `GroupDataset`s (with masks) and a caption `corpus(...)` from the same world."
     def __init__(self, splits: dict, params: dict, fingerprint: str, source: ObjectSource, path: Path | None = None):
         self.splits, self.params, self.fingerprint, self.source, self.path = splits, params, fingerprint, source, path
-    train = property(lambda self: self.splits["train"])
-    val = property(lambda self: self.splits["val"])
-    test = property(lambda self: self.splits["test"])
-    classnames = property(lambda self: list(self.params["classes"]))
-    attrnames = property(lambda self: list(self.params["attrs"]))
-    def __getitem__(self, split): return self.splits[split]
-    def summary(self) -> str: return "\n".join(ds.summary() for ds in self.splits.values())
+    train = property(lambda self: self.splits["train"], doc="The training split.")
+    val = property(lambda self: self.splits["val"], doc="The validation split (model selection).")
+    test = property(lambda self: self.splits["test"], doc="The test split.")
+    classnames = property(lambda self: list(self.params["classes"]), doc="The class names shared by the splits.")
+    attrnames = property(lambda self: list(self.params["attrs"]), doc="The attribute names shared by the splits.")
+    def __getitem__(self, split):
+        "The split called `split` (`'train'`, `'val'` or `'test'`)."
+        return self.splits[split]
+    def summary(self) -> str:
+        "One summary line per split."
+        return "\n".join(ds.summary() for ds in self.splits.values())
     def __repr__(self): return f"Benchmark({self.fingerprint})\n{self.summary()}"
 
 # %% ../nbs/01b_benchmark.ipynb #bc123adb
@@ -359,11 +363,15 @@ class CaptionDataset(torch.utils.data.Dataset):
         self.source_index = source_index   # which source image each item shows (to check it never reappears downstream)
         self.name, self.transform, self.fingerprint = name, transform or to_tensor, fingerprint
     def __len__(self): return len(self.images)
-    def load_image(self, i: int) -> Image.Image: return Image.fromarray(self.images[i])
+    def load_image(self, i: int) -> Image.Image:
+        "The raw image `i` as a PIL RGB image (no transform)."
+        return Image.fromarray(self.images[i])
     def __getitem__(self, i):
+        "Item `i` as a dict: `image` (after `transform`), its `caption` and `idx`."
         i = int(i); img = to_tensor(self.images[i]) if self.transform is to_tensor else self.transform(self.load_image(i))
         return dict(image=img, caption=self.captions[i], idx=i)
     def summary(self) -> str:
+        "One line: name, size, objects × backgrounds and the number of distinct captions."
         return f"{self.name}: {len(self)} captioned images, {len(set(self.objects))} objects × {len(set(self.backgrounds))} backgrounds, {len(set(self.captions))} distinct captions"
     def __repr__(self): return f"CaptionDataset({self.summary()})"
 

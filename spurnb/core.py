@@ -170,12 +170,14 @@ class Registry(dict):
     "A named collection filled with `@registry.register(name)`; unknown names raise with the close matches and the known ones."
     def __init__(self, kind: str): super().__init__(); self.kind = kind
     def register(self, name: str | None = None):
+        "Decorator that registers an object under `name` (default: its `__name__`); registering a name twice raises."
         def _reg(obj):
             key = name or obj.__name__
             if key in self: raise ValueError(f"{self.kind} {key!r} is already registered")
             self[key] = obj; return obj
         return _reg
     def __getitem__(self, name):
+        "The entry called `name`; an unknown name raises a `KeyError` that lists the known ones."
         if name not in self: raise UnknownNameError(f"Unknown {self.kind} {name!r}.{did_you_mean(name, self)} Known: {', '.join(sorted(self)) or '(none)'}")
         return super().__getitem__(name)
     def __repr__(self): return f"Registry({self.kind}: {', '.join(sorted(self))})"

@@ -88,10 +88,10 @@ class GroupDataset(torch.utils.data.Dataset):
         self._check()
         self.g = self.y * self.n_attrs + self.a
 
-    n_classes = property(lambda self: len(self.classnames))
-    n_attrs = property(lambda self: len(self.attrnames))
-    n_groups = property(lambda self: self.n_classes * self.n_attrs)
-    has_masks = property(lambda self: self.masks is not None or self.mask_paths is not None)
+    n_classes = property(lambda self: len(self.classnames), doc="Number of classes.")
+    n_attrs = property(lambda self: len(self.attrnames), doc="Number of values of the spurious attribute.")
+    n_groups = property(lambda self: self.n_classes * self.n_attrs, doc="Number of groups, `n_classes * n_attrs`.")
+    has_masks = property(lambda self: self.masks is not None or self.mask_paths is not None, doc="Whether the dataset has object masks (in memory or as files).")
     def __len__(self): return len(self.y)
 
 # %% ../nbs/01_data.ipynb #639682a7
@@ -129,6 +129,7 @@ def load_mask(self: GroupDataset, i: int) -> Image.Image:
 
 @patch
 def __getitem__(self: GroupDataset, i):
+    "Item `i` as a dict: `image` (after `transform`), `y`, `a`, `g`, `idx`, and `mask` (after `mask_transform`) when the dataset has masks."
     i = int(i)
     # the default transforms read the uint8 arrays directly: no PIL round trip per item
     fast = self.images is not None
@@ -161,6 +162,7 @@ GroupDataset.__repr__ = lambda self: f"GroupDataset({self.summary()})"
 # %% ../nbs/01_data.ipynb #7e0ff672
 @patch(as_prop=True)
 def fingerprint(self: GroupDataset) -> str:
+    "Hash of the content (images or their files' paths, sizes and mtimes, masks, labels, names), computed once; it keys the feature caches."
     if self._fingerprint is None:
         if self.images is not None: content = [self.images, self.masks if self.masks is not None else b""]
         else:

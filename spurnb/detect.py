@@ -52,7 +52,9 @@ class Vocabulary:
     kinds: list
     source: str = "list"
     def __len__(self): return len(self.words)
-    def __iter__(self): return iter(self.words)
+    def __iter__(self):
+        "The words, in order."
+        return iter(self.words)
     def __repr__(self): return f"Vocabulary({len(self)} words from {self.source}: {', '.join(self.words[:8])}{', ...' if len(self) > 8 else ''})"
 
 def vocabulary(kinds=None, extra=()) -> Vocabulary:
@@ -197,7 +199,9 @@ class Scores:
     def __post_init__(self):
         N, V = self.scores.shape
         if V != len(self.words) or self.present.shape != (N, V): raise ValueError(f"scores {tuple(self.scores.shape)} and present {tuple(self.present.shape)} do not match {len(self.words)} words")
-    def column(self, word) -> int: return self.words.index(word)
+    def column(self, word) -> int:
+        "Index of `word`'s column in `scores`."
+        return self.words.index(word)
 
 SCORERS = Registry("scorer")
 

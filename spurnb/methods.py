@@ -31,9 +31,13 @@ class Task:
     n_attrs: int                # number of spurious attribute values A; group g = y * A + a
     train_group_counts: list | None = None  # training counts per group (adjusted average, balanced sampling)
     @property
-    def n_classes(self): return len(self.classnames)
+    def n_classes(self):
+        "Number of classes."
+        return len(self.classnames)
     @property
-    def n_groups(self): return self.n_classes * self.n_attrs
+    def n_groups(self):
+        "Number of groups (classes × attribute values)."
+        return self.n_classes * self.n_attrs
 
     @classmethod
     def from_dataset(cls, ds, classnames=None, train_group_counts=None):
@@ -71,6 +75,7 @@ class Prompts:
         self.pooled = None if trunk_trains(adapter, "text") else cached_text_features(adapter, self.texts).float()
 
     def embed(self):
+        "Unit text embeddings `[T, K, D]`, one per template and name (names with several members: the normalised sum of theirs), through the adapter's text head."
         pooled = self.pooled if self.pooled is not None else self.adapter.text_trunk(self.tokens)  # [T*M, W]
         e = F.normalize(self.adapter.text_head(pooled).float(), dim=-1).view(self.T, self.M, -1)  # [T, M, D]
         if self.M == self.K: return e
@@ -95,7 +100,9 @@ class Method(nn.Module):
         self.class_prompts = Prompts(adapter, task.classnames, templates)
 
     @property
-    def cls(self) -> Prompts: return self.class_prompts   # the former name, kept for code written against it
+    def cls(self) -> Prompts:
+        "The class prompts (`class_prompts`), under their former name."
+        return self.class_prompts   # the former name, kept for code written against it
 
     def trainable(self) -> list:
         "`(name, parameter)` pairs the optimiser updates: the method's own, then the adapter's under the policy."
@@ -115,10 +122,14 @@ def class_weights(self: Method):
     return M.class_head(self.class_prompts.embed())
 
 @patch
-def scale(self: Method): raise NotImplementedError
+def scale(self: Method):
+    "The logit scale that multiplies cosines (each method defines it)."
+    raise NotImplementedError
 
 @patch
-def logits(self: Method, x): return M.zeroshot_logits(self.embed_images(x), self.class_weights(), self.scale())  # [B, C]
+def logits(self: Method, x):
+    "Class logits `[B, C]`: the scaled cosines of the image embeddings with the class weights."
+    return M.zeroshot_logits(self.embed_images(x), self.class_weights(), self.scale())  # [B, C]
 
 @patch
 def classifier(self: Method):
@@ -134,7 +145,9 @@ def image_classifier(self: Method):
 
 # %% ../nbs/05_methods.ipynb #365fb4c1
 @patch
-def loss(self: Method, batch) -> dict: raise NotImplementedError(f"{type(self).__name__} does not train")
+def loss(self: Method, batch) -> dict:
+    "Per-sample loss terms of a batch: a dict of `Tensor[B]` with a `total`; a method that does not train raises."
+    raise NotImplementedError(f"{type(self).__name__} does not train")
 
 @patch
 def objective(self: Method, terms: dict, batch) -> torch.Tensor:
@@ -154,6 +167,7 @@ def get_state(self: Method) -> dict:
 
 @patch
 def set_state(self: Method, state: dict):
+    "Restore what `get_state` returned (own parameters and the adapter's trainable parameters); a checkpoint of another policy raises."
     self.load_state_dict(state["own"])
     ps = dict(self.adapter_params)
     if set(ps) != set(state["adapter"]):
@@ -178,7 +192,9 @@ class ZeroShot(Method):
     "CLIP's zero-shot classifier from class prompts, with CLIP's own logit scale; trains nothing."
     trains, default_policy = False, "zeroshot"
     def __init__(self, adapter, task, templates="short"): super().__init__(adapter, task, "zeroshot", templates)
-    def scale(self): return torch.tensor(float(self.adapter.logit_scale))
+    def scale(self):
+        "CLIP's own logit scale, fixed."
+        return torch.tensor(float(self.adapter.logit_scale))
 
 # %% ../nbs/05_methods.ipynb #2f7d3e2a
 class _Tuned(Method):
@@ -192,6 +208,7 @@ class _Tuned(Method):
 class ERM(_Tuned):
     "Cross-entropy on the zero-shot head τ·z·ē[c], trained with the method's policy — the paper's ERM."
     def loss(self, batch):
+        "Per-sample cross-entropy of the logits: `{'ce', 'total'}`, each `Tensor[B]`."
         ce = F.cross_entropy(self.logits(batch["x"]), batch["y"], reduction="none")  # [B]
         return {"ce": ce, "total": ce}
 
@@ -208,6 +225,7 @@ class SpurNB(_Tuned):
         self.attr = Prompts(self.adapter, task.attr_prompts, templates)
         self.ctx = Prompts(self.adapter, task.attr_context_prompts, templates)
     def loss(self, batch):
+        "The multi-modal contrastive terms of the batch (`multimodal_loss` with this method's recipe and mode)."
         z = self.embed_images(batch["x"])  # [B, D] unit
         return multimodal_loss(z, batch["y"], batch["a"], self.class_prompts.embed(), self.attr.embed(), self.ctx.embed(),
                                self.scale(), weights=RECIPES[self.recipe], mode=self.mode)

@@ -57,7 +57,9 @@ class Family:
 
 FAMILIES = Registry("model family")
 
-def register_family(fam: Family) -> Family: return FAMILIES.register(fam.name)(fam)
+def register_family(fam: Family) -> Family:
+    "Register a model `Family` under its name in `FAMILIES`."
+    return FAMILIES.register(fam.name)(fam)
 
 def family_of(model: nn.Module) -> Family:
     "The registered family whose tower class `model.visual` is."
@@ -169,11 +171,17 @@ class ClipAdapter:
         self.gradcam_layer_name = self.fam.gradcam
         self.fingerprint = fingerprint(name, weights_fingerprint(model))
     @property
-    def device(self): return self.model.logit_scale.device
+    def device(self):
+        "Device of the model's weights."
+        return self.model.logit_scale.device
     @property
-    def dtype(self): return self.model.visual.conv1.weight.dtype
+    def dtype(self):
+        "Floating-point dtype of the image tower's weights."
+        return self.model.visual.conv1.weight.dtype
     @property
-    def logit_scale(self) -> float: return float(self.model.logit_scale.detach().exp())
+    def logit_scale(self) -> float:
+        "CLIP's learned logit scale τ = exp(log-scale), as a float."
+        return float(self.model.logit_scale.detach().exp())
     def __repr__(self): return f"ClipAdapter({self.name}, weights={self.weights}, family={self.family}, {self.image_size}px, {self.fingerprint})"
 
 # %% ../nbs/02_models.ipynb #422bf16f
@@ -239,13 +247,19 @@ def get_module(root: nn.Module, path: str) -> nn.Module:
     return m
 
 @patch(as_prop=True)
-def gradcam_layer(self: ClipAdapter) -> nn.Module: return get_module(self.model, self.gradcam_layer_name)
+def gradcam_layer(self: ClipAdapter) -> nn.Module:
+    "The module Grad-CAM hooks: the family's `gradcam_layer_name`."
+    return get_module(self.model, self.gradcam_layer_name)
 
 @patch(as_prop=True)
-def reshape_transform(self: ClipAdapter): return self.fam.reshape(self.model.visual) if self.fam.reshape else None
+def reshape_transform(self: ClipAdapter):
+    "The family's function that turns a ViT's tokens into a spatial grid for Grad-CAM, or None for CNNs."
+    return self.fam.reshape(self.model.visual) if self.fam.reshape else None
 
 @patch(as_prop=True)
-def embed_dim(self: ClipAdapter) -> int: return self.model.visual.output_dim
+def embed_dim(self: ClipAdapter) -> int:
+    "Dimension of the joint image–text embedding."
+    return self.model.visual.output_dim
 
 # %% ../nbs/02_models.ipynb #d9cb65c2
 @patch
@@ -259,7 +273,9 @@ def train(self: ClipAdapter, mode: bool = True):
     return self
 
 @patch
-def eval(self: ClipAdapter): return self.train(False)
+def eval(self: ClipAdapter):
+    "Evaluation mode (`train(False)`); returns the adapter."
+    return self.train(False)
 
 @patch
 def autocast(self: ClipAdapter):
@@ -401,7 +417,9 @@ class Policy:
     doc: str = ""
 
 POLICIES = Registry("policy")
-def register_policy(p: Policy) -> Policy: return POLICIES.register(p.name)(p)
+def register_policy(p: Policy) -> Policy:
+    "Register a fine-tuning `Policy` under its name in `POLICIES`."
+    return POLICIES.register(p.name)(p)
 
 _TEXT_EMB = ("token_embedding", "positional_embedding", "ln_final")
 register_policy(Policy("zeroshot", lambda ad: (), True, True, "nothing is trained"))

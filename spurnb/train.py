@@ -114,6 +114,7 @@ class Source:
             self.ds = method.adapter.preprocessed(ds)                  # CLIP's eval transform, no augmentation
     def __len__(self): return len(self.y)
     def batch(self, idx: torch.Tensor) -> dict:
+        "The batch at indices `idx`: inputs `x` (cached features or transformed images), `y`, `a`, `g` and `idx`."
         x = self.x[idx] if self.inputs == "features" else torch.stack([self.ds[int(i)]["image"] for i in idx])
         return dict(x=x, y=self.y[idx], a=self.a[idx], g=self.g[idx], idx=idx)
 
@@ -212,6 +213,7 @@ SCHEDULES["cosine"] = lambda opt, total: torch.optim.lr_scheduler.CosineAnnealin
 # %% ../nbs/05a_train.ipynb #fb045f48
 @patch
 def train_step(self: Run, idx: torch.Tensor):
+    "One optimiser step on the items `idx`: loss terms (checked finite), objective, backward, step; adds the terms to the epoch's means."
     batch = self.sources["train"].batch(idx)
     terms = self.method.loss(batch)   # dict of per-sample Tensor[B]
     check_finite(terms, f" at epoch {self.epoch + 1}, step {self.step + 1} (run {self.dir.name})")
@@ -223,6 +225,7 @@ def train_step(self: Run, idx: torch.Tensor):
 # %% ../nbs/05a_train.ipynb #b61a9f84
 @patch
 def end_epoch(self: Run):
+    "Close an epoch: evaluate val (and test), append the history row, update the best epoch, write the metrics."
     n = self._loss_sums.pop("_n", 0)
     row = dict(epoch=self.epoch, step=self.global_step, lr=self.opt.param_groups[0]["lr"] if self.opt else None,
                train={k: v / max(n, 1) for k, v in self._loss_sums.items()},
@@ -237,6 +240,7 @@ def end_epoch(self: Run):
 
 @patch
 def write_metrics(self: Run):
+    "Write the history to `metrics.jsonl` (everything) and `metrics.csv` (scalars), atomically."
     flat = [_flatten(r) for r in self.history]
     with atomic_write(self.dir / "metrics.jsonl", "w") as f:
         for r in self.history: f.write(json.dumps(r) + "\n")
@@ -257,6 +261,7 @@ class RunDiverged(SpurnbError):
 
 @patch
 def state(self: Run, finished: bool = False) -> dict:
+    "Everything `last.pt` holds to resume exactly: weights, optimiser, counters, RNG states, history and best epoch."
     return dict(meta=self.meta, method=self.method.get_state(), optimizer=self.opt.state_dict() if self.opt else None,
                 sched=self.sched.state_dict() if self.sched else None,
                 epoch=self.epoch, step=self.step, global_step=self.global_step, epoch_gen_state=self.epoch_gen_state,
@@ -264,11 +269,13 @@ def state(self: Run, finished: bool = False) -> dict:
 
 @patch
 def save_best(self: Run):
+    "Write `best.pt` when a new best epoch is pending (its weights are kept in memory until then)."
     if self.best_state is not None:
         torch_save(dict(meta=self.meta, epoch=self.best["epoch"], method=self.best_state), self.dir / "best.pt"); self.best_state = None
 
 @patch
 def save_last(self: Run, finished: bool = False):
+    "Write `best.pt` when a new best epoch is pending, then `last.pt`, each atomically."
     self.save_best()                  # best.pt first: the last.pt that names the best epoch never precedes its weights
     torch_save(self.state(finished), self.dir / "last.pt"); self.saved_at = time.monotonic()
 
@@ -348,6 +355,7 @@ def _bar_comment(mb, row):
 # %% ../nbs/05a_train.ipynb #52967ea1
 @patch
 def finish(self: Run) -> dict:
+    "Write `final.json` (config, best and last epochs' metrics, history), save the finished state, return the summary."
     best = next(r for r in self.history if r["epoch"] == self.best["epoch"])
     summary = dict(run_dir=str(self.dir), method=self.cfg.method, config=self.meta["config"], selection=self.cfg.selection,
                    best_epoch=best["epoch"], val=best["val"], test=best["test"],
