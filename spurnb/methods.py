@@ -50,7 +50,7 @@ class Task:
 
 # %% ../nbs/05_methods.ipynb #357fe24c
 def trunk_trains(adapter, tower: str) -> bool:
-    "Whether `adapter`'s image or text trunk has trainable parameters: the applied policy says so, else a probe's output carries gradient."
+    "Whether `adapter`'s image or text trunk has trainable parameters: the applied policy says so, else whether the trunk's output carries gradient."
     pol = getattr(adapter, "policy", None)
     if tower in ("image", "text") and hasattr(pol, "image_trunk_frozen"):
         return not (pol.image_trunk_frozen if tower == "image" else pol.text_trunk_frozen)
@@ -148,7 +148,7 @@ class Method(nn.Module):
         self.task, self.policy = task, getattr(self.opts, "policy", "zeroshot")
         if self.policy not in self.policies:
             raise ValueError(f"method {self.name!r} does not support policy {self.policy!r}; it supports {', '.join(self.policies)} (option policy)")
-        self.adapter_params = list(M.apply_policy(adapter, self.policy if self.trains else "zeroshot", n_classes=task.n_classes))
+        self.adapter_params = list(M.apply_policy(adapter, self.policy if self.trains else "zeroshot"))
         adapter.model.eval()      # frozen BatchNorm/dropout: the cached trunk features stay exact
         self.inputs = "images" if trunk_trains(adapter, "image") else "features"
         self.class_prompts = Prompts(adapter, task.classnames, self.opts.templates)

@@ -218,6 +218,39 @@ def train_step(self: Run, idx: torch.Tensor):
     for k, v in terms.items(): self._loss_sums[k] = self._loss_sums.get(k, 0.0) + float(v.detach().sum())
     self._loss_sums["_n"] = self._loss_sums.get("_n", 0) + len(idx)
 
+# %% ../nbs/05a_train.ipynb #b61a9f84
+@patch
+def end_epoch(self: Run):
+    "Close an epoch: evaluate val (and test), append the history row, update the best epoch, write the metrics."
+    n = self._loss_sums.pop("_n", 0)
+    row = dict(epoch=self.epoch, step=self.global_step, lr=self.opt.param_groups[0]["lr"] if self.opt else None,
+               train={k: v / max(n, 1) for k, v in self._loss_sums.items()},
+               val=evaluate(self.method, self.sources["val"], self.task),
+               test=evaluate(self.method, self.sources["test"], self.task) if "test" in self.sources else {})
+    self.history.append(row); self._loss_sums = {}
+    candidate = self.epoch > 0 or self.n_epochs == 0   # a method that trains is chosen among trained epochs
+    if candidate and (self.best is None or selection_score(row["val"], self.cfg.selection) > self.best["score"]):
+        self.best = dict(epoch=self.epoch, score=selection_score(row["val"], self.cfg.selection))
+        self.best_state = self.method.get_state()   # written with the next last.pt
+    self.write_metrics()
+
+@patch
+def write_metrics(self: Run):
+    "Write the history to `metrics.jsonl` (everything) and `metrics.csv` (scalars), atomically."
+    flat = [_flatten(r) for r in self.history]
+    with atomic_write(self.dir / "metrics.jsonl", "w") as f:
+        for r in self.history: f.write(json.dumps(r) + "\n")
+    cols = list(dict.fromkeys(k for r in flat for k in r))
+    with atomic_write(self.dir / "metrics.csv", "w") as f:
+        w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(flat)
+
+def _flatten(row: dict) -> dict:
+    "Scalars of a history row as `split_field` columns (lists such as per-group accuracies stay in the JSONL)."
+    out = {k: v for k, v in row.items() if not isinstance(v, dict)}
+    for split in ("train", "val", "test"):
+        out.update({f"{split}_{k}": v for k, v in row.get(split, {}).items() if isinstance(v, (int, float))})
+    return out
+
 # %% ../nbs/05a_train.ipynb #4c697d61
 class RunDiverged(SpurnbError):
     "`--resume` of a run whose loss became NaN or infinite."
@@ -272,39 +305,6 @@ def load_last(self: Run) -> bool:
     self.history, self.best = s["history"], s["best"]
     _set_rng_state(self._rng)
     return s["finished"]
-
-# %% ../nbs/05a_train.ipynb #b61a9f84
-@patch
-def end_epoch(self: Run):
-    "Close an epoch: evaluate val (and test), append the history row, update the best epoch, write the metrics."
-    n = self._loss_sums.pop("_n", 0)
-    row = dict(epoch=self.epoch, step=self.global_step, lr=self.opt.param_groups[0]["lr"] if self.opt else None,
-               train={k: v / max(n, 1) for k, v in self._loss_sums.items()},
-               val=evaluate(self.method, self.sources["val"], self.task),
-               test=evaluate(self.method, self.sources["test"], self.task) if "test" in self.sources else {})
-    self.history.append(row); self._loss_sums = {}
-    candidate = self.epoch > 0 or self.n_epochs == 0   # a method that trains is chosen among trained epochs
-    if candidate and (self.best is None or selection_score(row["val"], self.cfg.selection) > self.best["score"]):
-        self.best = dict(epoch=self.epoch, score=selection_score(row["val"], self.cfg.selection))
-        self.best_state = self.method.get_state()   # written with the next last.pt
-    self.write_metrics()
-
-@patch
-def write_metrics(self: Run):
-    "Write the history to `metrics.jsonl` (everything) and `metrics.csv` (scalars), atomically."
-    flat = [_flatten(r) for r in self.history]
-    with atomic_write(self.dir / "metrics.jsonl", "w") as f:
-        for r in self.history: f.write(json.dumps(r) + "\n")
-    cols = list(dict.fromkeys(k for r in flat for k in r))
-    with atomic_write(self.dir / "metrics.csv", "w") as f:
-        w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(flat)
-
-def _flatten(row: dict) -> dict:
-    "Scalars of a history row as `split_field` columns (lists such as per-group accuracies stay in the JSONL)."
-    out = {k: v for k, v in row.items() if not isinstance(v, dict)}
-    for split in ("train", "val", "test"):
-        out.update({f"{split}_{k}": v for k, v in row.get(split, {}).items() if isinstance(v, (int, float))})
-    return out
 
 # %% ../nbs/05a_train.ipynb #9457bb21
 @patch

@@ -49,16 +49,17 @@ def test_every_method_every_policy_one_step(world, name, policy):
 
 
 def test_the_step_check_fails_for_a_head_nobody_uses(world):
-    "The check above is not vacuous: a method declaring a policy whose parameters it never calls fails it."
+    "The check above is not vacuous: a method with a trainable head its loss never calls fails it (as the removed linear-probe policy did)."
     splits, task, ad = world
-    class Probe(METHODS["erm"]): policies = ("linear-probe",)
-    m = Probe(ad, task, policy="linear-probe")
-    assert check_one_step(m, _batch(splits, ad, m)) == ["adapter.probe.weight", "adapter.probe.bias"]
+    class Probe(METHODS["erm"]):
+        def __init__(self, *a, **k): super().__init__(*a, **k); self.probe = torch.nn.Linear(4, 2)   # trained, never called
+    m = Probe(ad, task)
+    assert check_one_step(m, _batch(splits, ad, m)) == ["probe.weight", "probe.bias"]
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_every_policy_is_used_by_a_method(policy):
-    "A registered policy no method supports is dead code (the linear-probe policy's head is called by no method)."
+    "A registered policy no method supports is dead code (as the removed linear-probe policy was)."
     users = [n for n, c in METHODS.items() if policy in c.policies]
     assert users, f"policy {policy!r} is supported by no method (methods declare theirs in `policies`): remove it or add the method that uses it"
 
@@ -67,7 +68,7 @@ def test_groupdro_resume_after_a_kill_equals_uninterrupted(world, tmp_path):
     splits, task, ad = world
     cfg = replace(QUICK, method="groupdro", opts=dict(eta=0.5))
     ref = train(cfg, ad, splits, tmp_path / "ref", task, progress=False)
-    q_ref = torch.load(Path(ref["run_dir"]) / "last.pt", weights_only=False)["method"]["own"]["q"]
+    q_ref = torch.load(Path(ref["run_dir"]) / "last.pt", weights_only=True)["method"]["own"]["q"]
     assert not torch.allclose(q_ref, torch.full((4,), 0.25))              # the weights moved
     def kill(run, event):
         if event != "after_step": return
@@ -77,7 +78,7 @@ def test_groupdro_resume_after_a_kill_equals_uninterrupted(world, tmp_path):
     d = next((tmp_path / "kill").iterdir()); shutil.move(d / "kept.pt", d / "last.pt")
     got = train(cfg, ad, splits, tmp_path / "kill", task, resume=True, progress=False)
     assert_same_run(got, ref)
-    assert torch.equal(torch.load(d / "last.pt", weights_only=False)["method"]["own"]["q"], q_ref)
+    assert torch.equal(torch.load(d / "last.pt", weights_only=True)["method"]["own"]["q"], q_ref)
 
 
 @pytest.mark.parametrize("stage", ["erm", "jtt"])
