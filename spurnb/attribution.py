@@ -369,6 +369,7 @@ def compare_attributions(models: dict, dataset, out_dir=None, n_per_group: int =
             plt.close(fig)
     return (table, results) if return_maps else table
 
+# %% ../nbs/06_attribution.ipynb #7034fbdb
 def attribution_report(model, dataset, out_dir=None, head=None, name: str = "model", **kw) -> pd.DataFrame:
     """Write `attribution_share.csv`, `attribution_gallery.png` and `attribution_share.png` into `out_dir` (a run directory).
     `model`: a trained method (`.adapter`, `.image_classifier()`), an adapter with `head=`, or a dict {name: either}."""

@@ -129,6 +129,7 @@ def water_texture(rng, n, size):
     waves = 0.5 + 0.5 * np.sin(6.283 * (f * yy + 0.6 * value_noise(rng, n, size, (3, 6), (0.6, 0.4))) + ph)
     return _lerp(0.65 * waves + 0.35 * value_noise(rng, n, size), (0.06, 0.22, 0.48), (0.30, 0.56, 0.80))
 
+# %% ../nbs/01b_benchmark.ipynb #5ea92fb5
 @BACKGROUNDS.register("sky")
 def sky_texture(rng, n, size):
     "A blue gradient with soft white clouds."
@@ -349,6 +350,7 @@ def make_benchmark(source: str = "digits",          # object source: "digits" (b
                           "worst-group accuracy needs every group — raise n_train or lower corr")
     return Benchmark(splits, params, fp, src, path)
 
+# %% ../nbs/01b_benchmark.ipynb #d0514fce
 def benchmark_splits(root=None, **kw) -> dict:
     "The built-in benchmark's train/val/test (`make_benchmark(**kw)`; `root` is ignored); each class is prompted by its members' names."
     b = make_benchmark(**kw)

@@ -12,13 +12,13 @@ from fastcore.script import call_parse, Param
 
 # %% ../nbs/05b_cli.ipynb #35e1c99e
 CHOICES = dict(
-    method=("zeroshot", "erm", "spurnb"),                       # spurnb.methods.METHODS
+    method=("zeroshot", "erm", "spurnb", "groupdro", "jtt", "dfr", "flyp", "wiseft", "orthcal", "roboshot"),  # spurnb.methods.METHODS
     dataset=("benchmark", "waterbirds", "celeba", "csv"),       # spurnb.train.DATASETS
     preset=("quick", "prototype", "reference"),                 # spurnb.train.PRESETS
     model=("tiny-rn", "tiny-vit", "RN50", "ViT-B-32"),          # spurnb.models.TINY_CONFIGS + examples from open_clip
     recipe=("lc+vc+ls", "lc+vc+vs"),                            # spurnb.losses.RECIPES
     mode=("paper", "official"),
-    policy=("zeroshot", "linear-probe", "projection", "projection+text-embeddings", "full"),  # spurnb.models.POLICIES
+    policy=("zeroshot", "projection", "projection+text-embeddings", "full"),  # spurnb.models.POLICIES
     templates=("short", "imagenet"),
     sampler=("natural", "balanced"),                            # spurnb.train.SAMPLERS
     selection=("worst-group", "worst-class", "average"),        # spurnb.train.SELECTIONS
@@ -45,9 +45,23 @@ def _exists(flag, v, what, file=False):
     if not p.exists(): raise ArgError(f"--{flag} {v}: no such {what}")
     if file and not p.is_file(): raise ArgError(f"--{flag} {v}: is a folder; give the {what}")
 
+# %% ../nbs/05b_cli.ipynb #a1b2c3d5
+def _method_opts(opt=None, recipe=None, mode=None, policy=None, templates=None) -> list:
+    "`name=value` strings for `spurnb.methods.route_options`: the shorthand flags first, then `--opt`."
+    short = dict(recipe=recipe, mode=mode, policy=policy, templates=templates)
+    return [f"{k}={v}" for k, v in short.items() if v is not None] + list(opt or [])
+
+def _check_opts(names, opts):
+    "Raise `ArgError` for an option no method run has, or a value its method refuses."
+    from spurnb.core import ArgError
+    from spurnb.methods import METHODS, route_options, make_options
+    try:
+        for m, o in route_options(names, opts).items(): make_options(METHODS[m], o)
+    except (TypeError, ValueError) as e: raise ArgError(f"--opt: {e}") from None
+
 # %% ../nbs/05b_cli.ipynb #8598f3b5
 def check_args(dataset="benchmark", root=None, image_root=None, model="tiny-rn", pretrained="benchmark", checkpoint=None,
-               method="zeroshot,erm,spurnb", recipe=None, mode=None, policy=None, templates=None, sampler=None, selection=None,
+               method="zeroshot,erm,spurnb", opt=None, recipe=None, mode=None, policy=None, templates=None, sampler=None, selection=None,
                preset="quick", optimizer=None, epochs=None, lr=None, batch_size=None, seed=0, device="cpu", attrs=None, **_):
     "Check the options of `spurnb_train` before anything is loaded or written; raise `ArgError` naming the first bad flag."
     _number("epochs", epochs, int, 1); _number("batch_size", batch_size, int, 1); _number("lr", lr, float, 0, strict=True)
@@ -60,6 +74,7 @@ def check_args(dataset="benchmark", root=None, image_root=None, model="tiny-rn",
     names = [m.strip() for m in str(method).split(",") if m.strip()]
     if not names: raise ArgError(f"--method {method!r}: name at least one method of {', '.join(METHODS)}")
     for m in names: _name("method", m, list(METHODS))
+    _check_opts(names, _method_opts(opt, recipe, mode, policy, templates))
     _name("dataset", dataset, list(DATASETS)); _name("preset", preset, list(PRESETS)); _name("recipe", recipe, list(RECIPES))
     _name("mode", mode, ["paper", "official"]); _name("policy", policy, list(M.POLICIES)); _name("sampler", sampler, list(SAMPLERS))
     _name("selection", selection, list(SELECTIONS)); _name("optimizer", optimizer, ["sgd", "adam"])
@@ -105,6 +120,7 @@ def spurnb_train(
     pretrained: str = "benchmark",      # weights tag: "benchmark" (the tiny CLIP pretrained here), "openai", ...
     checkpoint: str = None,             # a local weights file instead of a tag
     method: Param(f"comma-separated methods to run, from {_names('method')}", str) = "zeroshot,erm,spurnb",
+    opt: Param("method options: name=value (to every method with that option) or method.name=value, e.g. --opt groupdro.eta=0.1 recipe=lc+vc+vs", str, nargs="*") = None,
     recipe: Param(f"spurnb loss recipe: {_names('recipe')} (default lc+vc+ls)", str) = None,
     mode: str = None,                   # spurnb: "paper" (default) or "official"
     policy: Param(f"what trains: {_names('policy')} (default: the method's own)", str) = None,
@@ -140,14 +156,14 @@ def spurnb_train(
         print("spurnb_train: interrupted; the same command with --resume continues where it stopped", file=sys.stderr); sys.exit(130)
 
 # %% ../nbs/05b_cli.ipynb #0aad111a
-def _train(dataset, root, image_root, model, pretrained, checkpoint, method, recipe, mode, policy, templates, sampler, selection,
+def _train(dataset, root, image_root, model, pretrained, checkpoint, method, opt, recipe, mode, policy, templates, sampler, selection,
            preset, optimizer, epochs, lr, batch_size, seed, out, resume, device, quiet, debug, attrs):
     from spurnb.core import cpu_threads
     from spurnb.train import run_methods, report_attribution
     cpu_threads(); t0 = time.perf_counter()
     r = run_methods(method, dataset, root, model, pretrained, checkpoint, out, preset, resume, not quiet, device,
                     data_kw=dict(image_root=image_root) if dataset == "csv" else None, attrs=attrs,
-                    recipe=recipe, mode=mode, policy=policy, templates=templates, sampler=sampler, selection=selection, optimizer=optimizer,
+                    opts=_method_opts(opt, recipe, mode, policy, templates), sampler=sampler, selection=selection, optimizer=optimizer,
                     epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     att = report_attribution(r)
     import pandas as pd

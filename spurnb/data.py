@@ -217,6 +217,7 @@ def safe_join(root, rel: str, where: str) -> Path:
                         "copy the file into the root, or pass a root that contains it")
     return path
 
+# %% ../nbs/01_data.ipynb #bd471e2d
 def _read_table(path: Path, required: Sequence[str], **kw):
     try: df = pd.read_csv(path, dtype=str, keep_default_na=False, **kw)
     except Exception as e: raise DataError(f"cannot parse {path} as a table ({type(e).__name__}: {e})") from None
@@ -262,6 +263,7 @@ def _split_code(split: str, where: str) -> int:
     if split not in SPLIT_CODES: raise DataError(f"{where}: unknown split {split!r}; use one of {list(SPLIT_CODES)}")
     return SPLIT_CODES[split]
 
+# %% ../nbs/01_data.ipynb #a52bc2c8
 DATASETS = Registry("dataset")   # name -> splits(root, **kw) -> {"train", "val", "test": GroupDataset}; each registered next to its loader
 SPLITS = ("train", "val", "test")
 

@@ -4,8 +4,8 @@
 
 # %% ../nbs/05_methods.ipynb #89fe4b2a
 from __future__ import annotations
-import copy, inspect, math
-from dataclasses import dataclass
+import copy, difflib, math
+from dataclasses import dataclass, field, fields, asdict, replace, MISSING
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -17,7 +17,8 @@ from .losses import multimodal_loss, RECIPES
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['METHODS', 'Task', 'trunk_trains', 'Prompts', 'Method', 'method_options', 'make_method', 'ZeroShot', 'ERM', 'SpurNB']
+__all__ = ['METHODS', 'Task', 'trunk_trains', 'Prompts', 'Options', 'TunedOptions', 'make_options', 'Method', 'method_options',
+           'make_method', 'route_options', 'ZeroShot', 'ERM', 'SpurNBOptions', 'SpurNB']
 
 # %% ../nbs/05_methods.ipynb #2056628f
 def _names(x): return [n if isinstance(n, str) else list(n) for n in x]
@@ -49,7 +50,7 @@ class Task:
 
 # %% ../nbs/05_methods.ipynb #357fe24c
 def trunk_trains(adapter, tower: str) -> bool:
-    "Whether `adapter`'s image or text trunk has trainable parameters: the applied policy says so, else a probe's output carries gradient."
+    "Whether `adapter`'s image or text trunk has trainable parameters: the applied policy says so, else whether the trunk's output carries gradient."
     pol = getattr(adapter, "policy", None)
     if tower in ("image", "text") and hasattr(pol, "image_trunk_frozen"):
         return not (pol.image_trunk_frozen if tower == "image" else pol.text_trunk_frozen)
@@ -83,21 +84,74 @@ class Prompts:
         return F.normalize(s, dim=-1)
     def __repr__(self): return f"Prompts({self.T} templates × {self.K} names, e.g. {self.texts[0]!r})"
 
+# %% ../nbs/05_methods.ipynb #73171bf2
+@dataclass
+class Options:
+    "The options every method has (each method's `Options` extends this)."
+    templates: str = "short"  # prompt templates: "short" (5) or "imagenet" (the 80 of Radford et al. 2021)
+    def __post_init__(self): self.check()
+    def check(self):
+        "Raise, naming the option and the fix, when a value is out of range."
+        resolve_templates(self.templates)
+
+@dataclass
+class TunedOptions(Options):
+    "Options of a method that fine-tunes the policy's parameters with a learnable temperature (ERM and what builds on it)."
+    policy: str = "projection"     # what trains, a name in spurnb.models.POLICIES: the projections, as Yang et al. (2023) train
+    init_scale: float = 1 / 0.07   # initial temperature τ; the reference initialises log τ at log(1/0.07) (Radford et al. 2021)
+    def check(self):
+        super().check()
+        if not self.init_scale > 0: raise ValueError(f"option init_scale must be > 0 (a temperature), got {self.init_scale}")
+
+# %% ../nbs/05_methods.ipynb #5e14c312
+def _convert(f, v):
+    "Option value `v` as the type of field `f`'s default (strings come from the command line)."
+    d = f.default if f.default is not MISSING else (f.default_factory() if f.default_factory is not MISSING else None)
+    if not isinstance(v, str) or d is None or isinstance(d, str): return v
+    try:
+        if isinstance(d, bool):
+            if v.lower() not in ("true", "false", "1", "0", "yes", "no"): raise ValueError(v)
+            return v.lower() in ("true", "1", "yes")
+        if isinstance(d, (tuple, list)): return tuple(type(d[0])(x) for x in v.replace(";", ",").split(",") if x) if d else tuple(v.split(","))
+        return type(d)(v)
+    except ValueError: raise ValueError(f"option {f.name}={v!r}: expected a {type(d).__name__} like {d!r}") from None
+
+def make_options(cls, opts=None, **kw):
+    "The `Options` of method class `cls` from a dict (or keywords); unknown names raise with the known ones."
+    if isinstance(opts, cls.Options): return replace(opts, **kw) if kw else opts
+    opts = {**(opts or {}), **kw}
+    known = {f.name: f for f in fields(cls.Options)}
+    bad = [k for k in opts if k not in known]
+    if bad:
+        hint = {k: difflib.get_close_matches(k, known, n=1) for k in bad}
+        hint = "; ".join(f"{k!r}: did you mean {m[0]!r}?" for k, m in hint.items() if m)
+        raise TypeError(f"method {getattr(cls, 'name', cls.__name__)!r} has no option {', '.join(map(repr, bad))}{' (' + hint + ')' if hint else ''}. "
+                        f"Its options: {', '.join(known)}.")
+    return cls.Options(**{k: _convert(known[k], v) for k, v in opts.items()})
+
 # %% ../nbs/05_methods.ipynb #8dbf778a
 class Method(nn.Module):
-    "One way to adapt CLIP to a `Task`: owns its trainable parameters, its per-sample loss terms and its head."
+    "One way to adapt CLIP to a `Task`: owns its options, its trainable parameters, its per-sample loss terms and its head."
+    Options = Options             # its hyperparameters (a dataclass extending `Options`)
     trains = True                 # False: evaluated as is
-    default_policy = "projection" # what trains unless the caller says otherwise
-    def __init__(self, adapter, task: Task, policy: str | None = None, templates="short"):
+    stochastic = False            # True: draws random numbers even without training (its runs keep their seed)
+    policies = ("projection", "projection+text-embeddings", "full")  # the trainable sets it supports (tests cross them all)
+    samplers = ("natural", "balanced")  # the samplers it can train under (JTT samples by its own weights)
+    name_options = ()             # options whose values name its runs (e.g. spurnb's recipe and mode)
+    paper = trains_what = groups_train = groups_select = attr_text = ""   # what `spurnb.baselines.methods_table` says about it
+    def __init__(self, adapter, task: Task, opts=None, **kw):
         super().__init__()
+        self.opts = make_options(type(self), opts, **kw)
         shared = [getattr(adapter, k, None) for k in ("tokenizer", "preprocess")]   # stateless: shared, not copied
         adapter = copy.deepcopy(adapter, memo={id(o): o for o in shared if o is not None})  # ours to change; not a submodule
         self.__dict__["adapter"] = adapter
-        self.task, self.policy = task, policy or self.default_policy
-        self.adapter_params = list(M.apply_policy(adapter, self.policy if self.trains else "zeroshot", n_classes=task.n_classes))
+        self.task, self.policy = task, getattr(self.opts, "policy", "zeroshot")
+        if self.policy not in self.policies:
+            raise ValueError(f"method {self.name!r} does not support policy {self.policy!r}; it supports {', '.join(self.policies)} (option policy)")
+        self.adapter_params = list(M.apply_policy(adapter, self.policy if self.trains else "zeroshot"))
         adapter.model.eval()      # frozen BatchNorm/dropout: the cached trunk features stay exact
         self.inputs = "images" if trunk_trains(adapter, "image") else "features"
-        self.class_prompts = Prompts(adapter, task.classnames, templates)
+        self.class_prompts = Prompts(adapter, task.classnames, self.opts.templates)
 
     @property
     def cls(self) -> Prompts:
@@ -155,6 +209,10 @@ def objective(self: Method, terms: dict, batch) -> torch.Tensor:
     return terms["total"].mean()
 
 @patch
+def prepare(self: Method, run):
+    "Work that needs the run (its config, splits, directory) before the first step; nothing by default."
+
+@patch
 def sample_weights(self: Method, task: Task, g: torch.Tensor):
     "Per-example sampling weights the method asks for (JTT would upweight errors); `None`: use the configured sampler."
     return None
@@ -176,56 +234,101 @@ def set_state(self: Method, state: dict):
         for n, v in state["adapter"].items(): ps[n].copy_(v)
 
 # %% ../nbs/05_methods.ipynb #7494ac65
-METHODS = Registry("method")
+class _MethodRegistry(Registry):
+    "Methods by name; registering also names the class, and a definition run again (a notebook cell) replaces its earlier self."
+    def register(self, name: str | None = None):
+        reg = super().register(name)
+        def _reg(cls):
+            key = cls.name = name or cls.__name__
+            if key in self and dict.__getitem__(self, key).__qualname__ == cls.__qualname__: dict.__delitem__(self, key)
+            return reg(cls)
+        return _reg
+
+METHODS = _MethodRegistry("method")
+Method.name = property(lambda self: type(self).__dict__.get("name", type(self).__name__))
 
 def method_options(name: str) -> list:
-    "The option names method `name` accepts (beyond adapter and task)."
-    return [p for p in inspect.signature(METHODS[name].__init__).parameters if p not in ("self", "adapter", "task")]
+    "The option names method `name` has (the fields of its `Options`)."
+    return [f.name for f in fields(METHODS[name].Options)]
 
 def make_method(name: str, adapter, task: Task, **opts) -> Method:
-    "Build method `name` for `adapter` and `task`, passing it the options in `opts` it accepts."
-    return METHODS[name](adapter, task, **{k: v for k, v in opts.items() if k in method_options(name)})
+    "Build method `name` for `adapter` and `task` with options `opts` (unknown ones raise)."
+    return METHODS[name](adapter, task, **opts)
+
+# %% ../nbs/05_methods.ipynb #d1bebb22
+def route_options(methods, opts) -> dict:
+    "`{method: {option: value}}` from `opts` (`{'name': v, 'method.name': v}` or `['name=v', ...]`); an option no method has raises."
+    if not isinstance(opts, dict):
+        bad = [o for o in opts if "=" not in o]
+        if bad: raise ValueError(f"options are name=value (or method.name=value), got {bad}")
+        opts = dict(o.split("=", 1) for o in opts)
+    out = {m: {} for m in methods}
+    for k, v in opts.items():
+        m, _, opt = k.rpartition(".")
+        targets = [m] if m else [x for x in methods if opt in method_options(x)]
+        if m and m not in methods: raise ValueError(f"option {k!r} is for method {m!r}, which is not among the methods run ({', '.join(methods)})")
+        if not targets or opt not in method_options(targets[0]):
+            known = {x: method_options(x) for x in methods}
+            raise ValueError(f"no method run here has an option {opt!r}. Options: " + "; ".join(f"{x}: {', '.join(o) or '-'}" for x, o in known.items()))
+        for t in targets: out[t][opt] = v
+    return out
 
 # %% ../nbs/05_methods.ipynb #ee3e27c6
 @METHODS.register("zeroshot")
 class ZeroShot(Method):
     "CLIP's zero-shot classifier from class prompts, with CLIP's own logit scale; trains nothing."
-    trains, default_policy = False, "zeroshot"
-    def __init__(self, adapter, task, templates="short"): super().__init__(adapter, task, "zeroshot", templates)
+    trains, policies = False, ("zeroshot",)
+    paper, trains_what = "Radford et al. 2021 (arXiv 2103.00020)", "nothing"
+    groups_train, groups_select, attr_text = "no", "no", "no"
     def scale(self):
         "CLIP's own logit scale, fixed."
         return torch.tensor(float(self.adapter.logit_scale))
 
 # %% ../nbs/05_methods.ipynb #2f7d3e2a
 class _Tuned(Method):
-    "A method with a learnable temperature τ = exp(log_scale), initialised at `init_scale`."
-    def __init__(self, adapter, task, policy=None, templates="short", init_scale: float = 1 / 0.07):
-        super().__init__(adapter, task, policy, templates)
-        self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
+    "A method with a learnable temperature τ = exp(log_scale), initialised at option `init_scale`."
+    Options = TunedOptions
+    def __init__(self, adapter, task, opts=None, **kw):
+        super().__init__(adapter, task, opts, **kw)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(self.opts.init_scale)))
     def scale(self): return self.log_scale.exp().clamp(max=100.0)
 
 @METHODS.register("erm")
 class ERM(_Tuned):
     "Cross-entropy on the zero-shot head τ·z·ē[c], trained with the method's policy — the paper's ERM."
+    paper, trains_what = "Yang et al. 2023 (arXiv 2304.03916), its ERM", "the policy's parameters + τ"
+    groups_train, groups_select, attr_text = "no", "the selection rule", "no"
     def loss(self, batch):
         "Per-sample cross-entropy of the logits: `{'ce', 'total'}`, each `Tensor[B]`."
         ce = F.cross_entropy(self.logits(batch["x"]), batch["y"], reduction="none")  # [B]
         return {"ce": ce, "total": ce}
 
 # %% ../nbs/05_methods.ipynb #63662b4a
+@dataclass
+class SpurNBOptions(TunedOptions):
+    "Options of spurnb (Yang et al. 2023)."
+    recipe: str = "lc+vc+ls"   # loss weights, a key of spurnb.losses.RECIPES (the reference README's two recipes)
+    mode: str = "paper"        # "paper" (the intended terms) or "official" (the reference code's arithmetic)
+    def check(self):
+        super().check()
+        RECIPES[self.recipe]  # an unknown recipe raises here, naming the known ones
+        if self.mode not in ("paper", "official"): raise ValueError(f"option mode must be 'paper' or 'official', not {self.mode!r}")
+
 @METHODS.register("spurnb")
 class SpurNB(_Tuned):
     "Yang et al. (2023): multi-modal contrastive fine-tuning that names the spurious attribute in language."
-    def __init__(self, adapter, task, policy=None, templates="short", init_scale: float = 1 / 0.07,
-                 recipe: str = "lc+vc+ls", mode: str = "paper"):
-        super().__init__(adapter, task, policy, templates, init_scale)
-        RECIPES[recipe]  # an unknown recipe raises here, naming the known ones
-        if mode not in ("paper", "official"): raise ValueError(f"mode must be 'paper' or 'official', not {mode!r}")
-        self.recipe, self.mode = recipe, mode
-        self.attr = Prompts(self.adapter, task.attr_prompts, templates)
-        self.ctx = Prompts(self.adapter, task.attr_context_prompts, templates)
+    Options, name_options = SpurNBOptions, ("recipe", "mode")
+    paper, trains_what = "Yang et al. 2023 (arXiv 2304.03916)", "the policy's parameters + τ"
+    groups_train, groups_select, attr_text = "lc+vc+vs: attribute labels (L_vs); lc+vc+ls: no", "the selection rule", "yes"
+    def __init__(self, adapter, task, opts=None, **kw):
+        super().__init__(adapter, task, opts, **kw)
+        self.attr = Prompts(self.adapter, task.attr_prompts, self.opts.templates)
+        self.ctx = Prompts(self.adapter, task.attr_context_prompts, self.opts.templates)
     def loss(self, batch):
         "The multi-modal contrastive terms of the batch (`multimodal_loss` with this method's recipe and mode)."
         z = self.embed_images(batch["x"])  # [B, D] unit
         return multimodal_loss(z, batch["y"], batch["a"], self.class_prompts.embed(), self.attr.embed(), self.ctx.embed(),
-                               self.scale(), weights=RECIPES[self.recipe], mode=self.mode)
+                               self.scale(), weights=RECIPES[self.opts.recipe], mode=self.opts.mode)
+
+# %% ../nbs/05_methods.ipynb #89fa0a27
+from . import baselines as _baselines  # registers the baselines into METHODS

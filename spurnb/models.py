@@ -311,6 +311,7 @@ def preprocess_batch(self: ClipAdapter, images) -> torch.Tensor:
     mean, std = _normalize_of(self.preprocess)
     return (images.permute(0, 3, 1, 2).float().div(255) - mean) / std
 
+# %% ../nbs/02_models.ipynb #c67e5b04
 @patch
 def preprocessed(self: ClipAdapter, dataset, transform=None):
     "A shallow copy of `dataset` whose items' `image` is the model input: `transform`, default the adapter's `preprocess`."
@@ -422,7 +423,6 @@ def register_policy(p: Policy) -> Policy:
 
 _TEXT_EMB = ("token_embedding", "positional_embedding", "ln_final")
 register_policy(Policy("zeroshot", lambda ad: (), True, True, "nothing is trained"))
-register_policy(Policy("linear-probe", lambda ad: ("probe",), True, True, "a new linear head on the frozen image embedding"))
 register_policy(Policy("projection", lambda ad: ad.fam.head_params + ("text_projection",), True, True, "image head + text_projection (paper)"))
 register_policy(Policy("projection+text-embeddings", lambda ad: ad.fam.head_params + ("text_projection",) + _TEXT_EMB, True, False,
                        "image head + text_projection + token/positional embeddings + ln_final (reference code)"))
@@ -437,18 +437,11 @@ def is_head_param(self: ClipAdapter, name: str) -> bool:
     "Whether state-dict entry `name` of the CLIP model belongs to the image head (the family's `head_params`)."
     return _matches(name, self.fam.head_params)
 
-def apply_policy(adapter: ClipAdapter, name: str, n_classes: int | None = None) -> list[tuple[str, nn.Parameter]]:
+def apply_policy(adapter: ClipAdapter, name: str) -> list[tuple[str, nn.Parameter]]:
     "Set `requires_grad` by policy `name` and return the trainable `(name, parameter)` pairs."
     pol = POLICIES[name]
-    if hasattr(adapter, "probe"): del adapter.probe                    # a probe belongs to one linear-probe run
-    if name == "linear-probe":
-        if n_classes is None: raise ValueError("the 'linear-probe' policy needs n_classes=")
-        adapter.probe = nn.Linear(adapter.embed_dim, n_classes).to(adapter.device)
-        nn.init.zeros_(adapter.probe.weight); nn.init.zeros_(adapter.probe.bias)
-    prefixes = pol.select(adapter)
-    named = list(adapter.model.named_parameters()) + [(f"probe.{k}", p) for k, p in (adapter.probe.named_parameters() if hasattr(adapter, "probe") else [])]
-    out = []
-    for n, p in named:
+    prefixes, out = pol.select(adapter), []
+    for n, p in adapter.model.named_parameters():
         p.requires_grad_(_matches(n, prefixes) and n not in ("logit_scale", "logit_bias"))
         if p.requires_grad: out.append((n, p))
     adapter.policy = pol
@@ -457,13 +450,12 @@ def apply_policy(adapter: ClipAdapter, name: str, n_classes: int | None = None) 
 # %% ../nbs/02_models.ipynb #5d0e978e
 def _module_of(name: str) -> str:
     parts = name.split(".")
-    return ".".join(parts[:2]) if parts[0] in ("visual", "transformer", "probe") and len(parts) >= 2 else parts[0]
+    return ".".join(parts[:2]) if parts[0] in ("visual", "transformer") and len(parts) >= 2 else parts[0]
 
-def policy_summary(adapter: ClipAdapter, name: str, n_classes: int | None = 2, show: bool = True) -> pd.DataFrame:
+def policy_summary(adapter: ClipAdapter, name: str, show: bool = True) -> pd.DataFrame:
     "Apply policy `name` and tabulate parameters per module: total and trainable counts."
-    train = dict(apply_policy(adapter, name, n_classes))
-    named = list(adapter.model.named_parameters()) + [(f"probe.{k}", p) for k, p in (adapter.probe.named_parameters() if hasattr(adapter, "probe") else [])]
-    rows = [dict(module=_module_of(n), params=p.numel(), trainable=p.numel() if n in train else 0) for n, p in named]
+    train = dict(apply_policy(adapter, name))
+    rows = [dict(module=_module_of(n), params=p.numel(), trainable=p.numel() if n in train else 0) for n, p in adapter.model.named_parameters()]
     df = pd.DataFrame(rows).groupby("module", sort=False).sum()
     if show:
         print(f"{adapter.name} / policy {name!r}: {df.trainable.sum():,} of {df.params.sum():,} parameters trainable")

@@ -5,35 +5,31 @@
 # %% ../nbs/05a_train.ipynb #4c0fa74a
 from __future__ import annotations
 import csv, json, math, platform, random, time
-from dataclasses import dataclass, asdict, replace
+from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np
 import torch
 from fastcore.basics import patch
 from .core import Registry, save_json, torch_save, atomic_write, set_seed, fingerprint, cache_dir
 from .core import SpurnbError, CheckpointError, torch_load, read_json, file_lock, remove_orphans, step, progress as progress_bar
-from .methods import METHODS, Task, make_method, method_options
+from .methods import METHODS, Task, make_method, make_options, method_options, route_options
 from .cache import cached_image_features
 from .data import DATASETS, SPLITS   # SPLITS: re-exported for callers of spurnb.train
 from . import benchmark as _benchmark # registers the "benchmark" dataset in DATASETS
 from .eval import collect, group_metrics, plot_group_accuracy, plot_training_curves
 
 # %% auto #0
-__all__ = ['PRESETS', 'TRAIN_FIELDS', 'METHOD_FIELDS', 'SAMPLERS', 'SELECTIONS', 'SCHEDULES', 'TrainConfig', 'resolve_config',
-           'natural_weights', 'balanced_weights', 'epoch_batches', 'selection_score', 'select_epoch', 'Source',
-           'predict', 'evaluate', 'NonFiniteLoss', 'check_finite', 'versions', 'run_name', 'Run', 'RunDiverged',
-           'train', 'load_splits', 'results_table', 'plot_runs', 'run_methods', 'load_method', 'report_attribution']
+__all__ = ['PRESETS', 'TRAIN_FIELDS', 'SAMPLERS', 'SELECTIONS', 'SCHEDULES', 'TrainConfig', 'resolve_config', 'natural_weights',
+           'balanced_weights', 'epoch_batches', 'selection_score', 'select_epoch', 'Source', 'predict', 'evaluate',
+           'NonFiniteLoss', 'check_finite', 'versions', 'run_name', 'Run', 'RunDiverged', 'train', 'load_splits',
+           'results_table', 'plot_runs', 'run_methods', 'load_method', 'report_attribution']
 
 # %% ../nbs/05a_train.ipynb #fddb8415
 @dataclass
 class TrainConfig:
     "Everything that defines a run (resolved, it is written next to the run's metrics)."
     method: str = "spurnb"          # a name in METHODS: "zeroshot", "erm", "spurnb", ...
-    recipe: str = "lc+vc+ls"        # spurnb: loss weights, a key of spurnb.losses.RECIPES
-    mode: str = "paper"             # spurnb: "paper" (intended terms) or "official" (reference code, quirks included)
-    policy: str = "projection"      # what trains, a name in spurnb.models.POLICIES
-    templates: str = "short"        # prompt templates: "short" or "imagenet" (the 80 OpenAI ones)
-    init_scale: float = 1 / 0.07    # initial temperature τ of the fine-tuned head (the reference's log(1/0.07))
+    opts: dict = field(default_factory=dict)  # the method's options by name, e.g. {"recipe": "lc+vc+vs"} (its `Options`; defaults for the rest)
     sampler: str = "natural"        # "natural" (shuffle) or "balanced" (weights 1/|group|, with replacement)
     selection: str = "worst-group"  # checkpoint chosen by validation "worst-group", "worst-class" or "average" accuracy
     optimizer: str = "sgd"          # "sgd" (with momentum, as the reference) or "adam"
@@ -55,15 +51,14 @@ PRESETS["prototype"] = dict(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=
 # %% ../nbs/05a_train.ipynb #ed5beb32
 TRAIN_FIELDS = ("sampler", "selection", "optimizer", "lr", "weight_decay", "momentum", "schedule", "epochs",
                 "batch_size", "eval_every", "ckpt_secs", "ckpt_steps", "seed")
-METHOD_FIELDS = ("recipe", "mode", "policy", "templates", "init_scale")
 
 def resolve_config(cfg: TrainConfig) -> dict:
-    "The config as a dict, with the fields method `cfg.method` does not use set to None."
-    d, opts, trains = asdict(cfg), method_options(cfg.method), METHODS[cfg.method].trains
-    for k in METHOD_FIELDS:
-        if k not in opts: d[k] = None
-    if not trains:
-        for k in TRAIN_FIELDS: d[k] = None
+    "The config as a dict: the method's options complete, and the training fields None for a method that trains nothing."
+    d, cls = asdict(cfg), METHODS[cfg.method]
+    d["opts"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(make_options(cls, cfg.opts)).items()}
+    if not cls.trains:
+        for k in TRAIN_FIELDS:
+            if not (k == "seed" and cls.stochastic): d[k] = None
     return d
 
 # %% ../nbs/05a_train.ipynb #b2db74cc
@@ -156,10 +151,11 @@ def versions() -> dict:
                 numpy=str(np.__version__), spurnb=str(spurnb.__version__), platform=platform.platform())
 
 def run_name(cfg: TrainConfig, data_fp: str = "", model_fp: str = "") -> str:
-    "`method[-recipe-mode]-sampler-s<seed>-<fingerprint>` for the resolved config."
+    "`method[-options that name it]-sampler-s<seed>-<fingerprint>` for the resolved config (spurnb: `-recipe-mode`)."
     r = resolve_config(cfg)
-    parts = [cfg.method] + [str(r[k]) for k in ("recipe", "mode") if r[k] is not None]
-    if r["sampler"] is not None: parts += [r["sampler"], f"s{cfg.seed}"]
+    parts = [cfg.method] + [str(r["opts"][k]) for k in METHODS[cfg.method].name_options]
+    if r["sampler"] is not None: parts += [r["sampler"]]
+    if r["seed"] is not None: parts += [f"s{cfg.seed}"]
     return "-".join(parts).replace("+", "") + "-" + fingerprint(r, data_fp, model_fp, n=8)
 
 def _rng_state():
@@ -178,8 +174,8 @@ class Run:
     def __init__(self, cfg: TrainConfig, adapter, splits: dict, out=None, task: Task | None = None, callbacks=(), progress: bool = True):
         self.cfg, self.callbacks, self.progress = cfg, list(callbacks), progress
         self.task = task or Task.from_dataset(splits["train"])
-        opts = {k: getattr(cfg, k) for k in METHOD_FIELDS}
-        self.method = make_method(cfg.method, adapter, self.task, **opts)
+        self.adapter, self.splits = adapter, splits   # as given: a method with stages (JTT) trains its first stage from them
+        self.method = make_method(cfg.method, adapter, self.task, **cfg.opts)
         self.sources = {k: Source(ds, self.method, progress) for k, ds in splits.items()}
         data_fp = fingerprint(*[getattr(splits[k], "fingerprint", k) for k in sorted(splits)])
         self.meta = dict(config=resolve_config(cfg), seed=cfg.seed, data_fingerprint=data_fp,
@@ -221,6 +217,39 @@ def train_step(self: Run, idx: torch.Tensor):
     self.opt.zero_grad(set_to_none=True); loss.backward(); self.opt.step(); self.sched.step()
     for k, v in terms.items(): self._loss_sums[k] = self._loss_sums.get(k, 0.0) + float(v.detach().sum())
     self._loss_sums["_n"] = self._loss_sums.get("_n", 0) + len(idx)
+
+# %% ../nbs/05a_train.ipynb #b61a9f84
+@patch
+def end_epoch(self: Run):
+    "Close an epoch: evaluate val (and test), append the history row, update the best epoch, write the metrics."
+    n = self._loss_sums.pop("_n", 0)
+    row = dict(epoch=self.epoch, step=self.global_step, lr=self.opt.param_groups[0]["lr"] if self.opt else None,
+               train={k: v / max(n, 1) for k, v in self._loss_sums.items()},
+               val=evaluate(self.method, self.sources["val"], self.task),
+               test=evaluate(self.method, self.sources["test"], self.task) if "test" in self.sources else {})
+    self.history.append(row); self._loss_sums = {}
+    candidate = self.epoch > 0 or self.n_epochs == 0   # a method that trains is chosen among trained epochs
+    if candidate and (self.best is None or selection_score(row["val"], self.cfg.selection) > self.best["score"]):
+        self.best = dict(epoch=self.epoch, score=selection_score(row["val"], self.cfg.selection))
+        self.best_state = self.method.get_state()   # written with the next last.pt
+    self.write_metrics()
+
+@patch
+def write_metrics(self: Run):
+    "Write the history to `metrics.jsonl` (everything) and `metrics.csv` (scalars), atomically."
+    flat = [_flatten(r) for r in self.history]
+    with atomic_write(self.dir / "metrics.jsonl", "w") as f:
+        for r in self.history: f.write(json.dumps(r) + "\n")
+    cols = list(dict.fromkeys(k for r in flat for k in r))
+    with atomic_write(self.dir / "metrics.csv", "w") as f:
+        w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(flat)
+
+def _flatten(row: dict) -> dict:
+    "Scalars of a history row as `split_field` columns (lists such as per-group accuracies stay in the JSONL)."
+    out = {k: v for k, v in row.items() if not isinstance(v, dict)}
+    for split in ("train", "val", "test"):
+        out.update({f"{split}_{k}": v for k, v in row.get(split, {}).items() if isinstance(v, (int, float))})
+    return out
 
 # %% ../nbs/05a_train.ipynb #4c697d61
 class RunDiverged(SpurnbError):
@@ -268,45 +297,14 @@ def load_last(self: Run) -> bool:
     if s["meta"]["config"] != self.meta["config"]:
         raise CheckpointError(f"{p} was written by a different config: {s['meta']['config']} (now {self.meta['config']})")
     self.method.set_state(s["method"])
-    if self.opt: self.opt.load_state_dict(s["optimizer"]); self.sched.load_state_dict(s["sched"])
+    if self.opt:
+        self.opt.load_state_dict(s["optimizer"])
+        if s.get("sched") is not None: self.sched.load_state_dict(s["sched"])   # absent from checkpoints written before the scheduler
     self.epoch, self.step, self.global_step = s["epoch"], s["step"], s["global_step"]
-    self.epoch_gen_state, self._rng, self._loss_sums = s["epoch_gen_state"], s["rng"], s["loss_sums"]
+    self.epoch_gen_state, self._rng, self._loss_sums = s["epoch_gen_state"], s["rng"], s.get("loss_sums", s.get("acc", {}))
     self.history, self.best = s["history"], s["best"]
     _set_rng_state(self._rng)
     return s["finished"]
-
-# %% ../nbs/05a_train.ipynb #b61a9f84
-@patch
-def end_epoch(self: Run):
-    "Close an epoch: evaluate val (and test), append the history row, update the best epoch, write the metrics."
-    n = self._loss_sums.pop("_n", 0)
-    row = dict(epoch=self.epoch, step=self.global_step, lr=self.opt.param_groups[0]["lr"] if self.opt else None,
-               train={k: v / max(n, 1) for k, v in self._loss_sums.items()},
-               val=evaluate(self.method, self.sources["val"], self.task),
-               test=evaluate(self.method, self.sources["test"], self.task) if "test" in self.sources else {})
-    self.history.append(row); self._loss_sums = {}
-    candidate = self.epoch > 0 or self.n_epochs == 0   # a method that trains is chosen among trained epochs
-    if candidate and (self.best is None or selection_score(row["val"], self.cfg.selection) > self.best["score"]):
-        self.best = dict(epoch=self.epoch, score=selection_score(row["val"], self.cfg.selection))
-        self.best_state = self.method.get_state()   # written with the next last.pt
-    self.write_metrics()
-
-@patch
-def write_metrics(self: Run):
-    "Write the history to `metrics.jsonl` (everything) and `metrics.csv` (scalars), atomically."
-    flat = [_flatten(r) for r in self.history]
-    with atomic_write(self.dir / "metrics.jsonl", "w") as f:
-        for r in self.history: f.write(json.dumps(r) + "\n")
-    cols = list(dict.fromkeys(k for r in flat for k in r))
-    with atomic_write(self.dir / "metrics.csv", "w") as f:
-        w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(flat)
-
-def _flatten(row: dict) -> dict:
-    "Scalars of a history row as `split_field` columns (lists such as per-group accuracies stay in the JSONL)."
-    out = {k: v for k, v in row.items() if not isinstance(v, dict)}
-    for split in ("train", "val", "test"):
-        out.update({f"{split}_{k}": v for k, v in row.get(split, {}).items() if isinstance(v, (int, float))})
-    return out
 
 # %% ../nbs/05a_train.ipynb #9457bb21
 @patch
@@ -323,6 +321,7 @@ def _fit(self: Run, resume: bool = False) -> dict:
         return read_json(self.dir / "final.json", "run summary", f"delete {self.dir / 'last.pt'} and resume again to redo the end of the run")
     (self.dir / "diverged.json").unlink(missing_ok=True)
     save_json(self.meta, self.dir / "config.json")
+    rng = _rng_state(); self.method.prepare(self); _set_rng_state(rng)
     weights = self.method.sample_weights(self.task, self.sources["train"].g)
     if weights is None: weights = SAMPLERS[self.cfg.sampler](self.sources["train"].g, self.task.n_groups)
     if not self.history: self.end_epoch()                     # epoch 0: before training
@@ -379,12 +378,14 @@ def load_splits(dataset: str, root=None, **kw) -> tuple[dict, Task]:
 
 # %% ../nbs/05a_train.ipynb #99c2d120
 def results_table(summaries: list, split: str = "test"):
-    "One row per run summary: method, options, selected epoch, worst-group / average / adjusted-average accuracy on `split`."
+    "One row per run summary: method, the options that name it, selected epoch, worst-group / average / adjusted-average accuracy on `split`."
     import pandas as pd
     rows = []
     for s in summaries:
         c, m = s["config"], s[split]
-        rows.append(dict(method=s["method"], recipe=c.get("recipe"), mode=c.get("mode"), sampler=c.get("sampler"),
+        o, cls = c.get("opts") or {}, METHODS.get(s["method"])
+        variant = " ".join(str(o[k]) for k in getattr(cls, "name_options", ()) if k in o) or None
+        rows.append(dict(method=s["method"], options=variant, sampler=c.get("sampler"),
                          seed=c.get("seed"), selection=s["selection"] if c.get("sampler") else None,
                          epoch=s["best_epoch"], worst_group=m["worst_group_acc"], average=m["avg_acc"],
                          adjusted_average=m.get("adj_avg_acc"), run=Path(s["run_dir"]).name))
@@ -413,8 +414,8 @@ def plot_runs(summaries: list, path=None):
 PRESETS["quick"] = dict(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=5, batch_size=128)
 
 def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, model="tiny-rn", pretrained="benchmark",
-                checkpoint=None, out="runs", preset="quick", resume=False, progress=True, device="cpu", data_kw=None, attrs=None, **overrides) -> dict:
-    "Load data and model once, train every method in `methods` (comma-separated) and return summaries, table and paths; `attrs` ('detect' or a file): label-free."
+                checkpoint=None, out="runs", preset="quick", resume=False, progress=True, device="cpu", data_kw=None, attrs=None, opts=None, **overrides) -> dict:
+    "Load data and model once, train every method in `methods` (comma-separated) with `opts` (`route_options`) and return summaries, table and paths; `attrs` ('detect' or a file): label-free."
     from spurnb.models import load_clip
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for m in names: METHODS[m]                 # unknown names fail before any data or model is loaded
@@ -430,11 +431,12 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
     base = TrainConfig(**PRESETS[preset])
     base = replace(base, **{k: v for k, v in overrides.items() if v is not None})
     out = Path(out) / dataset
-    summaries = []
+    summaries, per = [], route_options(names, opts or {})
+    for m in names: resolve_config(replace(base, method=m, opts=per[m]))   # bad options fail before any training
     for k, m in enumerate(names):
         t0 = time.perf_counter()
         with step(f"training method {k + 1} of {len(names)}: {m}", progress):
-            s = train(replace(base, method=m), adapter, splits, out, task, resume, progress=progress)
+            s = train(replace(base, method=m, opts=per[m]), adapter, splits, out, task, resume, progress=progress)
         s["seconds"] = round(time.perf_counter() - t0, 1); summaries.append(s)
     table = results_table(summaries)
     if attrs: table = true_test_columns(table, summaries, adapter, task, true_test)   # reported only, after training and selection
@@ -453,7 +455,8 @@ def load_method(run_dir, adapter, task: Task, which: str = "best"):
     "The method of the run in `run_dir`, with the weights of its `which` checkpoint (`'best'` or `'last'`)."
     run_dir = Path(run_dir)
     c = read_json(run_dir / "config.json", "run config", f"the run in {run_dir} is incomplete; train it again")["config"]
-    m = make_method(c["method"], adapter, task, **{k: c[k] for k in METHOD_FIELDS if c.get(k) is not None})
+    opts = c["opts"] if "opts" in c else {k: c[k] for k in method_options(c["method"]) if c.get(k) is not None}  # older runs: flat fields
+    m = make_method(c["method"], adapter, task, **opts)
     m.set_state(torch_load(run_dir / f"{which}.pt", "checkpoint", f"train the run in {run_dir} again")["method"])
     return m
 

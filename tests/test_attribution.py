@@ -115,9 +115,8 @@ def test_model_randomisation_changes_maps(adapter):
     for method, kw, x in (("gradcam", dict(relu=False), xs), ("integrated_gradients", dict(n_steps=8), xs[:6])):
         a0 = attribute(adapter, x, TEXT, 0, method=method, **kw)
         assert torch.allclose(rank_correlation(a0, attribute(adapter, x, TEXT, 0, method=method, **kw)), torch.ones(len(x), dtype=torch.float64))
-        # an unchanged model gives 1; on untrained tiny models part of a map is the input's own pattern (Adebayo et al.), so
-        # the bound asks for a clear change, not for independence
-        assert rank_correlation(a0, attribute(rnd, x, TEXT, 0, method=method, **kw)).mean() < 0.9, method
+        # an unchanged model gives 1; measured after randomising the head: -0.17 to 0.11 (both families, both methods)
+        assert rank_correlation(a0, attribute(rnd, x, TEXT, 0, method=method, **kw)).mean() < 0.5, method
 
 
 class _TinyGroups(torch.utils.data.Dataset):

@@ -159,8 +159,8 @@ def test_label_free_run_ignores_attribute_labels(registered, tmp_path):
     a, b = (runs[k]["summaries"][0] for k in ("lf-true", "lf-garbage"))
     assert a["selection"] == "worst-class"
     assert json.dumps(a["history"]) == json.dumps(b["history"])             # every epoch's train/val/test numbers
-    wa = torch.load(Path(a["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
-    wb = torch.load(Path(b["run_dir"]) / "best.pt", weights_only=False)["method"]["adapter"]
+    wa = torch.load(Path(a["run_dir"]) / "best.pt", weights_only=True)["method"]["adapter"]
+    wb = torch.load(Path(b["run_dir"]) / "best.pt", weights_only=True)["method"]["adapter"]
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert Path(a["run_dir"]).name == Path(b["run_dir"]).name                  # the data fingerprint saw no attribute either
     # the only reader of attribute labels: the report of the true test groups, after selection
