@@ -181,7 +181,9 @@ class DFR(ZeroShot):
         D, C = adapter.embed_dim, task.n_classes
         for k, v in dict(mean=torch.zeros(D), std=torch.ones(D), W=torch.zeros(C, D), b=torch.zeros(C)).items(): self.register_buffer(k, v)
 
-    def head(self, z): return ((z - self.mean) / self.std) @ self.W.T + self.b       # [B, C]
+    def head(self, z):
+        "The fitted logistic-regression head on standardised unit embeddings `z [B, D]` → logits `[B, C]`."
+        return ((z - self.mean) / self.std) @ self.W.T + self.b
     def logits(self, x): return self.head(self.embed_images(x))
     def classifier(self): return lambda x: self.head(self.embed_images(x))
     def image_classifier(self): return lambda x: self.head(F.normalize(self.adapter.encode_image(x).float(), dim=-1))
@@ -335,7 +337,9 @@ class RoboShot(ZeroShot):
         with torch.no_grad():
             s = F.normalize(Prompts(self.adapter, task.attr_prompts, self.opts.templates).embed().mean(0), dim=-1)   # [A, D]
             self.register_buffer("Q", orthonormal_basis(s[1:] - s[:1]))                                        # [D, A-1]
-    def reject(self, z): return F.normalize(z - (z @ self.Q) @ self.Q.T, dim=-1)
+    def reject(self, z):
+        "Unit image embeddings `z [B, D]` with their component in the attribute subspace (orthonormal `Q [D, k]`) removed."
+        return F.normalize(z - (z @ self.Q) @ self.Q.T, dim=-1)
     def embed_images(self, x): return self.reject(super().embed_images(x))
     def image_classifier(self):
         with torch.no_grad(): w, s = self.class_weights(), self.scale()

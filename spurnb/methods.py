@@ -245,7 +245,7 @@ class _MethodRegistry(Registry):
         return _reg
 
 METHODS = _MethodRegistry("method")
-Method.name = property(lambda self: type(self).__dict__.get("name", type(self).__name__))
+Method.name = property(lambda self: type(self).__dict__.get("name", type(self).__name__), doc="The name the method is registered under in `METHODS` (its class name if unregistered).")
 
 def method_options(name: str) -> list:
     "The option names method `name` has (the fields of its `Options`)."
