@@ -74,11 +74,11 @@ def check_args(dataset="benchmark", root=None, image_root=None, model="tiny-rn",
     names = [m.strip() for m in str(method).split(",") if m.strip()]
     if not names: raise ArgError(f"--method {method!r}: name at least one method of {', '.join(METHODS)}")
     for m in names: _name("method", m, list(METHODS))
-    _check_opts(names, _method_opts(opt, recipe, mode, policy, templates))
     _name("dataset", dataset, list(DATASETS)); _name("preset", preset, list(PRESETS)); _name("recipe", recipe, list(RECIPES))
     _name("mode", mode, ["paper", "official"]); _name("policy", policy, list(M.POLICIES)); _name("sampler", sampler, list(SAMPLERS))
     _name("selection", selection, list(SELECTIONS)); _name("optimizer", optimizer, ["sgd", "adam"])
     _name("templates", templates, list(M.TEMPLATE_SETS))
+    _check_opts(names, _method_opts(opt, recipe, mode, policy, templates))   # after the named flags: their own errors first
     if dataset != "benchmark":
         if root is None: raise ArgError(f"--dataset {dataset} needs --root (the {'CSV file' if dataset == 'csv' else 'dataset folder'})")
         _exists("root", root, "CSV file" if dataset == "csv" else "dataset folder", file=dataset == "csv")
