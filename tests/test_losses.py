@@ -1,6 +1,6 @@
 """Tests of spurnb.losses against an independent NumPy implementation written with explicit loops.
 
-The NumPy code below follows the formulas in shared/paper.md (paper mode) and the list of quirks of the
+The NumPy code below follows the paper's formulas (arXiv 2304.03916, Section 3; paper mode) and the list of quirks of the
 reference implementation (official mode) directly, index by index; it shares no code with spurnb.losses.
 """
 import math
