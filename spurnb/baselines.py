@@ -143,7 +143,10 @@ def _balanced(g: np.ndarray, rng) -> np.ndarray:
 def _fit(X, y, C, penalty, seed):
     from sklearn.linear_model import LogisticRegression
     solver = "liblinear" if penalty == "l1" else "lbfgs"
-    return LogisticRegression(penalty=penalty, C=C, solver=solver, max_iter=1000, random_state=seed).fit(X, y)
+    import sklearn
+    # scikit-learn 1.8 replaced penalty= by l1_ratio= (1: L1, 0: L2); older versions only know penalty=
+    reg = dict(l1_ratio=float(penalty == "l1")) if tuple(int(v) for v in sklearn.__version__.split(".")[:2]) >= (1, 8) else dict(penalty=penalty)
+    return LogisticRegression(**reg, C=C, solver=solver, max_iter=1000, random_state=seed).fit(X, y)
 
 def _worst_group(clf, X, y, g) -> float:
     ok = clf.predict(X) == y
