@@ -525,6 +525,7 @@ def default_vocabulary(dataset: str, vocab=None):
     if vocab: return load_vocabulary(vocab)
     return benchmark_vocabulary() if dataset == "benchmark" else vocabulary()
 
+# %% ../nbs/07_detect.ipynb #ace158e5
 @call_parse
 def spurnb_detect(
     dataset: str = "benchmark",     # "benchmark" (built in, offline), "waterbirds", "celeba" or "csv"
