@@ -72,8 +72,9 @@ def test_cache_is_reused_and_parallel_builds_agree(cache):
     assert len({b.train.fingerprint for b in bs}) == 1
     files = sorted(p.name for p in (cache / "benchmarks").iterdir())
     assert [f for f in files if f.endswith(".npz")] == [bs[0].path.name] and not any(f.endswith(".tmp") for f in files)
+    assert bs[0].path.exists() and sorted({p.suffix for p in (cache / "benchmarks").iterdir()}) == [".lock", ".npz"]
     again = B.make_benchmark(**SMALL)
-    assert again.train.fingerprint == bs[0].train.fingerprint
+    assert again.train.fingerprint == bs[0].train.fingerprint and again.path == bs[0].path
     c1, c2 = again.corpus(n=60), again.corpus(n=60)
     assert c1.captions == c2.captions and np.array_equal(c1.images, c2.images)
 
