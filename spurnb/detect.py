@@ -536,6 +536,15 @@ def default_vocabulary(dataset: str, vocab=None):
     if vocab: return load_vocabulary(vocab)
     return benchmark_vocabulary() if dataset == "benchmark" else vocabulary()
 
+# %% ../nbs/07_detect.ipynb #e0398648
+def _write_detection(det, attrs: dict, dest: Path, top: int, by: str):
+    "Write `spurnb_detect`'s three files under `dest` (the table, the attributes, the figure), each atomically, and say where they are."
+    fig = plot_word_stats(det.table, by=by)
+    paths = save_detection(det, attrs, dest)
+    with atomic_write(dest / "detect.png") as f: fig.savefig(f, format="png", dpi=90)
+    print(f"\nattributes: {attrs['attrs']} (top {top} by {by} per class: {attrs['top']})")
+    print(f"table:      {paths['csv']}\nattributes: {paths['json']}  (use: spurnb_train --attrs {paths['json']})\nfigure:     {dest / 'detect.png'}")
+
 # %% ../nbs/07_detect.ipynb #ace158e5
 @call_parse
 def spurnb_detect(
@@ -574,10 +583,5 @@ def spurnb_detect(
           f"top {5} kept words per class, ranked by the accuracy gap (rank_mi: by mutual information)")
     print(show_ranked(det.table))
     attrs = detected_attributes(det, top, by, context)
-    fig = plot_word_stats(det.table, by=by)
-    dest = Path(out) / dataset
-    paths = save_detection(det, attrs, dest)
-    with atomic_write(dest / "detect.png") as f: fig.savefig(f, format="png", dpi=90)
-    print(f"\nattributes: {attrs['attrs']} (top {top} by {by} per class: {attrs['top']})")
-    print(f"table:      {paths['csv']}\nattributes: {paths['json']}  (use: spurnb_train --attrs {paths['json']})\nfigure:     {dest / 'detect.png'}")
+    _write_detection(det, attrs, Path(out) / dataset, top, by)
     print(f"total {time.perf_counter() - t0:.1f} s")
