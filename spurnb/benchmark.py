@@ -297,6 +297,34 @@ def _cached_arrays(path: Path | None, build: Callable, what: str = "building the
         return arrs
 
 # %% ../nbs/01b_benchmark.ipynb #a5dc0135
+def _check_benchmark_args(attrs, corr, eval_balance, obj_size, image_size, class_prior, C: int) -> list:
+    "Raise `DataError` naming the argument and what would be right; returns the train class prior, normalised (a list of `C`)."
+    A = len(attrs)
+    for b in attrs: BACKGROUNDS[b]
+    if len(set(attrs)) != A or A < 2: raise DataError(f"`attrs` needs at least 2 different backgrounds, got {attrs}")
+    if not 0 <= corr <= 1: raise DataError(f"`corr` is a probability, got {corr}")
+    if eval_balance not in ("group", "attr"): raise DataError(f"`eval_balance` must be 'group' or 'attr', got {eval_balance!r}")
+    if not (2 <= obj_size[0] <= obj_size[1] <= image_size): raise DataError(f"`obj_size` {obj_size} must lie within 2..image_size={image_size}")
+    if class_prior is None: class_prior = np.array(WATERBIRDS_TRAIN_COUNTS).reshape(2, 2).sum(1) / sum(WATERBIRDS_TRAIN_COUNTS) if C == 2 else np.ones(C) / C
+    class_prior = (np.asarray(class_prior, float) / np.sum(class_prior)).round(6).tolist()
+    if len(class_prior) != C: raise DataError(f"`class_prior` has {len(class_prior)} entries for {C} classes")
+    return class_prior
+
+# %% ../nbs/01b_benchmark.ipynb #4b77adfa
+def _split_datasets(arrs: dict, splits: list, classes: dict, attrs: list, src: ObjectSource) -> dict:
+    "The `GroupDataset` of each split from the built arrays; a training split that misses a group warns."
+    noun = src.noun
+    out = {split: GroupDataset(arrs[f"{split}/y"], arrs[f"{split}/a"], list(classes), attrs, images=arrs[f"{split}/images"],
+                               masks=arrs[f"{split}/masks"], name=f"benchmark/{split}", attr_context_prompts=[f"{noun} on {b}" for b in attrs],
+                               meta={"object": np.asarray(src.objectnames)[arrs[f"{split}/object"]], "source_index": arrs[f"{split}/source_index"]})
+           for split in splits}
+    for split, ds in out.items():
+        if (ds.group_counts() == 0).any() and split == "train":
+            warnings.warn(f"benchmark/train has no examples of group(s) {[ds.group_name(g) for g in (ds.group_counts() == 0).nonzero().flatten().tolist()]}: "
+                          "worst-group accuracy needs every group — raise n_train or lower corr")
+    return out
+
+# %% ../nbs/01b_benchmark.ipynb #023867d9
 def make_benchmark(source: str = "digits",          # object source: "digits" (bundled) or "fashion-mnist"
                    classes=None,                     # {class name: [object names]} or [object names]; None: the source's superordinate default
                    attrs=("land", "water"),          # backgrounds carrying the spurious attribute; class k is aligned with attrs[k % len(attrs)]
@@ -314,14 +342,7 @@ def make_benchmark(source: str = "digits",          # object source: "digits" (b
     "Build (or load from cache) a Waterbirds-like benchmark of objects on spurious backgrounds."
     src = OBJECT_SOURCES[source](source_dir)
     classes = _resolve_classes(classes, src); attrs = list(attrs); C, A = len(classes), len(attrs)
-    for b in attrs: BACKGROUNDS[b]
-    if len(set(attrs)) != A or A < 2: raise DataError(f"`attrs` needs at least 2 different backgrounds, got {attrs}")
-    if not 0 <= corr <= 1: raise DataError(f"`corr` is a probability, got {corr}")
-    if eval_balance not in ("group", "attr"): raise DataError(f"`eval_balance` must be 'group' or 'attr', got {eval_balance!r}")
-    if not (2 <= obj_size[0] <= obj_size[1] <= image_size): raise DataError(f"`obj_size` {obj_size} must lie within 2..image_size={image_size}")
-    if class_prior is None: class_prior = np.array(WATERBIRDS_TRAIN_COUNTS).reshape(2, 2).sum(1) / sum(WATERBIRDS_TRAIN_COUNTS) if C == 2 else np.ones(C) / C
-    class_prior = (np.asarray(class_prior, float) / np.sum(class_prior)).round(6).tolist()
-    if len(class_prior) != C: raise DataError(f"`class_prior` has {len(class_prior)} entries for {C} classes")
+    class_prior = _check_benchmark_args(attrs, corr, eval_balance, obj_size, image_size, class_prior, C)
     params = dict(source=source, classes=classes, attrs=attrs, corr=corr, n_train=n_train, n_val=n_val, n_test=n_test,
                   image_size=image_size, seed=seed, class_prior=class_prior, obj_size=list(obj_size), contrast=contrast,
                   eval_balance=eval_balance, pool_fractions=POOL_FRACTIONS, version=BENCHMARK_VERSION)
@@ -339,16 +360,7 @@ def make_benchmark(source: str = "digits",          # object source: "digits" (b
         return out
     path = cache_dir("benchmarks") / f"{source}-{fp}.npz" if cache else None
     arrs = _cached_arrays(path, build)
-    noun = src.noun
-    splits = {split: GroupDataset(arrs[f"{split}/y"], arrs[f"{split}/a"], list(classes), attrs, images=arrs[f"{split}/images"],
-                                  masks=arrs[f"{split}/masks"], name=f"benchmark/{split}", attr_context_prompts=[f"{noun} on {b}" for b in attrs],
-                                  meta={"object": np.asarray(src.objectnames)[arrs[f"{split}/object"]], "source_index": arrs[f"{split}/source_index"]})
-              for split in sizes}
-    for split, ds in splits.items():
-        if (ds.group_counts() == 0).any() and split == "train":
-            warnings.warn(f"benchmark/train has no examples of group(s) {[ds.group_name(g) for g in (ds.group_counts() == 0).nonzero().flatten().tolist()]}: "
-                          "worst-group accuracy needs every group — raise n_train or lower corr")
-    return Benchmark(splits, params, fp, src, path)
+    return Benchmark(_split_datasets(arrs, list(sizes), classes, attrs, src), params, fp, src, path)
 
 # %% ../nbs/01b_benchmark.ipynb #d0514fce
 def benchmark_splits(root=None, **kw) -> dict:

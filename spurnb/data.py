@@ -236,6 +236,7 @@ def _codes(df, col: str, allowed: dict, path, lines=None) -> np.ndarray:
         raise DataError(f"{path}, line {line}, column {col!r}: value {vals.iloc[i]!r} is not one of {sorted(set(allowed))}")
     return codes.to_numpy().astype(np.int64)
 
+# %% ../nbs/01_data.ipynb #22d8d90a
 def _dedup(df, key: str, cols: Sequence[str], path) -> "pd.DataFrame":
     "Rows of `df` with a repeated `key` (an image listed twice): refuse repeats that disagree on `cols`, warn on and drop exact repeats."
     k = df[key].astype(str).str.strip()
@@ -434,6 +435,7 @@ def _label_map(df, col, names, path):
     names = [str(n) for n in names]
     return {**{str(i): i for i in range(len(names))}, **{n: i for i, n in enumerate(names)}}, names
 
+# %% ../nbs/01_data.ipynb #d3b487c1
 def load_csv(csv_path, image_root=None, path_col: str = "path", y_col: str = "y", a_col: str = "a",
              split: str | None = None, split_col: str = "split", classnames=None, attrnames=None, attr_context_prompts=None,
              mask_col: str | None = None, name: str | None = None, verify: bool = False, transform=None, mask_transform=None) -> GroupDataset:

@@ -125,6 +125,26 @@ def _gaps(P, k, w):
     with np.errstate(divide="ignore", invalid="ignore"):
         return hw / nw - (h - hw) / (n - nw)
 
+# %% ../nbs/07_detect.ipynb #0332f49f
+def _gap_interval(P, k, rng, n_boot: int, q) -> tuple:
+    "Percentile interval `q` of each word's gap over `n_boot` resamplings of the class's images (counts drawn from `rng`): `(lo, hi)`, `[V]` each."
+    n = len(k)
+    w = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)  # [B, n] bootstrap counts
+    gb = _gaps(P, k, w)                                                  # [B, V]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)                  # a replicate with an empty side gives NaN
+        lo, hi = np.nanpercentile(gb, q, axis=0)
+    return lo, hi
+
+def _warn_uninformative(cname: str, words: list, nw, n: int):
+    "Warn about the words never present, or present in every image, of class `cname` (`nw` [V]: images with each word, of `n`)."
+    never, always = [words[v] for v in np.flatnonzero(nw == 0)], [words[v] for v in np.flatnonzero(nw == n)]
+    if never or always:
+        warnings.warn(f"class {cname!r}: " + "; ".join(s for s in [
+            f"never present: {never[:8]}{' ...' if len(never) > 8 else ''}" if never else "",
+            f"present in every image: {always[:8]}{' ...' if len(always) > 8 else ''}" if always else ""] if s) +
+            " — these words cannot explain errors in this class and are left out of its ranking (drop them from the vocabulary to silence this)")
+
 # %% ../nbs/07_detect.ipynb #c020
 def word_stats(present, # [N, V] bool: the word is in image i (a scorer's decision)
                correct, # [N] bool: the model classified image i right
@@ -152,19 +172,10 @@ def word_stats(present, # [N, V] bool: the word is in image i (a scorer's decisi
         if n == 0: continue
         P, k = P_all[ix].astype(float), ok[ix].astype(float)
         gap = _gaps(P, k, np.ones((1, n)))[0]                              # [V]
-        w = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)  # [B, n] bootstrap counts
-        gb = _gaps(P, k, w)                                                  # [B, V]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo, hi = np.nanpercentile(gb, q, axis=0)
+        lo, hi = _gap_interval(P, k, rng, n_boot, q)                       # [V] each
         mi = mutual_information(P_all[ix], ~ok[ix])
         nw = P.sum(0).astype(int)
-        never, always = [words[v] for v in np.flatnonzero(nw == 0)], [words[v] for v in np.flatnonzero(nw == n)]
-        if warn and (never or always):
-            warnings.warn(f"class {cname!r}: " + "; ".join(s for s in [
-                f"never present: {never[:8]}{' ...' if len(never) > 8 else ''}" if never else "",
-                f"present in every image: {always[:8]}{' ...' if len(always) > 8 else ''}" if always else ""] if s) +
-                " — these words cannot explain errors in this class and are left out of its ranking (drop them from the vocabulary to silence this)")
+        if warn: _warn_uninformative(cname, words, nw, n)
         skip = set((exclude or {}).get(cname, ()))
         for v, word in enumerate(words):
             rows.append(dict(cls=cname, word=word, kind=kinds[v], n=n, n_with=int(nw[v]), n_without=int(n - nw[v]),
@@ -525,6 +536,16 @@ def default_vocabulary(dataset: str, vocab=None):
     if vocab: return load_vocabulary(vocab)
     return benchmark_vocabulary() if dataset == "benchmark" else vocabulary()
 
+# %% ../nbs/07_detect.ipynb #e0398648
+def _write_detection(det, attrs: dict, dest: Path, top: int, by: str):
+    "Write `spurnb_detect`'s three files under `dest` (the table, the attributes, the figure), each atomically, and say where they are."
+    fig = plot_word_stats(det.table, by=by)
+    paths = save_detection(det, attrs, dest)
+    with atomic_write(dest / "detect.png") as f: fig.savefig(f, format="png", dpi=90)
+    print(f"\nattributes: {attrs['attrs']} (top {top} by {by} per class: {attrs['top']})")
+    print(f"table:      {paths['csv']}\nattributes: {paths['json']}  (use: spurnb_train --attrs {paths['json']})\nfigure:     {dest / 'detect.png'}")
+
+# %% ../nbs/07_detect.ipynb #ace158e5
 @call_parse
 def spurnb_detect(
     dataset: str = "benchmark",     # "benchmark" (built in, offline), "waterbirds", "celeba" or "csv"
@@ -562,10 +583,5 @@ def spurnb_detect(
           f"top {5} kept words per class, ranked by the accuracy gap (rank_mi: by mutual information)")
     print(show_ranked(det.table))
     attrs = detected_attributes(det, top, by, context)
-    fig = plot_word_stats(det.table, by=by)
-    dest = Path(out) / dataset
-    paths = save_detection(det, attrs, dest)
-    with atomic_write(dest / "detect.png") as f: fig.savefig(f, format="png", dpi=90)
-    print(f"\nattributes: {attrs['attrs']} (top {top} by {by} per class: {attrs['top']})")
-    print(f"table:      {paths['csv']}\nattributes: {paths['json']}  (use: spurnb_train --attrs {paths['json']})\nfigure:     {dest / 'detect.png'}")
+    _write_detection(det, attrs, Path(out) / dataset, top, by)
     print(f"total {time.perf_counter() - t0:.1f} s")

@@ -267,6 +267,7 @@ def pretrain_tiny_clip(name: str = "tiny-rn", benchmark=None, device="cpu", prec
         save_json(meta, path.with_suffix(".json"))
     return _load_pretrained(name, path, key, device, precision)
 
+# %% ../nbs/02b_pretrain.ipynb #ea7098af
 def _unreadable(path: Path) -> str | None:
     "Why the cached weights at `path` (and their metadata next to them) cannot be read; None if they can. Checksums catch a damaged or cut file."
     fix = f"delete it (and {path.with_suffix('.json').name}) and spurnb pretrains it again"

@@ -275,6 +275,7 @@ def save_last(self: Run, finished: bool = False):
     self.save_best()                  # best.pt first: the last.pt that names the best epoch never precedes its weights
     torch_save(self.state(finished), self.dir / "last.pt"); self.saved_at = time.monotonic()
 
+# %% ../nbs/05a_train.ipynb #6da0be56
 @patch
 def diverged(self: Run, e: NonFiniteLoss):
     "Keep `best.pt`; overwrite `last.pt` only with finite weights; write `diverged.json`, which `--resume` reads and explains."
@@ -346,6 +347,7 @@ def _fit(self: Run, resume: bool = False) -> dict:
         _bar_comment(mb, self.history[-1])
     return self.finish()
 
+# %% ../nbs/05a_train.ipynb #334363ff
 def _bar(it, progress): return progress_bar(it, desc="epochs", display=progress)
 
 def _bar_comment(mb, row):

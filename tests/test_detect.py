@@ -20,15 +20,6 @@ from spurnb.train import TrainConfig, run_methods
 
 
 # ---------- statistics on hand-made cases ----------
-def test_mutual_information_by_hand():
-    x = np.array([[1], [1], [0], [0], [1], [0]], bool); e = np.array([1, 1, 0, 0, 0, 0], bool)
-    joint = {(1, 1): 2 / 6, (1, 0): 1 / 6, (0, 0): 3 / 6}; px = {1: 1 / 2, 0: 1 / 2}; pe = {1: 1 / 3, 0: 2 / 3}
-    hand = sum(p * np.log2(p / (px[a] * pe[b])) for (a, b), p in joint.items())
-    assert T.mutual_information(x, e)[0] == pytest.approx(hand, abs=1e-12)
-    assert T.mutual_information(np.c_[np.zeros(6, bool)], e)[0] == 0            # a constant word says nothing
-    indep = np.array([[1], [0], [1], [0]], bool); assert T.mutual_information(indep, np.array([1, 1, 0, 0], bool))[0] == pytest.approx(0, abs=1e-12)
-
-
 def test_word_stats_by_hand_and_ranks():
     # class 0: word "a" present on the two errors; class 1: "b" present on its only error
     present = np.array([[1, 0], [1, 0], [0, 1], [0, 0], [1, 1], [0, 1], [0, 1], [1, 0], [1, 0], [0, 0]], bool)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spurnb.losses import LossWeights, RECIPES, multimodal_loss, sim_contrast
+from spurnb.losses import LossWeights, multimodal_loss, sim_contrast
 
 
 # ---------------------------------------------------------------- independent reference (NumPy, loops)
@@ -113,32 +113,6 @@ def test_sim_contrast_divides_by_full_count():
     torch.testing.assert_close(neg[0], torch.tensor(-1 / 4))
 
 
-def test_only_clip_is_plain_clip_loss():
-    z, e = unit(6, 8, seed=5).float(), unit(4, 3, 8, seed=6).float(); y = torch.tensor([0, 1, 2, 2, 1, 0])
-    tau = 14.3
-    text = e.mean(0)[y]                                  # [B, D] template mean of each image's class
-    logits = tau * z @ text.T
-    tgt = torch.arange(6)
-    plain = 0.5 * (F.cross_entropy(logits, tgt) + F.cross_entropy(logits.T, tgt))
-    w = LossWeights(w_clip=1, w_ce=0, w_lang=0, w_img=0, w_spur=0, w_vs=0)
-    for mode in ("paper", "official"):
-        torch.testing.assert_close(multimodal_loss(z, y, None, e, None, None, tau, w, mode)["total"].mean(), plain)
-
-
-@pytest.mark.parametrize("mode", ["paper", "official"])
-@pytest.mark.parametrize("recipe", list(RECIPES))
-def test_gradients_finite(mode, recipe):
-    ins = [unit(*sh, seed=i).float().requires_grad_() for i, sh in enumerate([(5, 6), (3, 2, 6), (3, 2, 6), (3, 2, 6)])]
-    log_scale = torch.tensor(math.log(1 / 0.07), requires_grad=True)
-    y = torch.tensor([0, 1, 1, 0, 1]); a = torch.tensor([0, 1, 0, 0, 1])
-    out = multimodal_loss(ins[0], y, a, ins[1], ins[2], ins[3], log_scale.exp(), recipe, mode)
-    assert set(out) == {"clip", "ce", "vc", "lc", "ls", "vs", "total"}
-    out["total"].mean().backward()
-    used = [ins[0], ins[1], log_scale] + ([ins[2]] if recipe == "lc+vc+ls" else [ins[3]])
-    for t in used:
-        assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
-
-
 def test_default_weights_and_recipe_names():
     z, e = unit(2, 4, seed=0).float(), unit(2, 2, 4, seed=1).float(); y = torch.tensor([0, 1]); a = torch.tensor([1, 0])
     d = multimodal_loss(z, y, a, e, e, e, 10.0)
@@ -147,23 +121,3 @@ def test_default_weights_and_recipe_names():
     torch.testing.assert_close(d["total"], d["clip"] + d["lc"] + d["ls"] + d["vc"])
     v = multimodal_loss(z, y, a, e, e, e, 10.0, "lc+vc+vs")
     torch.testing.assert_close(v["total"], v["clip"] + v["lc"] + v["vc"] + v["vs"])
-
-
-@pytest.mark.parametrize("args,msg", [
-    (dict(cls_txt=torch.zeros(2, 4)), "cls_txt must be [T, C, D]"),
-    (dict(img=torch.zeros(2, 3, 4)), "img must be [B, D]"),
-    (dict(y=torch.tensor([0, 1, 1])), "y must be [B] with B=2"),
-    (dict(attr_txt=torch.zeros(2, 4)), "attr_txt must be [T, A, D]"),
-    (dict(attr_ctx_txt=torch.zeros(2, 2, 5)), "attr_ctx_txt has embedding dim 5"),
-    (dict(y=torch.tensor([0, 2])), "cls_txt has C=2 classes"),
-    (dict(a=torch.tensor([0, 3])), "attr_ctx_txt has A=2 attributes"),
-    (dict(mode="official", cls_txt=F.normalize(torch.ones(1, 2, 4), dim=-1)), "needs every y < T"),
-])
-def test_readable_shape_errors(args, msg):
-    kw = dict(img=F.normalize(torch.ones(2, 4), dim=-1), y=torch.tensor([0, 1]), a=torch.tensor([0, 1]),
-              cls_txt=F.normalize(torch.ones(2, 2, 4), dim=-1), attr_txt=F.normalize(torch.ones(2, 2, 4), dim=-1),
-              attr_ctx_txt=F.normalize(torch.ones(2, 2, 4), dim=-1), logit_scale=1.0)
-    kw.update(args)
-    with pytest.raises((ValueError, TypeError)) as exc:
-        multimodal_loss(**kw)
-    assert msg in str(exc.value)
