@@ -84,8 +84,10 @@ def check_args(dataset="benchmark", root=None, image_root=None, model="tiny-rn",
         _exists("root", root, "CSV file" if dataset == "csv" else "dataset folder", file=dataset == "csv")
     _exists("image_root", image_root, "image folder"); _exists("checkpoint", checkpoint, "weights file", file=True)
     if attrs not in (None, "detect"): _exists("attrs", attrs, "attributes file (from spurnb_detect) or 'detect'", file=True)
-    if attrs and selection == "worst-group":
-        raise ArgError("--attrs trains without group labels, so --selection worst-group cannot be used; use worst-class (the default with --attrs) or average")
+    if attrs:
+        from spurnb.train import _label_free_selection
+        try: _label_free_selection(selection)
+        except ValueError as e: raise ArgError(str(e)) from None
     _check_model(model, pretrained, checkpoint)
     if str(device).startswith("cuda"):
         import torch

@@ -422,19 +422,19 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for m in names: METHODS[m]                 # unknown names fail before any data or model is loaded
     PRESETS[preset]; DATASETS[dataset]
+    if attrs: overrides["selection"] = _label_free_selection(overrides.get("selection"))
+    base = replace(TrainConfig(**PRESETS[preset]), **{k: v for k, v in overrides.items() if v is not None})
+    per = route_options(names, opts or {})
+    for m in names: resolve_config(replace(base, method=m, opts=per[m]))   # so do bad options
     splits, task = load_splits(dataset, root, **(data_kw or {}))
     set_seed(overrides.get("seed") or 0)       # a random init (pretrained='') is part of the run: seeded, resume finds its directory
     adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
     if attrs:   # label-free (spurnb.detect): detected attributes and pseudo labels replace every attribute label
         from spurnb.detect import label_free_splits, default_vocabulary, true_test_columns
-        true_test, overrides["selection"] = splits["test"], _label_free_selection(overrides.get("selection"))
+        true_test = splits["test"]
         splits, task, attrs = label_free_splits(splits, task, adapter, attrs,
                                                 vocab=default_vocabulary(dataset), progress=progress)
-    base = TrainConfig(**PRESETS[preset])
-    base = replace(base, **{k: v for k, v in overrides.items() if v is not None})
-    out = Path(out) / dataset
-    summaries, per = [], route_options(names, opts or {})
-    for m in names: resolve_config(replace(base, method=m, opts=per[m]))   # bad options fail before any training
+    out, summaries = Path(out) / dataset, []
     for k, m in enumerate(names):
         t0 = time.perf_counter()
         with step(f"training method {k + 1} of {len(names)}: {m}", progress):
