@@ -119,7 +119,7 @@ class Source:
 @patch
 def batches(self: Source, batch_size: int = 512, rows: range | None = None):
     "Every row (or every row in `rows`) once, in order, as batches (what `spurnb.eval.collect` iterates)."
-    rows = rows or range(len(self))
+    rows = range(len(self)) if rows is None else rows
     return (self.batch(i) for i in torch.arange(rows.start, rows.stop).split(batch_size))
 
 def predict(method, source: Source, batch_size: int = 512, world: World | None = None) -> dict:
