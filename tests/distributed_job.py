@@ -19,7 +19,7 @@ def inject(run, event):
     if not fault or event != "after_step" or run.world.rank != 1: return
     kind, step = fault.split(":")
     if run.global_step == int(step):
-        print(f"rank 1: {kind} after step {step} (the test's fault)", file=sys.stderr, flush=True)
+        print(f"rank 1: {kind} after step {step} (the test's fault) at t={time.time():.3f}", file=sys.stderr, flush=True)
         if kind == "exit": os._exit(3)
         time.sleep(3600)
 

@@ -51,6 +51,11 @@ def torchrun(out, cfgs, fault="", timeout=5.0):
     return r, time.perf_counter() - t0
 
 
+def after_fault(r) -> float:
+    "Seconds from the injected fault (the time rank 1 printed) to the end of the job."
+    return time.time() - float(re.search(r"the test's fault\) at t=([\d.]+)", r.stderr).group(1))
+
+
 def _weights(run_dir):
     s = torch.load(Path(run_dir) / "last.pt", weights_only=True)["method"]
     return {f"{part}.{k}": v.float() for part in ("own", "adapter") for k, v in s[part].items()}
@@ -65,6 +70,7 @@ def compare_with_one_process(tmp: Path) -> dict:
     splits, task, ad = small_world()
     refs = [train(c, ad, splits, tmp / "one", task, progress=False) for c in (CFG, FEAT)]
     killed, secs = torchrun(tmp / "two", [CFG], fault="exit:3")
+    killed_after = after_fault(killed)
     done, _ = torchrun(tmp / "two", [CFG, FEAT])
     assert done.returncode == 0, done.stderr[-4000:]
     got = json.loads((tmp / "two" / "summaries.json").read_text())
@@ -85,14 +91,15 @@ def compare_with_one_process(tmp: Path) -> dict:
     d["cache_same_key"] = files1 == files2
     d["cache_bytes_equal"] = files1 == files2 and all((tmp / "cache1" / f).read_bytes() == (tmp / "two" / "cache" / f).read_bytes() for f in files1)
     d["cache_values_max_diff"] = float((one.float() - torch.from_numpy(np.load(tmp / "two" / "cache" / files2[0])).float()).abs().max())
-    d.update(killed_exit=killed.returncode, killed_seconds=round(secs, 1), killed_stderr=killed.stderr)
+    d.update(killed_exit=killed.returncode, killed_seconds=round(secs, 1), killed_seconds_after_the_fault=round(killed_after, 1),
+             killed_stderr=killed.stderr)
     return d
 
 
 def test_two_processes_equal_one(tmp_path):
     d = compare_with_one_process(tmp_path)
     print({k: v for k, v in d.items() if k != "killed_stderr"})
-    assert d["killed_exit"] != 0 and d["killed_seconds"] < 120
+    assert d["killed_exit"] != 0 and d["killed_seconds_after_the_fault"] < 30   # torchrun notices the dead rank and stops the other
     assert re.search(r"rank\s*:\s*1 \(local_rank: 1\)\s*\n\s*exitcode\s*:\s*3", d["killed_stderr"]), d["killed_stderr"][-3000:]   # torchrun names the dead rank
     assert d["weights"] < TOL and d["loss"] < TOL and d["metrics"] == 0, d
     assert d["cache_same_key"] and d["cache_bytes_equal"], d
@@ -101,7 +108,10 @@ def test_two_processes_equal_one(tmp_path):
 def test_a_rank_that_stops_answering_ends_the_job(tmp_path):
     "Rank 1 sleeps after step 3: rank 0 waits in the next collective for the timeout (3 s), then fails by name and torchrun stops the job."
     r, secs = torchrun(tmp_path, [CFG], fault="hang:3", timeout=3.0)
-    assert r.returncode != 0 and secs < 90
+    waited = after_fault(r)
+    assert r.returncode != 0 and 2.5 < waited < 3.0 + 30, waited        # it waited for the timeout, then ended
     assert "ProcessGroupError: rank 0 of 2: gathering the global batch's embeddings failed" in r.stderr, r.stderr[-3000:]
     assert "did not answer within the process-group timeout (3 s" in r.stderr
+    print(f"rank 1 hung: the job ended {waited:.1f} s after the fault with exit {r.returncode};",
+          next(l for l in r.stderr.splitlines() if "ProcessGroupError: " in l)[:400])
     assert torch.load(next((tmp_path / "runs").iterdir()) / "last.pt", weights_only=True)["global_step"] == 3   # rank 0 kept the last step
