@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 # %% auto #0
-__all__ = ['to_preds', 'group_metrics', 'bootstrap_ci', 'collect', 'metrics_table', 'group_accuracy_frame', 'plot_group_accuracy',
-           'plot_training_curves']
+__all__ = ['to_preds', 'group_metrics', 'bootstrap_ci', 'paired_delta', 'background_share', 'collect', 'metrics_table',
+           'group_accuracy_frame', 'plot_group_accuracy', 'plot_training_curves']
 
 # %% ../nbs/04_eval.ipynb #c2accb59
 def _as_tensor(x, name: str) -> torch.Tensor:
@@ -109,6 +109,26 @@ def bootstrap_ci(preds_or_logits, # logits [N, C] or predicted labels [N]
     for k, v in stats.items():
         lo, hi = torch.quantile(torch.cat(v), q).tolist(); out[f"{k}_lo"], out[f"{k}_hi"] = lo, hi
     return out
+
+# %% ../nbs/04_eval.ipynb #3c384341
+def paired_delta(a, b, level: float = 0.95) -> dict:
+    "The paired difference `a − b` over matched runs (seeds): `n`, mean `delta`, `sd` and the t-interval `lo`, `hi` (NaN for n < 2)."
+    from scipy import stats
+    d = (a - b).dropna() if isinstance(a, pd.Series) and isinstance(b, pd.Series) else np.asarray(a, float) - np.asarray(b, float)
+    d = np.asarray(d, float); n = len(d)
+    mu = float(d.mean()) if n else math.nan
+    sd = float(d.std(ddof=1)) if n > 1 else math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n) if n > 1 else math.nan
+    return dict(n=n, delta=mu, sd=sd, lo=mu - half, hi=mu + half)
+
+# %% ../nbs/04_eval.ipynb #ff259ed3
+def background_share(per_group_acc, n_attrs: int = 2) -> float:
+    "Share of the minority groups' error explained by the background: Σ_c (mean error off c's home background − error at home) / Σ_c mean error off it."
+    acc = np.asarray(per_group_acc, float).reshape(-1, n_attrs)                 # [C, A], group g = c·A + a
+    err = 1 - acc; C = len(err); home = np.arange(C) % n_attrs
+    off = np.array([np.delete(err[c], home[c]).mean() for c in range(C)])
+    at_home = err[np.arange(C), home]
+    return float((off - at_home).sum() / off.sum()) if off.sum() > 0 else math.nan
 
 # %% ../nbs/04_eval.ipynb #55ad966b
 @torch.no_grad()
