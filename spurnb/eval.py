@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 # %% auto #0
-__all__ = ['to_preds', 'group_metrics', 'bootstrap_ci', 'collect', 'metrics_table', 'group_accuracy_frame', 'plot_group_accuracy',
-           'plot_training_curves']
+__all__ = ['to_preds', 'group_metrics', 'bootstrap_ci', 'collect', 'metrics_table', 'paired_delta', 'group_accuracy_frame',
+           'plot_group_accuracy', 'plot_training_curves']
 
 # %% ../nbs/04_eval.ipynb #c2accb59
 def _as_tensor(x, name: str) -> torch.Tensor:
@@ -147,6 +147,19 @@ def metrics_table(results: Mapping, # name -> metrics dict, or name -> list of m
     df = pd.DataFrame.from_dict(rows, orient="index")
     first = [c for k in _MAIN for c in (k, f"{k}_std") if c in df.columns]
     return df[first + [c for c in df.columns if c not in first]]
+
+# %% ../nbs/04_eval.ipynb #5abba521
+def paired_delta(a, # first arm, one value per seed: a Series indexed by seed, or an array (paired by position)
+                 b=None, # second arm on the same seeds; None: `a` already holds the differences
+                 level: float = 0.95, # coverage of the interval
+                ) -> dict: # n, mean, sd, lo, hi (lo and hi are nan with fewer than two pairs)
+    "Mean of the paired differences a − b over seeds, with the Student-t interval mean ± t·sd/√n."
+    from scipy import stats
+    d = pd.Series(a, dtype=float) if b is None else pd.Series(a, dtype=float) - pd.Series(b, dtype=float)
+    d = d.dropna(); n = len(d); mean = float(d.mean()) if n else math.nan
+    sd = float(d.std(ddof=1)) if n > 1 else math.nan
+    half = float(stats.t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n) if n > 1 else math.nan
+    return dict(n=n, mean=mean, sd=sd, lo=mean - half, hi=mean + half)
 
 # %% ../nbs/04_eval.ipynb #b6e53f7d
 def group_accuracy_frame(results: Mapping, # name -> metrics dict or list of metrics dicts
