@@ -112,6 +112,22 @@ def _check_model(model, pretrained, checkpoint):
         raise ArgError(f"--pretrained {pretrained}: open_clip has no such weights for {model}.{did_you_mean(pretrained, tags)} "
                        f"Known: {', '.join(tags) or '(none)'}; or give --checkpoint FILE, or --pretrained '' for a random init.")
 
+# %% ../nbs/05b_cli.ipynb #a1fd7e69
+def _main(args: dict):
+    "Check the arguments, then train; a project error prints as one message (exit 2 for a bad argument, 1 otherwise), `--debug` shows the traceback."
+    from spurnb.core import SpurnbError, ArgError, show_progress    # after parsing: --help never imports torch
+    show_progress(not args["quiet"])
+    try:
+        check_args(**args)
+        _train(**args)
+    except SpurnbError as e:
+        if args["debug"]: raise
+        print(f"spurnb_train: error: {e}\n(run with --debug for the traceback)", file=sys.stderr, flush=True)
+        sys.exit(2 if isinstance(e, ArgError) else 1)
+    except KeyboardInterrupt:
+        if args["debug"]: raise
+        print("spurnb_train: interrupted; the same command with --resume continues where it stopped", file=sys.stderr); sys.exit(130)
+
 # %% ../nbs/05b_cli.ipynb #22664310
 @call_parse
 def spurnb_train(
@@ -143,19 +159,7 @@ def spurnb_train(
     attrs: str = None,                  # label-free: "detect" (detect the attributes now) or an attributes.json from spurnb_detect
 ):
     "Fine-tune CLIP with zero-shot, ERM and spurnb (or the chosen methods) and print worst-group, average and adjusted-average accuracy."
-    args = dict(locals())
-    from spurnb.core import SpurnbError, ArgError, show_progress    # after parsing: --help never imports torch
-    show_progress(not quiet)
-    try:
-        check_args(**args)
-        _train(**args)
-    except SpurnbError as e:
-        if debug: raise
-        print(f"spurnb_train: error: {e}\n(run with --debug for the traceback)", file=sys.stderr, flush=True)
-        sys.exit(2 if isinstance(e, ArgError) else 1)
-    except KeyboardInterrupt:
-        if debug: raise
-        print("spurnb_train: interrupted; the same command with --resume continues where it stopped", file=sys.stderr); sys.exit(130)
+    _main(dict(locals()))
 
 # %% ../nbs/05b_cli.ipynb #0aad111a
 def _train(dataset, root, image_root, model, pretrained, checkpoint, method, opt, recipe, mode, policy, templates, sampler, selection,

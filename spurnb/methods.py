@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, asdict, replace, MISSING
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import Registry
+from .core import Registry, did_you_mean
 from . import models as M
 from .models import resolve_templates
 from .cache import cached_text_features
@@ -270,7 +270,8 @@ def route_options(methods, opts) -> dict:
         if m and m not in methods: raise ValueError(f"option {k!r} is for method {m!r}, which is not among the methods run ({', '.join(methods)})")
         if not targets or opt not in method_options(targets[0]):
             known = {x: method_options(x) for x in methods}
-            raise ValueError(f"no method run here has an option {opt!r}. Options: " + "; ".join(f"{x}: {', '.join(o) or '-'}" for x, o in known.items()))
+            raise ValueError(f"no method run here has an option {opt!r}.{did_you_mean(opt, {o for v in known.values() for o in v})} Options: "
+                             + "; ".join(f"{x}: {', '.join(o) or '-'}" for x, o in known.items()))
         for t in targets: out[t][opt] = v
     return out
 
