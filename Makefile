@@ -7,9 +7,9 @@ BIN := $(VENV)/bin
 # (tiny-CLIP pretraining and benchmark builds included in the measured time).
 TEST_CACHE ?= $(CURDIR)/.cache/spurnb
 
-.PHONY: setup browser run test check-sync nbtest pytest readme docs clean-cache release lowest-bounds
+.PHONY: setup browser datasets run test check-sync nbtest pytest readme docs clean-cache release lowest-bounds
 
-setup: $(VENV)/.spurnb-setup browser
+setup: $(VENV)/.spurnb-setup browser datasets
 $(VENV)/.spurnb-setup: .ci/requirements.txt settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -26,6 +26,16 @@ browser:
 	    echo "installing Debian's chromium for the docs browser test"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "$(CHROMIUM) missing: run 'sudo apt-get install -y chromium' (tests/test_site.py needs it)"; fi; }
+
+# The second built-in benchmark (spurnb.benchmark.CONFIGS "fashion" and "fashion-shortcut") reads Debian's Fashion-MNIST
+# files. Installed here when missing and we are root (as in CI); otherwise say how (its notebooks then skip it with a note).
+FASHION_MNIST ?= /usr/share/datasets/fashion-mnist
+datasets:
+	@test -e $(FASHION_MNIST)/train-images-idx3-ubyte.gz || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's dataset-fashion-mnist for the fashion benchmark"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	  else echo "$(FASHION_MNIST) missing: run 'sudo apt-get install -y dataset-fashion-mnist' (the fashion benchmark needs it), or set SPURNB_FASHION_MNIST to a folder with its four IDX files"; fi; }
 
 # The main job on the built-in benchmark.
 run: setup

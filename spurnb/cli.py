@@ -23,6 +23,7 @@ CHOICES = dict(
     sampler=("natural", "balanced"),                            # spurnb.train.SAMPLERS
     selection=("worst-group", "worst-class", "average"),        # spurnb.train.SELECTIONS
     optimizer=("sgd", "adam"),
+    benchmark_config=("digits", "fashion", "digits-shortcut", "fashion-shortcut"),  # spurnb.benchmark.CONFIGS
 )
 
 def _names(kind: str) -> str: return ", ".join(CHOICES[kind])
@@ -62,7 +63,7 @@ def _check_opts(names, opts):
 # %% ../nbs/05b_cli.ipynb #8598f3b5
 def check_args(dataset="benchmark", root=None, image_root=None, model="tiny-rn", pretrained="benchmark", checkpoint=None,
                method="zeroshot,erm,spurnb", opt=None, recipe=None, mode=None, policy=None, templates=None, sampler=None, selection=None,
-               preset="quick", optimizer=None, epochs=None, lr=None, batch_size=None, seed=0, device="cpu", attrs=None, **_):
+               preset="quick", optimizer=None, epochs=None, lr=None, batch_size=None, seed=0, device="cpu", attrs=None, benchmark_config=None, **_):
     "Check the options of `spurnb_train` before anything is loaded or written; raise `ArgError` naming the first bad flag."
     _number("epochs", epochs, int, 1); _number("batch_size", batch_size, int, 1); _number("lr", lr, float, 0, strict=True)
     _number("seed", seed, int, 0)
@@ -89,6 +90,7 @@ def check_args(dataset="benchmark", root=None, image_root=None, model="tiny-rn",
         try: _label_free_selection(selection)
         except ValueError as e: raise ArgError(str(e)) from None
     _check_model(model, pretrained, checkpoint)
+    if benchmark_config is not None: _check_benchmark_config(benchmark_config, dataset, model, pretrained, checkpoint)
     if str(device).startswith("cuda"):
         import torch
         if not torch.cuda.is_available(): raise ArgError(f"--device {device}: no CUDA device is available here; use --device cpu")
@@ -112,7 +114,18 @@ def _check_model(model, pretrained, checkpoint):
         raise ArgError(f"--pretrained {pretrained}: open_clip has no such weights for {model}.{did_you_mean(pretrained, tags)} "
                        f"Known: {', '.join(tags) or '(none)'}; or give --checkpoint FILE, or --pretrained '' for a random init.")
 
-# %% ../nbs/05b_cli.ipynb #a1fd7e69
+# %% ../nbs/05b_cli.ipynb #b5bce5a8
+def _check_benchmark_config(name, dataset, model, pretrained, checkpoint):
+    "A named benchmark (`spurnb.benchmark.CONFIGS`) brings its own data and tiny CLIP: the other data and weight flags must stay at theirs."
+    from spurnb.core import ArgError
+    from spurnb.benchmark import CONFIGS, config_missing
+    _name("benchmark_config", name, list(CONFIGS))
+    if dataset != "benchmark" or pretrained != "benchmark" or checkpoint or model != CONFIGS[name].pretrain.get("name", "tiny-rn"):
+        raise ArgError(f"--benchmark_config {name} brings its data and its pretrained tiny CLIP: leave --dataset, --model, --pretrained "
+                       f"and --checkpoint at their defaults (benchmark, {CONFIGS[name].pretrain.get('name', 'tiny-rn')}, benchmark, none)")
+    if why := config_missing(name): raise ArgError(f"--benchmark_config {name}: {why}")
+
+# %% ../nbs/05b_cli.ipynb #ccbe38c2
 def _main(args: dict):
     "Check the arguments, then train; a project error prints as one message (exit 2 for a bad argument, 1 otherwise), `--debug` shows the traceback."
     from spurnb.core import SpurnbError, ArgError, show_progress    # after parsing: --help never imports torch
@@ -157,18 +170,19 @@ def spurnb_train(
     quiet: bool = False,                # no progress bars and no step announcements
     debug: bool = False,                # show the full traceback of an error
     attrs: str = None,                  # label-free: "detect" (detect the attributes now) or an attributes.json from spurnb_detect
+    benchmark_config: Param(f"a named built-in benchmark with its own tiny CLIP: {_names('benchmark_config')}", str) = None,
 ):
     "Fine-tune CLIP with zero-shot, ERM and spurnb (or the chosen methods) and print worst-group, average and adjusted-average accuracy."
     _main(dict(locals()))
 
 # %% ../nbs/05b_cli.ipynb #0aad111a
 def _train(dataset, root, image_root, model, pretrained, checkpoint, method, opt, recipe, mode, policy, templates, sampler, selection,
-           preset, optimizer, epochs, lr, batch_size, seed, out, resume, device, quiet, debug, attrs):
+           preset, optimizer, epochs, lr, batch_size, seed, out, resume, device, quiet, debug, attrs, benchmark_config=None):
     from spurnb.core import cpu_threads
     from spurnb.train import run_methods, report_attribution
     cpu_threads(); t0 = time.perf_counter()
     r = run_methods(method, dataset, root, model, pretrained, checkpoint, out, preset, resume, not quiet, device,
-                    data_kw=dict(image_root=image_root) if dataset == "csv" else None, attrs=attrs,
+                    data_kw=dict(image_root=image_root) if dataset == "csv" else None, attrs=attrs, benchmark_config=benchmark_config,
                     opts=_method_opts(opt, recipe, mode, policy, templates), sampler=sampler, selection=selection, optimizer=optimizer,
                     epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     att = report_attribution(r)

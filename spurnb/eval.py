@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 # %% auto #0
-__all__ = ['to_preds', 'group_metrics', 'bootstrap_ci', 'collect', 'metrics_table', 'paired_delta', 'group_accuracy_frame',
-           'plot_group_accuracy', 'plot_training_curves']
+__all__ = ['to_preds', 'group_metrics', 'bootstrap_ci', 'paired_delta', 'background_share', 'collect', 'metrics_table',
+           'group_accuracy_frame', 'plot_group_accuracy', 'plot_training_curves']
 
 # %% ../nbs/04_eval.ipynb #c2accb59
 def _as_tensor(x, name: str) -> torch.Tensor:
@@ -110,6 +110,26 @@ def bootstrap_ci(preds_or_logits, # logits [N, C] or predicted labels [N]
         lo, hi = torch.quantile(torch.cat(v), q).tolist(); out[f"{k}_lo"], out[f"{k}_hi"] = lo, hi
     return out
 
+# %% ../nbs/04_eval.ipynb #3c384341
+def paired_delta(a, b, level: float = 0.95) -> dict:
+    "The paired difference `a − b` over matched runs (seeds): `n`, mean `delta`, `sd` and the t-interval `lo`, `hi` (NaN for n < 2)."
+    from scipy import stats
+    d = (a - b).dropna() if isinstance(a, pd.Series) and isinstance(b, pd.Series) else np.asarray(a, float) - np.asarray(b, float)
+    d = np.asarray(d, float); n = len(d)
+    mu = float(d.mean()) if n else math.nan
+    sd = float(d.std(ddof=1)) if n > 1 else math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n) if n > 1 else math.nan
+    return dict(n=n, delta=mu, sd=sd, lo=mu - half, hi=mu + half)
+
+# %% ../nbs/04_eval.ipynb #ff259ed3
+def background_share(per_group_acc, n_attrs: int = 2) -> float:
+    "Share of the minority groups' error explained by the background: Σ_c (mean error off c's home background − error at home) / Σ_c mean error off it."
+    acc = np.asarray(per_group_acc, float).reshape(-1, n_attrs)                 # [C, A], group g = c·A + a
+    err = 1 - acc; C = len(err); home = np.arange(C) % n_attrs
+    off = np.array([np.delete(err[c], home[c]).mean() for c in range(C)])
+    at_home = err[np.arange(C), home]
+    return float((off - at_home).sum() / off.sum()) if off.sum() > 0 else math.nan
+
 # %% ../nbs/04_eval.ipynb #55ad966b
 @torch.no_grad()
 def collect(predict_fn: Callable, # batch dict -> logits [b, C]
@@ -147,19 +167,6 @@ def metrics_table(results: Mapping, # name -> metrics dict, or name -> list of m
     df = pd.DataFrame.from_dict(rows, orient="index")
     first = [c for k in _MAIN for c in (k, f"{k}_std") if c in df.columns]
     return df[first + [c for c in df.columns if c not in first]]
-
-# %% ../nbs/04_eval.ipynb #5abba521
-def paired_delta(a, # first arm, one value per seed: a Series indexed by seed, or an array (paired by position)
-                 b=None, # second arm on the same seeds; None: `a` already holds the differences
-                 level: float = 0.95, # coverage of the interval
-                ) -> dict: # n, mean, sd, lo, hi (lo and hi are nan with fewer than two pairs)
-    "Mean of the paired differences a − b over seeds, with the Student-t interval mean ± t·sd/√n."
-    from scipy import stats
-    d = pd.Series(a, dtype=float) if b is None else pd.Series(a, dtype=float) - pd.Series(b, dtype=float)
-    d = d.dropna(); n = len(d); mean = float(d.mean()) if n else math.nan
-    sd = float(d.std(ddof=1)) if n > 1 else math.nan
-    half = float(stats.t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n) if n > 1 else math.nan
-    return dict(n=n, mean=mean, sd=sd, lo=mean - half, hi=mean + half)
 
 # %% ../nbs/04_eval.ipynb #b6e53f7d
 def group_accuracy_frame(results: Mapping, # name -> metrics dict or list of metrics dicts

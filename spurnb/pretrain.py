@@ -18,8 +18,8 @@ from .models import load_clip, ClipAdapter, TEMPLATES, SHORT_TEMPLATES, TINY_CON
 from .benchmark import make_benchmark, caption as corpus_caption
 
 # %% auto #0
-__all__ = ['PRETRAIN_VERSION', 'WEIGHTS_DIR', 'CaptionSampler', 'multi_positive_clip_loss', 'PretrainConfig', 'train_tiny_clip',
-           'zeroshot_report', 'shipped_weights', 'make_shipped_weights', 'pretrain_tiny_clip']
+__all__ = ['PRETRAIN_VERSION', 'WEIGHTS_DIR', 'CaptionSampler', 'multi_positive_clip_loss', 'PretrainConfig', 'recipe_config',
+           'train_tiny_clip', 'zeroshot_report', 'shipped_weights', 'make_shipped_weights', 'pretrain_tiny_clip']
 
 # %% ../nbs/02b_pretrain.ipynb #1ce8bc9c
 class CaptionSampler:
@@ -96,6 +96,14 @@ class PretrainConfig:
     class_p: float = 0.2                        # P(an object is named by its benchmark class) in template captions
     seed: int = 0                               # model init, batch order, captions
     corpus_seed: int = 0                        # which corpus renders
+    home_bias: float = 0.0                      # P(a corpus object sits on its class's background): the pretrained model's own bias
+
+_LATE_FIELDS = {"home_bias": 0.0}   # fields added after the shipped weights were made: left out of the fingerprints at their default
+
+def recipe_config(cfg) -> dict:
+    "The fields of a `PretrainConfig` (or its dict) that fingerprint a recipe: all but the late ones left at their default, so older keys stay."
+    d = asdict(cfg) if isinstance(cfg, PretrainConfig) else dict(cfg)
+    return {k: v for k, v in d.items() if not (k in _LATE_FIELDS and v == _LATE_FIELDS[k])}
 
 # %% ../nbs/02b_pretrain.ipynb #652c8dad
 def _optimizer(model, cfg: PretrainConfig, steps: int):
@@ -196,11 +204,11 @@ def _sha256(path) -> str:
     return h.hexdigest()
 
 def shipped_weights(name: str, *keys: str, weights_dir=None) -> tuple[Path, str] | None:
-    "(fp32 checkpoint in the cache, key) of the weights shipped for tiny CLIP `name` if their recipe or key is among `keys`, else None."
-    d = Path(weights_dir or WEIGHTS_DIR); rec = d / f"{name}-benchmark.json"
-    if not rec.exists(): return None
-    meta = json.loads(rec.read_text())
-    if not {meta["recipe"], meta["key"]} & set(keys): return None
+    "(fp32 checkpoint in the cache, key) of the weights shipped for tiny CLIP `name` (records `<name>-*.json`) whose recipe or key is among `keys`, else None."
+    d = Path(weights_dir or WEIGHTS_DIR)
+    metas = [json.loads(r.read_text()) for r in sorted(d.glob(f"{name}-*.json"))]
+    meta = next((m for m in metas if {m["recipe"], m["key"]} & set(keys)), None)
+    if meta is None: return None
     src, want = d / meta["file"], meta["sha256"]
     got = _sha256(src) if src.exists() else "missing"
     if got != want: raise RuntimeError(f"the shipped weights {src} fail their checksum (SHA-256 {got}, recorded {want}): "
@@ -214,23 +222,23 @@ def shipped_weights(name: str, *keys: str, weights_dir=None) -> tuple[Path, str]
     return path, meta["key"]
 
 # %% ../nbs/02b_pretrain.ipynb #e544a446
-def make_shipped_weights(adapter: ClipAdapter, bench, weights_dir=None, note: str = "") -> dict:
-    "Write `adapter` (pretrained on `bench` by `pretrain_tiny_clip`) as the shipped fp16 weights and their record (with a `note`); returns the record."
+def make_shipped_weights(adapter: ClipAdapter, bench, weights_dir=None, note: str = "", tag: str = "benchmark") -> dict:
+    "Write `adapter` (pretrained on `bench` by `pretrain_tiny_clip`) as the shipped fp16 weights `<name>-<tag>.*` and their record (with a `note`); returns the record."
     import open_clip
     from safetensors.torch import save
     name, meta = adapter.name, adapter.pretrain_meta
-    d = Path(weights_dir or WEIGHTS_DIR); file = d / f"{name}-benchmark.safetensors"
+    d = Path(weights_dir or WEIGHTS_DIR); file = d / f"{name}-{tag}.safetensors"
     sd = {k: v.detach().cpu().to(torch.float16).contiguous() for k, v in adapter.model.state_dict().items()}
     with atomic_write(file) as f: f.write(save(sd))
     shipped = load_clip(name); shipped.model.load_state_dict({k: v.float() for k, v in sd.items()})
     rec = dict(file=file.name, sha256=_sha256(file), dtype="float16", pretrain_version=PRETRAIN_VERSION, config=meta["config"],
-               recipe=fingerprint(PRETRAIN_VERSION, meta["config"], TINY_CONFIGS[name], bench.fingerprint), key=meta["key"],
+               recipe=fingerprint(PRETRAIN_VERSION, recipe_config(meta["config"]), TINY_CONFIGS[name], bench.fingerprint), key=meta["key"],
                benchmark=bench.fingerprint, seconds=meta["seconds"], threads=meta["threads"], loss=meta["loss"],
                zeroshot=zeroshot_report(shipped, bench), zeroshot_fp32=meta["zeroshot"], corpus=meta.get("corpus"),
                made_with=dict(python=platform.python_version(), torch=torch.__version__, open_clip=open_clip.__version__,
                               numpy=np.__version__, cpu=platform.machine(), date=time.strftime("%Y-%m-%d")),
                note=note, remake="make_shipped_weights(pretrain_tiny_clip('%s', shipped=False), make_benchmark())  # nbs/02b_pretrain.ipynb" % name)
-    save_json(rec, d / f"{name}-benchmark.json")
+    save_json(rec, d / f"{name}-{tag}.json")
     return rec
 
 # %% ../nbs/02b_pretrain.ipynb #f591da0e
@@ -240,10 +248,10 @@ def pretrain_tiny_clip(name: str = "tiny-rn", benchmark=None, device="cpu", prec
     if name not in TINY_CONFIGS: raise ValueError(f"pretraining on the benchmark is for the tiny configs {list(TINY_CONFIGS)}, not {name!r}")
     cfg = PretrainConfig(name=name, **overrides)
     bench = benchmark if benchmark is not None else make_benchmark()
-    recipe = fingerprint(PRETRAIN_VERSION, asdict(cfg), TINY_CONFIGS[name], bench.fingerprint)   # known before the corpus renders
+    recipe = fingerprint(PRETRAIN_VERSION, recipe_config(cfg), TINY_CONFIGS[name], bench.fingerprint)   # known before the corpus renders
     if shipped and not force and (w := shipped_weights(name, recipe)): return _load_pretrained(name, *w, device, precision)
-    corpus = bench.corpus(n=cfg.n_images, seed=cfg.corpus_seed)
-    key = fingerprint(PRETRAIN_VERSION, asdict(cfg), TINY_CONFIGS[name], corpus.images, corpus.captions, corpus.objects, corpus.backgrounds)
+    corpus = bench.corpus(n=cfg.n_images, seed=cfg.corpus_seed, home_bias=cfg.home_bias)
+    key = fingerprint(PRETRAIN_VERSION, recipe_config(cfg), TINY_CONFIGS[name], corpus.images, corpus.captions, corpus.objects, corpus.backgrounds)
     if shipped and not force and (w := shipped_weights(name, key)): return _load_pretrained(name, *w, device, precision)
     path = cache_dir("models") / f"{name}-benchmark-{key}.pt"
     if path.exists() and not force and _unreadable(path) is None:    # a complete entry is read without the lock: a read-only cache works

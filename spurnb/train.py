@@ -22,7 +22,7 @@ from .eval import collect, group_metrics, plot_group_accuracy, plot_training_cur
 __all__ = ['PRESETS', 'TRAIN_FIELDS', 'SAMPLERS', 'SELECTIONS', 'SCHEDULES', 'TrainConfig', 'resolve_config', 'natural_weights',
            'balanced_weights', 'epoch_batches', 'selection_score', 'select_epoch', 'Source', 'predict', 'evaluate',
            'NonFiniteLoss', 'check_finite', 'versions', 'run_name', 'Run', 'RunDiverged', 'train', 'load_splits',
-           'results_table', 'plot_runs', 'run_methods', 'load_method', 'report_attribution']
+           'benchmark_setup', 'results_table', 'plot_runs', 'run_methods', 'load_method', 'report_attribution']
 
 # %% ../nbs/05a_train.ipynb #fddb8415
 @dataclass
@@ -378,6 +378,17 @@ def load_splits(dataset: str, root=None, **kw) -> tuple[dict, Task]:
     splits = DATASETS[dataset](root, **kw)
     return splits, Task.from_dataset(splits["train"])
 
+# %% ../nbs/05a_train.ipynb #ffd12514
+def benchmark_setup(config: str = "digits", progress: bool = False, device="cpu", **benchmark_overrides) -> tuple[dict, Task, "ClipAdapter"]:
+    "(splits, task, tiny CLIP) of the named benchmark configuration `config` (`spurnb.benchmark.CONFIGS`), its `make_benchmark` arguments overridden."
+    from spurnb.benchmark import CONFIGS, make_benchmark
+    from spurnb.pretrain import pretrain_tiny_clip
+    c = CONFIGS[config]
+    splits, task = load_splits("benchmark", **{**c.benchmark, **benchmark_overrides})
+    pre = dict(c.pretrain); name = pre.pop("name", "tiny-rn")
+    adapter = pretrain_tiny_clip(name, benchmark=make_benchmark(**c.benchmark), device=device, progress=progress, **pre)   # shipped, cached or pretrained now
+    return splits, task, adapter
+
 # %% ../nbs/05a_train.ipynb #99c2d120
 def results_table(summaries: list, split: str = "test"):
     "One row per run summary: method, the options that name it, selected epoch, worst-group / average / adjusted-average accuracy on `split`."
@@ -416,8 +427,9 @@ def plot_runs(summaries: list, path=None):
 PRESETS["quick"] = dict(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=5, batch_size=128)
 
 def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, model="tiny-rn", pretrained="benchmark",
-                checkpoint=None, out="runs", preset="quick", resume=False, progress=True, device="cpu", data_kw=None, attrs=None, opts=None, **overrides) -> dict:
-    "Load data and model once, train every method in `methods` (comma-separated) with `opts` (`route_options`) and return summaries, table and paths; `attrs` ('detect' or a file): label-free."
+                checkpoint=None, out="runs", preset="quick", resume=False, progress=True, device="cpu", data_kw=None, attrs=None, opts=None,
+                benchmark_config=None, **overrides) -> dict:
+    "Load data and model once, train every method in `methods` (comma-separated) with `opts` (`route_options`) and return summaries, table and paths; `attrs` ('detect' or a file): label-free; `benchmark_config`: a name in `spurnb.benchmark.CONFIGS` (data and tiny CLIP)."
     from spurnb.models import load_clip
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for m in names: METHODS[m]                 # unknown names fail before any data or model is loaded
@@ -426,9 +438,12 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
     base = replace(TrainConfig(**PRESETS[preset]), **{k: v for k, v in overrides.items() if v is not None})
     per = route_options(names, opts or {})
     for m in names: resolve_config(replace(base, method=m, opts=per[m]))   # so do bad options
-    splits, task = load_splits(dataset, root, **(data_kw or {}))
-    set_seed(overrides.get("seed") or 0)       # a random init (pretrained='') is part of the run: seeded, resume finds its directory
-    adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
+    if benchmark_config:                        # the named benchmark with the tiny CLIP pretrained on its own corpus
+        splits, task, adapter = benchmark_setup(benchmark_config, progress, device, **(data_kw or {}))
+    else:
+        splits, task = load_splits(dataset, root, **(data_kw or {}))
+        set_seed(overrides.get("seed") or 0)   # a random init (pretrained='') is part of the run: seeded, resume finds its directory
+        adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
     if attrs:   # label-free (spurnb.detect): detected attributes and pseudo labels replace every attribute label
         from spurnb.detect import label_free_splits, default_vocabulary, true_test_columns
         true_test = splits["test"]
