@@ -178,13 +178,17 @@ def spurnb_train(
 # %% ../nbs/05b_cli.ipynb #0aad111a
 def _train(dataset, root, image_root, model, pretrained, checkpoint, method, opt, recipe, mode, policy, templates, sampler, selection,
            preset, optimizer, epochs, lr, batch_size, seed, out, resume, device, quiet, debug, attrs, benchmark_config=None):
-    from spurnb.core import cpu_threads
+    from spurnb.core import cpu_threads, show_progress
+    from spurnb.distributed import process_group
     from spurnb.train import run_methods, report_attribution
-    cpu_threads(); t0 = time.perf_counter()
-    r = run_methods(method, dataset, root, model, pretrained, checkpoint, out, preset, resume, not quiet, device,
-                    data_kw=dict(image_root=image_root) if dataset == "csv" else None, attrs=attrs, benchmark_config=benchmark_config,
-                    opts=_method_opts(opt, recipe, mode, policy, templates), sampler=sampler, selection=selection, optimizer=optimizer,
-                    epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    cpu_threads(max(1, cpu_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))); t0 = time.perf_counter()  # cores shared by torchrun's processes
+    with process_group(device) as (world, device):          # under torchrun: one rank of the job (spurnb.distributed); else one process
+        if not world.main: show_progress(False)             # one set of bars and messages: rank 0's
+        r = run_methods(method, dataset, root, model, pretrained, checkpoint, out, preset, resume, not quiet, device,
+                        data_kw=dict(image_root=image_root) if dataset == "csv" else None, attrs=attrs, benchmark_config=benchmark_config,
+                        opts=_method_opts(opt, recipe, mode, policy, templates), sampler=sampler, selection=selection, optimizer=optimizer,
+                        epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    if not world.main: return                               # the job's report is rank 0's, written after the group is left
     att = report_attribution(r)
     import pandas as pd
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
