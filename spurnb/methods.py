@@ -379,6 +379,9 @@ class SpurNB(_Tuned):
 def prepare(self: SpurNB, run):
     "With `contrast_batch`: keep the run's training source and its sampler's weights; seed the draws from the run's seed, once (a resumed run keeps its state)."
     if self.opts.contrast_batch == "same": return
+    if getattr(getattr(run, "world", None), "size", 1) > 1:   # each rank would draw and embed the whole second batch
+        raise ValueError("option contrast_batch draws its second batch in one process and does not run under torchrun yet: "
+                         "train it in one process, or use option term_weights")
     from spurnb.train import SAMPLERS
     src = run.sources["train"]
     w = SAMPLERS[self.opts.contrast_batch](src.g, self.task.n_groups)   # None: natural, every item alike
