@@ -429,9 +429,9 @@ def cache_bytes(model: str, n_images: int) -> int:
     return int(np.prod(feature_shape(model))) * 2 * n_images
 
 def cache_table(models=("RN50", "ViT-L-14-336"), datasets=DATASET_SIZES) -> pd.DataFrame:
-    "Disk size of the feature cache (all splits) per dataset and model, in GiB, with the float32 copy a run holds in memory."
+    "Disk size of the feature cache per dataset and model, in GiB: all splits, and the training split a run reads through the memory map."
     rows = [dict(dataset=d, model=m, images=sum(s.values()), feature_shape=str(feature_shape(m)),
-                 cache_gib=cache_bytes(m, sum(s.values())) / 2**30, train_fp32_in_memory_gib=2 * cache_bytes(m, s["train"]) / 2**30)
+                 cache_gib=cache_bytes(m, sum(s.values())) / 2**30, train_cache_gib=cache_bytes(m, s["train"]) / 2**30)
             for d, s in datasets.items() for m in models]
     return pd.DataFrame(rows)
 
