@@ -455,7 +455,8 @@ def config_missing(name: str) -> str | None:
 # %% ../nbs/01b_benchmark.ipynb #dc5f9d9a
 # The paper's regime, chosen from zero-shot and ERM alone (the sweep of nbs/tutorials/paper_regime.ipynb); the reasons are above.
 CONFIGS["digits-shortcut"] = BenchmarkConfig({}, dict(home_bias=0.95), "the paper's regime: a tiny CLIP pretrained on captions where 95 % of objects sit on their class's background")
-CONFIGS["fashion-shortcut"] = BenchmarkConfig(dict(source="fashion-mnist"), dict(home_bias=0.95), "the same rule on Fashion-MNIST: only the pretraining bias changes")
+CONFIGS["fashion-shortcut"] = BenchmarkConfig(dict(source="fashion-mnist", corr=0.99), dict(home_bias=0.95),
+                                              "the paper's regime on Fashion-MNIST: the biased tiny CLIP, and corr 0.99 (at 0.95 ERM's gap stays under 15 points)")
 
 # %% ../nbs/01b_benchmark.ipynb #ef004323
 @call_parse
