@@ -4,7 +4,7 @@
 
 # %% ../nbs/02c_cache.ipynb #2b45605b
 from __future__ import annotations
-import hashlib, json, os, warnings
+import contextlib, hashlib, json, os, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ import itertools
 from fastcore.basics import patch
 from .core import cache_dir, save_json, file_lock, fingerprint, remove_orphans, step, progress as progress_bar
 from .models import weights_fingerprint
+from .distributed import World, current_world, barrier, broadcast_object
 
 # %% auto #0
 __all__ = ['CACHE_VERSION', 'trunk_fingerprint', 'describe_transform', 'cached_image_features', 'text_trunk_fingerprint',
@@ -59,30 +60,41 @@ class _FeatureFile:
             if not quiet: warnings.warn(f"feature cache {self.npy} is unusable ({type(e).__name__}: {e}); rebuilding it")
             return None
 
-    def load_or_build(self, build, what: str, display: bool = True) -> np.ndarray:
-        "A complete entry is read without the lock (a read-only cache works); otherwise, under the lock, clean up after killed writers and `build()`."
-        if (arr := self.load(quiet=True)) is not None: return arr
-        with file_lock(self.npy.with_suffix(".lock")):
-            if (arr := self.load()) is not None: return arr
-            for f in (self.npy, self.meta): remove_orphans(f.parent, f.name)
-            with step(what, display): return build()
+    def load_or_build(self, build, what: str, display: bool = True, world: World | None = None) -> np.ndarray:
+        "A complete entry is read without the lock (a read-only cache works); otherwise, under the lock, clean up after killed writers and `build()`. Several ranks: rank 0 decides and locks, all build."
+        w = world or World()
+        found = lambda quiet: broadcast_object(w.main and self.load(quiet=quiet) is not None, w)   # rank 0's answer on every rank
+        if found(True): return self.load()
+        with file_lock(self.npy.with_suffix(".lock")) if w.main else contextlib.nullcontext():
+            if found(False): return self.load()
+            if w.main:
+                for f in (self.npy, self.meta): remove_orphans(f.parent, f.name)
+            with step(what, display and w.main): return build()
 
 # %% ../nbs/02c_cache.ipynb #40956e7c
 @patch
-def write(self: _FeatureFile, shape, dtype, batches, info: dict) -> np.ndarray:
-    "Fill a new file from `batches` (an iterable of (start, array)), then publish it atomically with its metadata."
-    self.npy.parent.mkdir(parents=True, exist_ok=True)
-    tmp = self.npy.with_name(f".{self.npy.name}.{os.getpid()}.tmp")
+def write(self: _FeatureFile, shape, dtype, batches, info: dict, world: World | None = None) -> np.ndarray:
+    "Fill a new file from `batches` (an iterable of (start, array)), then publish it atomically with its metadata. Several ranks: each fills its rows of the one file, rank 0 publishes."
+    w = world or World()
+    tmp = self.npy.with_name(f".{self.npy.name}.{broadcast_object(os.getpid(), w)}.tmp")   # rank 0's name on every rank
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
+        if w.main:
+            self.npy.parent.mkdir(parents=True, exist_ok=True)
+            np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape)).flush()
+        barrier(w, f"waiting for rank 0 to create {tmp}")
+        out = np.load(tmp, mmap_mode="r+")
         for start, arr in batches: out[start:start + len(arr)] = arr
         out.flush(); del out
-        with open(tmp, "rb+") as f: os.fsync(f.fileno())
-        meta = dict(info, shape=list(shape), dtype=str(np.dtype(dtype)), bytes=tmp.stat().st_size, checksum=_checksum(tmp))
-        self.meta.unlink(missing_ok=True)                            # the old metadata must not vouch for the new file
-        os.replace(tmp, self.npy)
-        save_json(meta, self.meta)
-    finally: tmp.unlink(missing_ok=True)
+        barrier(w, f"waiting for the other ranks' rows of {self.npy}")
+        if w.main:
+            with open(tmp, "rb+") as f: os.fsync(f.fileno())
+            meta = dict(info, shape=list(shape), dtype=str(np.dtype(dtype)), bytes=tmp.stat().st_size, checksum=_checksum(tmp))
+            self.meta.unlink(missing_ok=True)                            # the old metadata must not vouch for the new file
+            os.replace(tmp, self.npy)
+            save_json(meta, self.meta)
+    finally:
+        if w.main: tmp.unlink(missing_ok=True)
+    barrier(w, f"waiting for rank 0 to publish {self.npy}")
     return self.load()
 
 # %% ../nbs/02c_cache.ipynb #f86e8a74
@@ -103,13 +115,21 @@ def cached_image_features(adapter, dataset, transform=None, batch_size: int = 25
     t = transform or adapter.preprocess
     key = fingerprint(CACHE_VERSION, "image", adapter.name, trunk_fingerprint(adapter), str(adapter.dtype), dataset.fingerprint, describe_transform(t))
     ff = _FeatureFile(Path(root) if root else cache_dir("features"), f"{adapter.name}-image-{key}")
-    name = getattr(dataset, "name", type(dataset).__name__)
+    name, w = getattr(dataset, "name", type(dataset).__name__), current_world()
     def build():
-        batches = _trunk_batches(adapter, dataset, transform, batch_size, progress)
-        first = next(batches)
+        rows = w.rows(len(dataset))                              # under torchrun: this rank's share (spurnb.distributed)
+        batches = ((rows.start + s, f) for s, f in _trunk_batches(adapter, _rows_of(dataset, rows, w), transform, batch_size, progress and w.main)) if rows else iter(())
+        first = next(batches, None)
+        shape = broadcast_object((len(dataset), *first[1].shape[1:]) if w.main else None, w)   # rank 0 has rows when any rank has
         info = dict(model=adapter.name, weights=adapter.weights, dataset=name, transform=describe_transform(t))
-        return ff.write((len(dataset), *first[1].shape[1:]), np.float16, itertools.chain([first], batches), info)
-    return torch.from_numpy(ff.load_or_build(build, f"caching {adapter.name} trunk features of {name} ({len(dataset)} images), once per cache", progress))
+        return ff.write(shape, np.float16, itertools.chain([first] if first else [], batches), info, w)
+    return torch.from_numpy(ff.load_or_build(build, f"caching {adapter.name} trunk features of {name} ({len(dataset)} images), once per cache", progress, w))
+
+def _rows_of(dataset, rows: range, world: World):
+    "The items `rows` of `dataset` (all of it in one process)."
+    if world.size == 1: return dataset
+    if not hasattr(dataset, "subset"): raise TypeError(f"{type(dataset).__name__}: trunk features sharded across ranks need a dataset with `subset(idx)` (a spurnb.data.GroupDataset)")
+    return dataset.subset(torch.arange(rows.start, rows.stop))
 
 # %% ../nbs/02c_cache.ipynb #5696cdd8
 def text_trunk_fingerprint(adapter) -> str:

@@ -125,6 +125,22 @@ def _check_benchmark_config(name, dataset, model, pretrained, checkpoint):
                        f"and --checkpoint at their defaults (benchmark, {CONFIGS[name].pretrain.get('name', 'tiny-rn')}, benchmark, none)")
     if why := config_missing(name): raise ArgError(f"--benchmark_config {name}: {why}")
 
+# %% ../nbs/05b_cli.ipynb #ccbe38c2
+def _main(args: dict):
+    "Check the arguments, then train; a project error prints as one message (exit 2 for a bad argument, 1 otherwise), `--debug` shows the traceback."
+    from spurnb.core import SpurnbError, ArgError, show_progress    # after parsing: --help never imports torch
+    show_progress(not args["quiet"])
+    try:
+        check_args(**args)
+        _train(**args)
+    except SpurnbError as e:
+        if args["debug"]: raise
+        print(f"spurnb_train: error: {e}\n(run with --debug for the traceback)", file=sys.stderr, flush=True)
+        sys.exit(2 if isinstance(e, ArgError) else 1)
+    except KeyboardInterrupt:
+        if args["debug"]: raise
+        print("spurnb_train: interrupted; the same command with --resume continues where it stopped", file=sys.stderr); sys.exit(130)
+
 # %% ../nbs/05b_cli.ipynb #22664310
 @call_parse
 def spurnb_train(
@@ -157,30 +173,22 @@ def spurnb_train(
     benchmark_config: Param(f"a named built-in benchmark with its own tiny CLIP: {_names('benchmark_config')}", str) = None,
 ):
     "Fine-tune CLIP with zero-shot, ERM and spurnb (or the chosen methods) and print worst-group, average and adjusted-average accuracy."
-    args = dict(locals())
-    from spurnb.core import SpurnbError, ArgError, show_progress    # after parsing: --help never imports torch
-    show_progress(not quiet)
-    try:
-        check_args(**args)
-        _train(**args)
-    except SpurnbError as e:
-        if debug: raise
-        print(f"spurnb_train: error: {e}\n(run with --debug for the traceback)", file=sys.stderr, flush=True)
-        sys.exit(2 if isinstance(e, ArgError) else 1)
-    except KeyboardInterrupt:
-        if debug: raise
-        print("spurnb_train: interrupted; the same command with --resume continues where it stopped", file=sys.stderr); sys.exit(130)
+    _main(dict(locals()))
 
 # %% ../nbs/05b_cli.ipynb #0aad111a
 def _train(dataset, root, image_root, model, pretrained, checkpoint, method, opt, recipe, mode, policy, templates, sampler, selection,
            preset, optimizer, epochs, lr, batch_size, seed, out, resume, device, quiet, debug, attrs, benchmark_config=None):
-    from spurnb.core import cpu_threads
+    from spurnb.core import cpu_threads, show_progress
+    from spurnb.distributed import process_group
     from spurnb.train import run_methods, report_attribution
-    cpu_threads(); t0 = time.perf_counter()
-    r = run_methods(method, dataset, root, model, pretrained, checkpoint, out, preset, resume, not quiet, device,
-                    data_kw=dict(image_root=image_root) if dataset == "csv" else None, attrs=attrs, benchmark_config=benchmark_config,
-                    opts=_method_opts(opt, recipe, mode, policy, templates), sampler=sampler, selection=selection, optimizer=optimizer,
-                    epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    cpu_threads(max(1, cpu_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))); t0 = time.perf_counter()  # cores shared by torchrun's processes
+    with process_group(device) as (world, device):          # under torchrun: one rank of the job (spurnb.distributed); else one process
+        if not world.main: show_progress(False)             # one set of bars and messages: rank 0's
+        r = run_methods(method, dataset, root, model, pretrained, checkpoint, out, preset, resume, not quiet, device,
+                        data_kw=dict(image_root=image_root) if dataset == "csv" else None, attrs=attrs, benchmark_config=benchmark_config,
+                        opts=_method_opts(opt, recipe, mode, policy, templates), sampler=sampler, selection=selection, optimizer=optimizer,
+                        epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    if not world.main: return                               # the job's report is rank 0's, written after the group is left
     att = report_attribution(r)
     import pandas as pd
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):

@@ -12,8 +12,9 @@ from .core import Registry
 from .models import class_head   # ē = normalise(mean over templates): the one zero-shot head
 
 # %% auto #0
-__all__ = ['RECIPES', 'pairwise_cos', 'sim_contrast', 'loss_clip', 'loss_ce', 'loss_vc', 'loss_lc', 'loss_ls', 'loss_vs',
-           'LossWeights', 'resolve_weights', 'check_loss_inputs', 'multimodal_loss']
+__all__ = ['RECIPES', 'ABLATION', 'pairwise_cos', 'sim_contrast', 'loss_clip', 'loss_ce', 'loss_vc', 'loss_lc', 'loss_ls',
+           'loss_vs', 'LossWeights', 'resolve_weights', 'term_coefficients', 'recipe_terms', 'weighted_total',
+           'check_loss_inputs', 'multimodal_loss']
 
 # %% ../nbs/03_losses.ipynb #d38e9091
 def pairwise_cos(F1: Tensor, # [N1, D]
@@ -160,6 +161,24 @@ def resolve_weights(weights=None) -> LossWeights:
         return LossWeights(**weights)
     raise TypeError(f"weights must be None, a recipe name ({', '.join(RECIPES)}), a dict or a LossWeights; got {type(weights).__name__}")
 
+# %% ../nbs/03_losses.ipynb #54cea2ed
+def term_coefficients(weights=None) -> dict:
+    "The coefficient of each per-sample term in `total` (clip, ce, lc, ls, vc, vs); L_ls's is w_lang·w_spur."
+    w = resolve_weights(weights)
+    return dict(clip=w.w_clip, ce=w.w_ce, lc=w.w_lang, ls=w.w_lang * w.w_spur, vc=w.w_img, vs=w.w_vs)
+
+def recipe_terms(weights=None) -> tuple:
+    "Names of the terms that enter `total` under `weights` (a recipe name, dict or `LossWeights`), in the order clip, ce, vc, lc, ls, vs."
+    c = term_coefficients(weights)
+    return tuple(k for k in ("clip", "ce", "vc", "lc", "ls", "vs") if c[k])
+
+def weighted_total(terms: dict, # per-sample terms "clip", "ce", "lc", "ls", "vc", "vs", each [B]
+                   weights=None, # LossWeights, recipe name, dict of fields, or None for "lc+vc+ls"
+                  ) -> Tensor: # [B]
+    "Σ_k c_k · terms[k] over the terms whose coefficient is nonzero (a NaN in a term that is off cannot leak in)."
+    c = term_coefficients(weights)
+    return sum((v * terms[k] for k, v in c.items() if v), torch.zeros_like(terms["clip"]))
+
 # %% ../nbs/03_losses.ipynb #b5390c9c
 def _shape(name, t, ndim, what):
     if not torch.is_tensor(t): raise TypeError(f"{name} must be a tensor {what}, got {type(t).__name__}")
@@ -213,7 +232,17 @@ def multimodal_loss(img: Tensor, # [B, D] unit image embeddings (after the train
         lc=loss_lc(cls_txt, y, mode, w.w_pos, w.w_neg),
         ls=zero if attr_txt is None else loss_ls(cls_txt, attr_txt.to(dt), y, mode, w.w_neg),
         vs=zero if (a is None or attr_ctx_txt is None) else loss_vs(img, a, attr_ctx_txt.to(dt), tau, mode))
-    # a term whose weight is 0 is reported but left out of the sum, so a NaN in it cannot leak into the total
-    parts = [(w.w_clip, "clip"), (w.w_ce, "ce"), (w.w_lang, "lc"), (w.w_lang * w.w_spur, "ls"), (w.w_img, "vc"), (w.w_vs, "vs")]
-    out["total"] = sum((c * out[k] for c, k in parts if c), zero)  # [B]
+    out["total"] = weighted_total(out, w)   # [B]; a term whose weight is 0 is reported but left out of the sum
     return out
+
+# %% ../nbs/03_losses.ipynb #94315255
+RECIPES["clip"] = LossWeights(w_clip=1, w_lang=0, w_img=0, w_spur=0, w_vs=0)      # L_clip alone: FLYP's loss (Goyal et al. 2023)
+RECIPES["clip+vc"] = LossWeights(w_clip=1, w_lang=0, w_img=1, w_spur=0, w_vs=0)
+RECIPES["clip+vc+lc"] = LossWeights(w_clip=1, w_lang=1, w_img=1, w_spur=0, w_vs=0)
+RECIPES["clip+vc+lc+ls"] = RECIPES["lc+vc+ls"]                                     # the reference README's first recipe
+RECIPES["clip+vc+lc+ls+vs"] = LossWeights(w_clip=1, w_lang=1, w_img=1, w_spur=1, w_vs=1)
+
+ABLATION = Registry("ablation step")   # label in the ablation table -> recipe name, one term added per step, in order
+for _label, _recipe in (("L_clip", "clip"), ("+ L_vc", "clip+vc"), ("+ L_lc", "clip+vc+lc"), ("+ L_ls", "clip+vc+lc+ls"),
+                        ("+ L_vs", "clip+vc+lc+ls+vs")):
+    ABLATION[_label] = _recipe

@@ -9,16 +9,17 @@ from dataclasses import dataclass, field, fields, asdict, replace, MISSING
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import Registry
+from .core import Registry, did_you_mean
 from . import models as M
 from .models import resolve_templates
 from .cache import cached_text_features
-from .losses import multimodal_loss, RECIPES
+from .losses import multimodal_loss, weighted_total, RECIPES
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['METHODS', 'Task', 'trunk_trains', 'Prompts', 'Options', 'TunedOptions', 'make_options', 'Method', 'method_options',
-           'make_method', 'route_options', 'ZeroShot', 'ERM', 'SpurNBOptions', 'SpurNB']
+__all__ = ['METHODS', 'TERM_WEIGHTS', 'Task', 'trunk_trains', 'Prompts', 'Options', 'TunedOptions', 'make_options', 'Method',
+           'method_options', 'make_method', 'route_options', 'ZeroShot', 'ERM', 'SpurNBOptions', 'SpurNB',
+           'term_gradients']
 
 # %% ../nbs/05_methods.ipynb #2056628f
 def _names(x): return [n if isinstance(n, str) else list(n) for n in x]
@@ -269,7 +270,8 @@ def route_options(methods, opts) -> dict:
         if m and m not in methods: raise ValueError(f"option {k!r} is for method {m!r}, which is not among the methods run ({', '.join(methods)})")
         if not targets or opt not in method_options(targets[0]):
             known = {x: method_options(x) for x in methods}
-            raise ValueError(f"no method run here has an option {opt!r}. Options: " + "; ".join(f"{x}: {', '.join(o) or '-'}" for x, o in known.items()))
+            raise ValueError(f"no method run here has an option {opt!r}.{did_you_mean(opt, {o for v in known.values() for o in v})} Options: "
+                             + "; ".join(f"{x}: {', '.join(o) or '-'}" for x, o in known.items()))
         for t in targets: out[t][opt] = v
     return out
 
@@ -307,13 +309,40 @@ class ERM(_Tuned):
 @dataclass
 class SpurNBOptions(TunedOptions):
     "Options of spurnb (Yang et al. 2023)."
-    recipe: str = "lc+vc+ls"   # loss weights, a key of spurnb.losses.RECIPES (the reference README's two recipes)
+    recipe: str = "lc+vc+ls"   # loss weights, a key of spurnb.losses.RECIPES (the reference README's two recipes, the ablation's steps)
     mode: str = "paper"        # "paper" (the intended terms) or "official" (the reference code's arithmetic)
+    term_weights: str = "none" # per-sample weights of the batch mean, a key of TERM_WEIGHTS: "none", "group" (1/count in the batch), "group-train"
+    contrast_batch: str = "same"  # "same", or a sampler ("balanced", "natural"): L_clip, L_ce on the batch, the other terms on a batch it draws
     def check(self):
         super().check()
         RECIPES[self.recipe]  # an unknown recipe raises here, naming the known ones
         if self.mode not in ("paper", "official"): raise ValueError(f"option mode must be 'paper' or 'official', not {self.mode!r}")
+        TERM_WEIGHTS[self.term_weights]
+        if self.contrast_batch != "same":
+            from spurnb.train import SAMPLERS   # here, not at the top: spurnb.train imports this module
+            if self.contrast_batch not in SAMPLERS:
+                raise ValueError(f"option contrast_batch must be 'same' or a sampler ({', '.join(SAMPLERS)}), not {self.contrast_batch!r}")
+        if self.term_weights != "none" and self.contrast_batch != "same":
+            raise ValueError("options term_weights and contrast_batch are two separate remedies for natural batches: set one of them, not both")
 
+# %% ../nbs/05_methods.ipynb #9c50f5bd
+TERM_WEIGHTS = Registry("term weighting")   # name -> (g [B] group ids, task) -> per-sample weights [B], None for the plain mean
+
+@TERM_WEIGHTS.register("none")
+def _plain_mean(g, task): return None
+
+@TERM_WEIGHTS.register("group")
+def _batch_group_weights(g, task):
+    "1/(count of each sample's group in the batch): every group present weighs the same."
+    return 1.0 / torch.bincount(g, minlength=task.n_groups).double()[g]   # [B]
+
+@TERM_WEIGHTS.register("group-train")
+def _train_group_weights(g, task):
+    "1/(training count of each sample's group): the natural batch weighted as the group-balanced distribution."
+    if not task.train_group_counts: raise ValueError("term_weights='group-train' needs the task's train_group_counts (Task.from_dataset sets them)")
+    return 1.0 / torch.as_tensor(task.train_group_counts, dtype=torch.float64)[g]   # [B]
+
+# %% ../nbs/05_methods.ipynb #fd1ac926
 @METHODS.register("spurnb")
 class SpurNB(_Tuned):
     "Yang et al. (2023): multi-modal contrastive fine-tuning that names the spurious attribute in language."
@@ -324,11 +353,65 @@ class SpurNB(_Tuned):
         super().__init__(adapter, task, opts, **kw)
         self.attr = Prompts(self.adapter, task.attr_prompts, self.opts.templates)
         self.ctx = Prompts(self.adapter, task.attr_context_prompts, self.opts.templates)
+        self._contrast = None   # (training source, sampling weights), set by `prepare`
+        if self.opts.contrast_batch != "same":   # the draws' generator state is a buffer: last.pt carries it, a resumed run draws the same batches
+            self.register_buffer("contrast_rng", torch.Generator().get_state())
+            self.register_buffer("contrast_seeded", torch.tensor(False))
     def loss(self, batch):
-        "The multi-modal contrastive terms of the batch (`multimodal_loss` with this method's recipe and mode)."
-        z = self.embed_images(batch["x"])  # [B, D] unit
-        return multimodal_loss(z, batch["y"], batch["a"], self.class_prompts.embed(), self.attr.embed(), self.ctx.embed(),
-                               self.scale(), weights=RECIPES[self.opts.recipe], mode=self.opts.mode)
+        "The multi-modal contrastive terms of the batch (`multimodal_loss` with this method's recipe and mode); with `contrast_batch`, all but L_clip and L_ce on a drawn batch."
+        txt, w, s = (self.class_prompts.embed(), self.attr.embed(), self.ctx.embed()), RECIPES[self.opts.recipe], self.scale()
+        out = multimodal_loss(self.embed_images(batch["x"]), batch["y"], batch["a"], *txt, s, weights=w, mode=self.opts.mode)
+        if self.opts.contrast_batch == "same": return out
+        cb = self.draw_contrast_batch(len(batch["y"]))   # same size: the per-sample terms of the two batches pair up by position
+        oc = multimodal_loss(self.embed_images(cb["x"]), cb["y"], cb["a"], *txt, s, weights=w, mode=self.opts.mode)
+        out = {k: v if k in ("clip", "ce") else oc[k] for k, v in out.items() if k != "total"}
+        return {**out, "total": weighted_total(out, w)}
+    def objective(self, terms, batch):
+        "The batch mean of `total`, each sample weighted by option `term_weights` (`TERM_WEIGHTS`; 'none': the plain mean)."
+        g = batch["g"] if "g" in batch else batch["y"] * self.task.n_attrs + batch["a"]
+        w = TERM_WEIGHTS[self.opts.term_weights](g.long(), self.task)
+        if w is None: return terms["total"].mean()
+        w = w.to(terms["total"])
+        return (w * terms["total"]).sum() / w.sum()
+
+# %% ../nbs/05_methods.ipynb #5cdd42a4
+@patch
+def prepare(self: SpurNB, run):
+    "With `contrast_batch`: keep the run's training source and its sampler's weights; seed the draws from the run's seed, once (a resumed run keeps its state)."
+    if self.opts.contrast_batch == "same": return
+    if getattr(getattr(run, "world", None), "size", 1) > 1:   # each rank would draw and embed the whole second batch
+        raise ValueError("option contrast_batch draws its second batch in one process and does not run under torchrun yet: "
+                         "train it in one process, or use option term_weights")
+    from spurnb.train import SAMPLERS
+    src = run.sources["train"]
+    w = SAMPLERS[self.opts.contrast_batch](src.g, self.task.n_groups)   # None: natural, every item alike
+    self._contrast = (src, torch.ones(len(src)) if w is None else w.float())
+    if not bool(self.contrast_seeded):
+        self.contrast_rng.copy_(torch.Generator().manual_seed(10_007 * int(run.cfg.seed) + 1).get_state()); self.contrast_seeded.fill_(True)
+
+@patch
+def draw_contrast_batch(self: SpurNB, n: int) -> dict:
+    "A batch of `n` training items drawn, with replacement, by the `contrast_batch` sampler with the method's own generator (which advances)."
+    if self._contrast is None:
+        raise RuntimeError(f"option contrast_batch={self.opts.contrast_batch!r} draws from the training split: call prepare(run) first "
+                           "(spurnb.train.Run does, before the first step)")
+    src, w = self._contrast
+    gen = torch.Generator(); gen.set_state(self.contrast_rng)
+    idx = torch.multinomial(w, n, replacement=True, generator=gen)   # [n]
+    self.contrast_rng.copy_(gen.get_state())
+    return src.batch(idx)
+
+# %% ../nbs/05_methods.ipynb #8a3d8914
+def term_gradients(method: Method, batch: dict, terms=None) -> dict:
+    "Gradient of the batch mean of each loss term (default: all the method reports) and of its `objective` (key 'objective'), w.r.t. its trainable parameters: `{name: Tensor[P]}`."
+    named = method.trainable(); params = [p for _, p in named]
+    out = method.loss(batch)
+    grads = {}
+    for k in list(terms or [k for k in out if k != "total"]) + ["objective"]:
+        v = method.objective(out, batch) if k == "objective" else out[k].mean()
+        gs = torch.autograd.grad(v, params, retain_graph=True, allow_unused=True)
+        grads[k] = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(gs, params)])
+    return grads
 
 # %% ../nbs/05_methods.ipynb #89fa0a27
 from . import baselines as _baselines  # registers the baselines into METHODS

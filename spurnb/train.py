@@ -4,7 +4,7 @@
 
 # %% ../nbs/05a_train.ipynb #4c0fa74a
 from __future__ import annotations
-import csv, json, math, platform, random, time
+import contextlib, csv, json, math, platform, random, time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np
@@ -17,6 +17,7 @@ from .cache import cached_image_features
 from .data import DATASETS, SPLITS   # SPLITS: re-exported for callers of spurnb.train
 from . import benchmark as _benchmark # registers the "benchmark" dataset in DATASETS
 from .eval import collect, group_metrics, plot_group_accuracy, plot_training_curves
+from .distributed import World, current_world, barrier, gather_objects, gathered_embeddings, average_gradients
 
 # %% auto #0
 __all__ = ['PRESETS', 'TRAIN_FIELDS', 'SAMPLERS', 'SELECTIONS', 'SCHEDULES', 'TrainConfig', 'resolve_config', 'natural_weights',
@@ -108,24 +109,30 @@ class Source:
         else:
             self.ds = method.adapter.preprocessed(ds)                  # CLIP's eval transform, no augmentation
     def __len__(self): return len(self.y)
-    def batch(self, idx: torch.Tensor) -> dict:
-        "The batch at indices `idx`: inputs `x` (cached features or transformed images), `y`, `a`, `g` and `idx`."
-        x = self.x[idx] if self.inputs == "features" else torch.stack([self.ds[int(i)]["image"] for i in idx])
+    def batch(self, idx: torch.Tensor, rows: range | None = None) -> dict:
+        "The batch at indices `idx`: `y`, `a`, `g`, `idx` of all of them, inputs `x` (cached features or transformed images) of `idx[rows]` (default all)."
+        own = idx if rows is None else idx[rows.start:rows.stop]    # under torchrun: this rank's share of the global batch
+        if self.inputs == "features": x = self.x[own]
+        else: x = torch.stack([self.ds[int(i)]["image"] for i in own] or [self.ds[0]["image"]])[:len(own)]   # an empty share keeps the shape
         return dict(x=x, y=self.y[idx], a=self.a[idx], g=self.g[idx], idx=idx)
 
 @patch
-def batches(self: Source, batch_size: int = 512):
-    "Every row once, in order, as batches (what `spurnb.eval.collect` iterates)."
-    return (self.batch(i) for i in torch.arange(len(self)).split(batch_size))
+def batches(self: Source, batch_size: int = 512, rows: range | None = None):
+    "Every row (or every row in `rows`) once, in order, as batches (what `spurnb.eval.collect` iterates)."
+    rows = range(len(self)) if rows is None else rows
+    return (self.batch(i) for i in torch.arange(rows.start, rows.stop).split(batch_size))
 
-def predict(method, source: Source, batch_size: int = 512) -> dict:
-    "One pass of `method` over `source` through `spurnb.eval.collect`: logits `[N, C]` and y, a, g, idx `[N]`, in order."
-    f = method.classifier()
-    return collect(lambda b: f(b["x"]), source.batches(batch_size))
+def predict(method, source: Source, batch_size: int = 512, world: World | None = None) -> dict:
+    "One pass of `method` over `source` through `spurnb.eval.collect`: logits `[N, C]` and y, a, g, idx `[N]`, in order; with a `world` of several ranks each predicts its share and every rank gets all."
+    f, w = method.classifier(), world or World()
+    out = collect(lambda b: f(b["x"]), source.batches(batch_size, w.rows(len(source)) if w.size > 1 else None))
+    if w.size == 1: return out
+    parts = gather_objects(out, w, "gathering the evaluation's predictions")   # in rank order: the rows' order
+    return {k: torch.cat([p[k] for p in parts if k in p]) for k in parts[0]}
 
-def evaluate(method, source: Source, task: Task) -> dict:
+def evaluate(method, source: Source, task: Task, world: World | None = None) -> dict:
     "`spurnb.eval.group_metrics` of one `predict` pass (adjusted average from training counts)."
-    out = predict(method, source)
+    out = predict(method, source, world=world)
     m = group_metrics(out["logits"], out["y"], out["g"], n_groups=task.n_groups,
                       train_group_counts=torch.tensor(task.train_group_counts))
     return {k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in m.items()}
@@ -173,6 +180,7 @@ class Run:
     "One training run of `cfg` on `splits` (dict with train/val/test `GroupDataset`s), writing to `out/<run_name>`."
     def __init__(self, cfg: TrainConfig, adapter, splits: dict, out=None, task: Task | None = None, callbacks=(), progress: bool = True):
         self.cfg, self.callbacks, self.progress = cfg, list(callbacks), progress
+        self.world = current_world()   # one process, or this rank of a torchrun job (spurnb.distributed)
         self.task = task or Task.from_dataset(splits["train"])
         self.adapter, self.splits = adapter, splits   # as given: a method with stages (JTT) trains its first stage from them
         self.method = make_method(cfg.method, adapter, self.task, **cfg.opts)
@@ -210,11 +218,15 @@ SCHEDULES["cosine"] = lambda opt, total: torch.optim.lr_scheduler.CosineAnnealin
 @patch
 def train_step(self: Run, idx: torch.Tensor):
     "One optimiser step on the items `idx`: loss terms (checked finite), objective, backward, step; adds the terms to the epoch's means."
-    batch = self.sources["train"].batch(idx)
-    terms = self.method.loss(batch)   # dict of per-sample Tensor[B]
+    w = self.world   # under torchrun: this rank embeds its share of the global batch; every rank computes the one-process loss
+    batch = self.sources["train"].batch(idx, w.rows(len(idx)))
+    with gathered_embeddings(self.method, w, len(idx)):
+        terms = self.method.loss(batch)   # dict of per-sample Tensor[B], B the global batch
     check_finite(terms, f" at epoch {self.epoch + 1}, step {self.step + 1} (run {self.dir.name})")
     loss = self.method.objective(terms, batch)
-    self.opt.zero_grad(set_to_none=True); loss.backward(); self.opt.step(); self.sched.step()
+    self.opt.zero_grad(set_to_none=True); loss.backward()
+    average_gradients(self.params, w)   # every rank then takes the same step
+    self.opt.step(); self.sched.step()
     for k, v in terms.items(): self._loss_sums[k] = self._loss_sums.get(k, 0.0) + float(v.detach().sum())
     self._loss_sums["_n"] = self._loss_sums.get("_n", 0) + len(idx)
 
@@ -225,8 +237,8 @@ def end_epoch(self: Run):
     n = self._loss_sums.pop("_n", 0)
     row = dict(epoch=self.epoch, step=self.global_step, lr=self.opt.param_groups[0]["lr"] if self.opt else None,
                train={k: v / max(n, 1) for k, v in self._loss_sums.items()},
-               val=evaluate(self.method, self.sources["val"], self.task),
-               test=evaluate(self.method, self.sources["test"], self.task) if "test" in self.sources else {})
+               val=evaluate(self.method, self.sources["val"], self.task, self.world),
+               test=evaluate(self.method, self.sources["test"], self.task, self.world) if "test" in self.sources else {})
     self.history.append(row); self._loss_sums = {}
     candidate = self.epoch > 0 or self.n_epochs == 0   # a method that trains is chosen among trained epochs
     if candidate and (self.best is None or selection_score(row["val"], self.cfg.selection) > self.best["score"]):
@@ -236,7 +248,8 @@ def end_epoch(self: Run):
 
 @patch
 def write_metrics(self: Run):
-    "Write the history to `metrics.jsonl` (everything) and `metrics.csv` (scalars), atomically."
+    "Write the history to `metrics.jsonl` (everything) and `metrics.csv` (scalars), atomically (rank 0 only)."
+    if not self.world.main: return
     flat = [_flatten(r) for r in self.history]
     with atomic_write(self.dir / "metrics.jsonl", "w") as f:
         for r in self.history: f.write(json.dumps(r) + "\n")
@@ -267,13 +280,15 @@ def state(self: Run, finished: bool = False) -> dict:
 def save_best(self: Run):
     "Write `best.pt` when a new best epoch is pending (its weights are kept in memory until then)."
     if self.best_state is not None:
-        torch_save(dict(meta=self.meta, epoch=self.best["epoch"], method=self.best_state), self.dir / "best.pt"); self.best_state = None
+        if self.world.main: torch_save(dict(meta=self.meta, epoch=self.best["epoch"], method=self.best_state), self.dir / "best.pt")
+        self.best_state = None
 
 @patch
 def save_last(self: Run, finished: bool = False):
     "Write `best.pt` when a new best epoch is pending, then `last.pt`, each atomically."
     self.save_best()                  # best.pt first: the last.pt that names the best epoch never precedes its weights
-    torch_save(self.state(finished), self.dir / "last.pt"); self.saved_at = time.monotonic()
+    if self.world.main: torch_save(self.state(finished), self.dir / "last.pt")
+    self.saved_at = time.monotonic()
 
 # %% ../nbs/05a_train.ipynb #6da0be56
 @patch
@@ -282,7 +297,7 @@ def diverged(self: Run, e: NonFiniteLoss):
     if all(bool(torch.isfinite(p).all()) for p in self.params):
         self.save_last(); where = f"epoch {self.epoch + 1}, step {self.step}"
     else: self.save_best(); where = "the last.pt written before the weights became non-finite" if (self.dir / "last.pt").exists() else "the start"
-    save_json(dict(error=str(e), epoch=self.epoch + 1, step=self.step + 1, resume_from=where), self.dir / "diverged.json")
+    if self.world.main: save_json(dict(error=str(e), epoch=self.epoch + 1, step=self.step + 1, resume_from=where), self.dir / "diverged.json")
 
 @patch
 def load_last(self: Run) -> bool:
@@ -310,18 +325,21 @@ def load_last(self: Run) -> bool:
 # %% ../nbs/05a_train.ipynb #9457bb21
 @patch
 def fit(self: Run, resume: bool = False) -> dict:
-    "Train (or resume) to the end and return the summary written to `final.json`; the run directory is locked meanwhile."
-    self.dir.mkdir(parents=True, exist_ok=True)
-    with file_lock(self.dir / ".lock", timeout=0, what=f"run directory {self.dir}"):
-        remove_orphans(self.dir, "*")                             # temporary files a killed writer left
-        return self._fit(resume)
+    "Train (or resume) to the end and return the summary written to `final.json`; the run directory is locked meanwhile (by rank 0 under torchrun)."
+    main = self.world.main
+    if main: self.dir.mkdir(parents=True, exist_ok=True)
+    with file_lock(self.dir / ".lock", timeout=0, what=f"run directory {self.dir}") if main else contextlib.nullcontext():
+        if main: remove_orphans(self.dir, "*")                   # temporary files a killed writer left
+        barrier(self.world, f"waiting for rank 0 to lock {self.dir}")
+        s = self._fit(resume)
+        barrier(self.world, f"waiting for rank 0 to write {self.dir}")   # every file is there when any rank returns
+        return s
 
 @patch
 def _fit(self: Run, resume: bool = False) -> dict:
     if resume and self.load_last():
         return read_json(self.dir / "final.json", "run summary", f"delete {self.dir / 'last.pt'} and resume again to redo the end of the run")
-    (self.dir / "diverged.json").unlink(missing_ok=True)
-    save_json(self.meta, self.dir / "config.json")
+    if self.world.main: (self.dir / "diverged.json").unlink(missing_ok=True); save_json(self.meta, self.dir / "config.json")
     rng = _rng_state(); self.method.prepare(self); _set_rng_state(rng)
     weights = self.method.sample_weights(self.task, self.sources["train"].g)
     if weights is None: weights = SAMPLERS[self.cfg.sampler](self.sources["train"].g, self.task.n_groups)
@@ -362,7 +380,7 @@ def finish(self: Run) -> dict:
                    best_epoch=best["epoch"], val=best["val"], test=best["test"],
                    last_epoch=self.history[-1]["epoch"], last_val=self.history[-1]["val"], last_test=self.history[-1]["test"],
                    group_names=self.group_names, history=self.history)
-    save_json(summary, self.dir / "final.json")
+    if self.world.main: save_json(summary, self.dir / "final.json")
     self.save_last(finished=True)
     return summary
 
@@ -457,8 +475,7 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
         s["seconds"] = round(time.perf_counter() - t0, 1); summaries.append(s)
     table = results_table(summaries)
     if attrs: table = true_test_columns(table, summaries, adapter, task, true_test)   # reported only, after training and selection
-    table.to_csv(out / "results.csv", index=False)
-    plot_runs(summaries, out / "figures" / "runs.png")
+    if current_world().main: table.to_csv(out / "results.csv", index=False); plot_runs(summaries, out / "figures" / "runs.png")
     return dict(summaries=summaries, table=table, out=out, figures=[out / "figures" / "runs.png"], adapter=adapter, splits=splits, task=task, attrs=attrs)
 
 def _label_free_selection(selection):
