@@ -435,7 +435,9 @@ class BenchmarkConfig:
     benchmark: dict
     pretrain: dict
     why: str = ""                   # why this configuration (one sentence)
-    def source(self) -> str: return self.benchmark.get("source", "digits")
+    def source(self) -> str:
+        "The name of the object source (`OBJECT_SOURCES`) the benchmark draws from."
+        return self.benchmark.get("source", "digits")
     def pretraining_benchmark(self) -> Benchmark:
         "The benchmark whose caption corpus the tiny CLIP learns from: this one's source, classes, backgrounds and image size; default rendering and splits (lazy)."
         return make_benchmark(**{k: v for k, v in self.benchmark.items() if k in CORPUS_ARGS}, lazy=True)
