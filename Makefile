@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # (tiny-CLIP pretraining and benchmark builds included in the measured time).
 TEST_CACHE ?= $(CURDIR)/.cache/spurnb
 
-.PHONY: setup browser datasets run test check-sync nbtest pytest readme docs clean-cache release lowest-bounds
+.PHONY: setup browser datasets run speed test check-sync nbtest pytest readme docs clean-cache release lowest-bounds
 
 setup: $(VENV)/.spurnb-setup browser datasets
 $(VENV)/.spurnb-setup: .ci/requirements.txt settings.ini setup.py
@@ -40,6 +40,10 @@ datasets:
 # The main job on the built-in benchmark.
 run: setup
 	$(BIN)/spurnb_train
+
+# spurnb against the reference's training loop (nbs/08_speed.ipynb): writes nbs/images/speed.{csv,json,png} and speed_scaling.csv.
+speed: setup
+	SPURNB_PROGRESS=0 $(BIN)/spurnb_speed --out nbs/images
 
 # Every test, in order: notebooks clean, library in sync, notebooks run, pytest.
 test: setup check-sync nbtest pytest

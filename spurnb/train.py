@@ -105,14 +105,14 @@ class Source:
         self.y, self.a, self.g = ds.y.long(), ds.a.long(), ds.g.long()
         if self.inputs == "features":
             f = cached_image_features(method.adapter, ds, progress=progress)  # fp16, memory-mapped
-            self.x = torch.as_tensor(np.asarray(f), dtype=torch.float32)
+            self.x = f   # fp16 [N, ...], memory-mapped: a batch is read from the file (page cache) and widened when drawn, never the whole split
         else:
             self.ds = method.adapter.preprocessed(ds)                  # CLIP's eval transform, no augmentation
     def __len__(self): return len(self.y)
     def batch(self, idx: torch.Tensor, rows: range | None = None) -> dict:
         "The batch at indices `idx`: `y`, `a`, `g`, `idx` of all of them, inputs `x` (cached features or transformed images) of `idx[rows]` (default all)."
         own = idx if rows is None else idx[rows.start:rows.stop]    # under torchrun: this rank's share of the global batch
-        if self.inputs == "features": x = self.x[own]
+        if self.inputs == "features": x = self.x[own].float()
         else: x = torch.stack([self.ds[int(i)]["image"] for i in own] or [self.ds[0]["image"]])[:len(own)]   # an empty share keeps the shape
         return dict(x=x, y=self.y[idx], a=self.a[idx], g=self.g[idx], idx=idx)
 
