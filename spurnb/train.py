@@ -399,12 +399,12 @@ def load_splits(dataset: str, root=None, **kw) -> tuple[dict, Task]:
 # %% ../nbs/05a_train.ipynb #ffd12514
 def benchmark_setup(config: str = "digits", progress: bool = False, device="cpu", **benchmark_overrides) -> tuple[dict, Task, "ClipAdapter"]:
     "(splits, task, tiny CLIP) of the named benchmark configuration `config` (`spurnb.benchmark.CONFIGS`), its `make_benchmark` arguments overridden."
-    from spurnb.benchmark import CONFIGS, make_benchmark
+    from spurnb.benchmark import CONFIGS
     from spurnb.pretrain import pretrain_tiny_clip
     c = CONFIGS[config]
     splits, task = load_splits("benchmark", **{**c.benchmark, **benchmark_overrides})
     pre = dict(c.pretrain); name = pre.pop("name", "tiny-rn")
-    adapter = pretrain_tiny_clip(name, benchmark=make_benchmark(**c.benchmark), device=device, progress=progress, **pre)   # shipped, cached or pretrained now
+    adapter = pretrain_tiny_clip(name, benchmark=c.pretraining_benchmark(), device=device, progress=progress, **pre)   # shipped, cached or pretrained now
     return splits, task, adapter
 
 # %% ../nbs/05a_train.ipynb #99c2d120
