@@ -41,9 +41,9 @@ datasets:
 run: setup
 	$(BIN)/spurnb_train
 
-# spurnb against the reference's training loop (nbs/08_speed.ipynb): writes nbs/images/speed.{csv,json,png} and speed_scaling.csv.
+# spurnb against the reference's training loop (benchmarks/speed.py, shown by nbs/08_speed.ipynb): writes nbs/images/speed.{csv,json,png} and speed_scaling.csv.
 speed: setup
-	SPURNB_PROGRESS=0 $(BIN)/spurnb_speed --out nbs/images
+	SPURNB_PROGRESS=0 $(BIN)/python benchmarks/speed.py --out nbs/images
 
 # Every test, in order: notebooks clean, library in sync, notebooks run, pytest.
 test: setup check-sync nbtest pytest

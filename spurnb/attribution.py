@@ -17,7 +17,7 @@ from captum.attr import GradientShap, IntegratedGradients, LayerGradCam, Occlusi
 import matplotlib.pyplot as plt
 import seaborn as sns
 from .core import Registry, atomic_write
-from .models import class_head, zeroshot_logits
+from .models import class_head, zeroshot_logits, _normalize_of
 from .data import mask_resize_center_crop
 from .eval import collect, group_metrics
 
@@ -274,11 +274,9 @@ def group_accuracy(adapter, dataset, head, batch_size: int = 128, device: str | 
 # %% ../nbs/06_attribution.ipynb #69c0edac
 def _denormalizer(adapter) -> Callable:
     "A function undoing the `Normalize` in `adapter.preprocess` (if any), then clipping to [0, 1]."
-    for t in getattr(getattr(adapter, "preprocess", None), "transforms", []) or []:
-        if type(t).__name__ == "Normalize":
-            mean, std = torch.tensor(t.mean).view(3, 1, 1), torch.tensor(t.std).view(3, 1, 1)
-            return lambda x: (x.float().cpu() * std + mean).clamp(0, 1)
-    return lambda x: x.float().cpu().clamp(0, 1)
+    try: mean, std = _normalize_of(adapter.preprocess)                  # spurnb.models finds it, as preprocess_batch does
+    except (AttributeError, ValueError): return lambda x: x.float().cpu().clamp(0, 1)
+    return lambda x: (x.float().cpu() * std[0] + mean[0]).clamp(0, 1)
 
 def plot_gallery(results: dict, group_names: Sequence[str], n_show: int = 2, denorm: Callable | None = None,
                  size: float = 1.25, cmap: str = "jet", alpha: float = 0.5):

@@ -376,7 +376,7 @@ def benchmark_splits(root=None, **kw) -> dict:
     for ds in b.splits.values(): ds.class_prompts = [list(m) for m in b.params["classes"].values()]
     return b.splits
 
-DATASETS["benchmark"] = benchmark_splits   # spurnb.data's registry (assigned, so re-running this notebook replaces the entry)
+DATASETS["benchmark"] = benchmark_splits   # spurnb.data names it lazily ("spurnb.benchmark:benchmark_splits"); assigned, so re-running this notebook replaces the entry
 
 # %% ../nbs/01b_benchmark.ipynb #ad7e211f
 class CaptionDataset(torch.utils.data.Dataset):

@@ -69,7 +69,9 @@ def check_args(dataset="benchmark", root=None, image_root=None, model="tiny-rn",
     _number("seed", seed, int, 0)
     from spurnb.core import ArgError
     from spurnb.methods import METHODS, resolve_templates
-    from spurnb.train import DATASETS, PRESETS, SAMPLERS, SELECTIONS
+    from spurnb.data import DATASETS
+    from spurnb.groups import SAMPLERS
+    from spurnb.train import PRESETS, SELECTIONS
     from spurnb.losses import RECIPES
     from spurnb import models as M
     names = [m.strip() for m in str(method).split(",") if m.strip()]
@@ -86,7 +88,7 @@ def check_args(dataset="benchmark", root=None, image_root=None, model="tiny-rn",
     _exists("image_root", image_root, "image folder"); _exists("checkpoint", checkpoint, "weights file", file=True)
     if attrs not in (None, "detect"): _exists("attrs", attrs, "attributes file (from spurnb_detect) or 'detect'", file=True)
     if attrs:
-        from spurnb.train import _label_free_selection
+        from spurnb.experiment import _label_free_selection
         try: _label_free_selection(selection)
         except ValueError as e: raise ArgError(str(e)) from None
     _check_model(model, pretrained, checkpoint)
@@ -104,7 +106,6 @@ def _check_model(model, pretrained, checkpoint):
     try: M._check_arch(model)
     except ValueError as e: raise ArgError(f"--model {model}: {e}") from None
     if checkpoint or not pretrained: return                        # a local file, or a random init
-    import spurnb.pretrain                                           # registers the "benchmark" weights source
     if pretrained in M.WEIGHT_SOURCES:
         if pretrained == "benchmark" and model not in M.TINY_CONFIGS: raise ArgError(f"--pretrained benchmark is the tiny CLIP pretrained here, for --model {' or '.join(M.TINY_CONFIGS)}; "
                                                        f"for --model {model} give an open_clip tag (e.g. --pretrained openai) or --checkpoint FILE")
@@ -180,7 +181,7 @@ def _train(dataset, root, image_root, model, pretrained, checkpoint, method, opt
            preset, optimizer, epochs, lr, batch_size, seed, out, resume, device, quiet, debug, attrs, benchmark_config=None):
     from spurnb.core import cpu_threads, show_progress
     from spurnb.distributed import process_group
-    from spurnb.train import run_methods, report_attribution
+    from spurnb.experiment import run_methods, report_attribution
     cpu_threads(max(1, cpu_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))); t0 = time.perf_counter()  # cores shared by torchrun's processes
     with process_group(device) as (world, device):          # under torchrun: one rank of the job (spurnb.distributed); else one process
         if not world.main: show_progress(False)             # one set of bars and messages: rank 0's

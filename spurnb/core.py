@@ -4,8 +4,9 @@
 
 # %% ../nbs/00_core.ipynb #217460da
 from __future__ import annotations
-import contextlib, hashlib, json, os, pickle, random, re, sys, tempfile, time, zipfile
+import contextlib, hashlib, json, os, pickle, platform, random, re, sys, tempfile, time, zipfile
 from pathlib import Path
+from dataclasses import field, fields
 import numpy as np
 import torch
 import filelock, platformdirs
@@ -13,8 +14,8 @@ import filelock, platformdirs
 # %% auto #0
 __all__ = ['SpurnbError', 'CheckpointError', 'ArgError', 'cache_dir', 'atomic_write', 'remove_orphans', 'check_plain',
            'save_json', 'torch_save', 'check_zip', 'torch_load', 'read_json', 'show_progress', 'progress', 'step',
-           'LockedError', 'file_lock', 'UnknownNameError', 'did_you_mean', 'Registry', 'set_seed', 'fingerprint',
-           'in_test', 'cpu_threads', 'write_tracked']
+           'LockedError', 'file_lock', 'UnknownNameError', 'did_you_mean', 'Registry', 'set_seed', 'versions', 'late',
+           'keyed', 'fingerprint', 'in_test', 'cpu_threads', 'write_tracked']
 
 # %% ../nbs/00_core.ipynb #5fa41fdf
 class SpurnbError(Exception):
@@ -166,6 +167,13 @@ def did_you_mean(name, known) -> str:
     close = difflib.get_close_matches(str(name), [str(k) for k in known], n=3, cutoff=0.6)
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
+class _Lazy(str):
+    "A registry entry named as 'package.module:attr', imported when it is first looked up."
+    def load(self):
+        import importlib
+        mod, _, attr = self.partition(":")
+        return getattr(importlib.import_module(mod), attr)
+
 class Registry(dict):
     "A named collection filled with `@registry.register(name)`; unknown names raise with the close matches and the known ones."
     def __init__(self, kind: str): super().__init__(); self.kind = kind
@@ -173,19 +181,44 @@ class Registry(dict):
         "Decorator that registers an object under `name` (default: its `__name__`); registering a name twice raises."
         def _reg(obj):
             key = name or obj.__name__
-            if key in self: raise ValueError(f"{self.kind} {key!r} is already registered")
+            if key in self and not isinstance(dict.__getitem__(self, key), _Lazy): raise ValueError(f"{self.kind} {key!r} is already registered")
             self[key] = obj; return obj
         return _reg
+    def lazy(self, name: str, target: str):
+        "Register `name` as `target` ('package.module:attr'), imported on first lookup: a lower layer names what a higher one defines without importing it."
+        if ":" not in target: raise ValueError(f"a lazy {self.kind} is 'package.module:attr', got {target!r}")
+        if name in self: raise ValueError(f"{self.kind} {name!r} is already registered")
+        dict.__setitem__(self, name, _Lazy(target))
     def __getitem__(self, name):
-        "The entry called `name`; an unknown name raises a `KeyError` that lists the known ones."
+        "The entry called `name` (imported now if it was registered lazily); an unknown name raises a `KeyError` that lists the known ones."
         if name not in self: raise UnknownNameError(f"Unknown {self.kind} {name!r}.{did_you_mean(name, self)} Known: {', '.join(sorted(self)) or '(none)'}")
-        return super().__getitem__(name)
+        v = super().__getitem__(name)
+        if isinstance(v, _Lazy): v = v.load(); dict.__setitem__(self, name, v)
+        return v
+    def get(self, name, default=None): return self[name] if name in self else default
+    def values(self): return [self[k] for k in self]
+    def items(self): return [(k, self[k]) for k in self]
     def __repr__(self): return f"Registry({self.kind}: {', '.join(sorted(self))})"
 
 # %% ../nbs/00_core.ipynb #be8f858f
 def set_seed(seed: int):
     "Seed Python, NumPy and torch (CPU and CUDA) with `seed`."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+
+def versions() -> dict:
+    "Versions of what a result depends on (written next to every run and every set of shipped weights)."
+    import open_clip, spurnb
+    return dict(python=platform.python_version(), torch=str(torch.__version__), open_clip=str(open_clip.__version__),
+                numpy=str(np.__version__), spurnb=str(spurnb.__version__), platform=platform.platform())
+
+def late(default, **kw):
+    "A dataclass field added after results were keyed by its config's fingerprint: `keyed` leaves it out while it is at `default`, so the older keys stay."
+    return field(default=default, metadata={"late": True}, **kw)
+
+def keyed(d: dict, cls) -> dict:
+    "The fields of config dict `d` (of dataclass `cls`) that its fingerprint covers: all but the `late` ones left at their default."
+    drop = {f.name for f in fields(cls) if f.metadata.get("late") and d.get(f.name, f.default) == f.default}
+    return {k: v for k, v in d.items() if k not in drop}
 
 def fingerprint(*parts, n: int = 16) -> str:
     "A stable hex digest of `parts` (strings, numbers, bytes, arrays, tensors, or JSON-able objects)."

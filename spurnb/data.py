@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv, os, warnings
 from pathlib import Path
 from typing import Callable, Sequence
+from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
@@ -18,7 +19,8 @@ from .core import Registry, fingerprint, SpurnbError
 __all__ = ['WATERBIRDS_URL', 'CELEBA_URL', 'SPLIT_CODES', 'DATASETS', 'SPLITS', 'CELEBA_ATTRS', 'CELEBA_WORDS', 'to_tensor',
            'mask_to_tensor', 'mask_resize_center_crop', 'DataError', 'ImageReadError', 'DataNotFoundError',
            'GroupDataset', 'safe_join', 'load_waterbirds', 'waterbirds_splits', 'write_waterbirds_fixture',
-           'celeba_words', 'load_celeba', 'celeba_splits', 'write_celeba_fixture', 'load_csv', 'csv_splits']
+           'celeba_words', 'load_celeba', 'celeba_splits', 'write_celeba_fixture', 'load_csv', 'csv_splits', 'Task',
+           'load_splits']
 
 # %% ../nbs/01_data.ipynb #2b18e3e9
 def to_tensor(img) -> torch.Tensor:
@@ -266,6 +268,7 @@ def _split_code(split: str, where: str) -> int:
 
 # %% ../nbs/01_data.ipynb #a52bc2c8
 DATASETS = Registry("dataset")   # name -> splits(root, **kw) -> {"train", "val", "test": GroupDataset}; each registered next to its loader
+DATASETS.lazy("benchmark", "spurnb.benchmark:benchmark_splits")   # the built-in benchmark (spurnb.benchmark, a layer above)
 SPLITS = ("train", "val", "test")
 
 def _root_of(root, dataset: str):
@@ -465,3 +468,37 @@ def load_csv(csv_path, image_root=None, path_col: str = "path", y_col: str = "y"
 def csv_splits(root=None, image_root=None, **kw) -> dict:
     "Your own images: `root` is the CSV (path, class, attribute, split columns), `image_root` the folder its paths start from."
     return {s: load_csv(_root_of(root, "csv"), image_root, split=s, **kw) for s in SPLITS}
+
+# %% ../nbs/01_data.ipynb #2056628f
+def _names(x): return [n if isinstance(n, str) else list(n) for n in x]
+
+@dataclass
+class Task:
+    "The language and group structure a method needs about a dataset."
+    classnames: list            # one name per class, or a list of member names (class text = mean over members)
+    attr_prompts: list          # the spurious attribute alone, one per attribute value, e.g. ["land", "water"]
+    attr_context_prompts: list  # the attribute with the object, e.g. ["bird on land", "bird on water"]
+    n_attrs: int                # number of spurious attribute values A; group g = y * A + a
+    train_group_counts: list | None = None  # training counts per group (adjusted average, balanced sampling)
+    @property
+    def n_classes(self):
+        "Number of classes."
+        return len(self.classnames)
+    @property
+    def n_groups(self):
+        "Number of groups (classes × attribute values)."
+        return self.n_classes * self.n_attrs
+
+    @classmethod
+    def from_dataset(cls, ds, classnames=None, train_group_counts=None):
+        "The task a `GroupDataset` poses; `classnames` (names or member lists) and `train_group_counts` override the dataset's."
+        names = classnames or getattr(ds, "class_prompts", None) or ds.classnames
+        counts = train_group_counts if train_group_counts is not None else ds.group_counts()
+        return cls(_names(names), list(ds.attr_prompts), list(ds.attr_context_prompts), int(ds.n_attrs),
+                   [int(c) for c in counts])
+
+# %% ../nbs/01_data.ipynb #1f9eddc0
+def load_splits(dataset: str, root=None, **kw) -> tuple[dict, Task]:
+    "`(splits, task)` for a dataset registered in `spurnb.data.DATASETS` (the benchmark's in `spurnb.benchmark`)."
+    splits = DATASETS[dataset](root, **kw)
+    return splits, Task.from_dataset(splits["train"])

@@ -370,7 +370,8 @@ class LabelScorer(Scorer):
 # %% ../nbs/07_detect.ipynb #c043
 def correct_predictions(adapter, task, ds, source="zeroshot", progress: bool = False) -> torch.Tensor:
     "Bool `[N]`: whether the model classifies each image of `ds` right — zero-shot CLIP (`'zeroshot'`), or a trained run's selected checkpoint (its directory)."
-    from spurnb.train import Source, predict, load_method
+    from spurnb.feed import Source, predict
+    from spurnb.train import load_method
     if source == "zeroshot": m = make_method("zeroshot", adapter, task)
     elif Path(str(source), "config.json").is_file(): m = load_method(source, adapter, task)
     else: raise ValueError(f"predictions source {source!r} is neither 'zeroshot' nor a run directory (one with config.json and best.pt, "
@@ -521,7 +522,8 @@ def label_free_splits(splits: dict, task, adapter, attrs="detect", detect_split:
 
 def true_test_columns(table: pd.DataFrame, summaries: list, adapter, task, ds) -> pd.DataFrame:
     "The selected checkpoints' accuracy on `ds`'s own groups (`true_worst_group`, `true_average`): read to report, after training and selection."
-    from spurnb.train import load_method, Source, predict
+    from spurnb.feed import Source, predict
+    from spurnb.train import load_method
     from spurnb.eval import group_metrics
     wg, avg = [], []
     for s in summaries:
@@ -569,7 +571,7 @@ def spurnb_detect(
 ):
     "Detect the spurious attributes that hurt each class: print the ranked table; write it (CSV), the top words (JSON) and a figure."
     from spurnb.core import cpu_threads
-    from spurnb.train import load_splits
+    from spurnb.data import load_splits
     from spurnb.models import load_clip
     cpu_threads(); t0 = time.perf_counter()
     if by not in ("gap", "mi"): raise ValueError(f"--by must be 'gap' or 'mi', not {by!r}")

@@ -9,12 +9,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import matplotlib.pyplot as plt
-import seaborn as sns
 
 # %% auto #0
-__all__ = ['to_preds', 'group_metrics', 'bootstrap_ci', 'paired_delta', 'background_share', 'collect', 'metrics_table',
-           'group_accuracy_frame', 'plot_group_accuracy', 'plot_training_curves']
+__all__ = ['to_preds', 'group_metrics', 'bootstrap_ci', 'paired_delta', 'background_share', 'collect', 'metrics_table']
 
 # %% ../nbs/04_eval.ipynb #c2accb59
 def _as_tensor(x, name: str) -> torch.Tensor:
@@ -167,46 +164,3 @@ def metrics_table(results: Mapping, # name -> metrics dict, or name -> list of m
     df = pd.DataFrame.from_dict(rows, orient="index")
     first = [c for k in _MAIN for c in (k, f"{k}_std") if c in df.columns]
     return df[first + [c for c in df.columns if c not in first]]
-
-# %% ../nbs/04_eval.ipynb #b6e53f7d
-def group_accuracy_frame(results: Mapping, # name -> metrics dict or list of metrics dicts
-                         group_names: Sequence[str] | None = None, # names of the groups
-                        ) -> pd.DataFrame:
-    "Long DataFrame (method, seed, group, acc, count) of per-group accuracies; empty groups dropped."
-    rows = []
-    for name, ms in results.items():
-        for seed, m in enumerate([ms] if isinstance(ms, Mapping) else ms):
-            for i, (acc, n) in enumerate(zip(m["per_group_acc"], m["group_counts"])):
-                if n: rows.append(dict(method=name, seed=seed, group=group_names[i] if group_names else f"group {i}", acc=acc, count=n))
-    return pd.DataFrame(rows)
-
-def plot_group_accuracy(results, # {name: metrics} / {name: [metrics]} or a long DataFrame (method, group, acc)
-                        group_names: Sequence[str] | None = None, # names of the groups
-                        ax=None, # matplotlib axes to draw on (default: a new small figure)
-                        title: str | None = None,
-                       ):
-    "Per-group accuracy bars, one colour per method; returns the axes."
-    df = results if isinstance(results, pd.DataFrame) else group_accuracy_frame(results, group_names)
-    if ax is None: _, ax = plt.subplots(figsize=(6, 2.8), dpi=80)
-    sns.barplot(df, x="group", y="acc", hue="method", errorbar="sd", ax=ax)
-    ax.set(ylim=(0, 1.05), xlabel="", ylabel="accuracy", title=title)
-    ax.legend(fontsize=8, loc="lower right"); ax.tick_params(axis="x", labelsize=8)
-    return ax
-
-# %% ../nbs/04_eval.ipynb #91682da7
-def plot_training_curves(history: pd.DataFrame, # rows: epoch, split, avg_acc, worst_group_acc, ...
-                         metrics: Sequence[str] = ("avg_acc", "worst_group_acc"), # columns to draw
-                         splits: Sequence[str] | None = None, # which splits (default: all in `history`)
-                         ax=None, title: str | None = None,
-                         hue: str = "split", # the column that picks the colour (e.g. "run" to compare runs)
-                        ):
-    "Accuracy per epoch: colour = `hue` (the split), dashes = metric; returns the axes."
-    h = pd.DataFrame(history)
-    missing = [c for c in ("epoch", hue, *metrics) if c not in h.columns]
-    if missing: raise ValueError(f"history lacks column(s) {missing}; it has {list(h.columns)}")
-    if splits is not None: h = h[h["split"].isin(splits)]
-    long = h.melt(id_vars=["epoch", hue], value_vars=list(metrics), var_name="metric", value_name="accuracy")
-    if ax is None: _, ax = plt.subplots(figsize=(6, 2.8), dpi=80)
-    sns.lineplot(long, x="epoch", y="accuracy", hue=hue, style="metric", ax=ax)
-    ax.set(ylim=(0, 1.02), title=title); ax.legend(fontsize=8, loc="lower right")
-    return ax

@@ -331,6 +331,7 @@ def input_batches(self: ClipAdapter, dataset, batch_size: int = 256, transform=N
 # %% ../nbs/02_models.ipynb #bcbe2bfe
 PRECISIONS = ("fp32", "amp", "amp_bf16", "fp16", "bf16")
 WEIGHT_SOURCES = Registry("weight source")   # tag -> loader(name, device=, precision=) -> ClipAdapter, for tags open_clip does not know
+WEIGHT_SOURCES.lazy("benchmark", "spurnb.pretrain:pretrain_tiny_clip")   # the tiny CLIP pretrained on the benchmark's corpus (spurnb.pretrain, a layer above)
 
 @contextlib.contextmanager
 def _quiet_root_log():
@@ -353,7 +354,6 @@ def load_clip(name: str, pretrained: str | None = None, checkpoint: str | os.Pat
     if precision not in PRECISIONS: raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
     if pretrained and checkpoint: raise ValueError("Pass either pretrained= (a tag) or checkpoint= (a local file), not both.")
     _check_arch(name)
-    if pretrained and pretrained not in WEIGHT_SOURCES: import spurnb.pretrain   # registers "benchmark" on first use: `import spurnb` stays light
     if pretrained in WEIGHT_SOURCES: return WEIGHT_SOURCES[pretrained](name, device=device, precision=precision)
     path, tag, weights = None, {}, "random"
     if pretrained: (path, tag), weights = resolve_pretrained(name, pretrained, cache_dir, download), pretrained

@@ -12,9 +12,9 @@ import torch
 import spurnb
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .core import cache_dir, atomic_write, file_lock, torch_save, save_json, fingerprint, remove_orphans, torch_load, read_json, CheckpointError
+from .core import keyed, late, versions, cache_dir, atomic_write, file_lock, torch_save, save_json, fingerprint, remove_orphans, torch_load, read_json, CheckpointError
 from .core import progress as progress_bar, step as long_step
-from .models import load_clip, ClipAdapter, TEMPLATES, SHORT_TEMPLATES, TINY_CONFIGS, WEIGHT_SOURCES, encode_prompts
+from .models import load_clip, ClipAdapter, TEMPLATES, SHORT_TEMPLATES, TINY_CONFIGS, encode_prompts
 from .benchmark import make_benchmark, caption as corpus_caption
 
 # %% auto #0
@@ -96,14 +96,11 @@ class PretrainConfig:
     class_p: float = 0.2                        # P(an object is named by its benchmark class) in template captions
     seed: int = 0                               # model init, batch order, captions
     corpus_seed: int = 0                        # which corpus renders
-    home_bias: float = 0.0                      # P(a corpus object sits on its class's background): the pretrained model's own bias
-
-_LATE_FIELDS = {"home_bias": 0.0}   # fields added after the shipped weights were made: left out of the fingerprints at their default
+    home_bias: float = late(0.0)                # P(a corpus object sits on its class's background): the pretrained model's own bias
 
 def recipe_config(cfg) -> dict:
-    "The fields of a `PretrainConfig` (or its dict) that fingerprint a recipe: all but the late ones left at their default, so older keys stay."
-    d = asdict(cfg) if isinstance(cfg, PretrainConfig) else dict(cfg)
-    return {k: v for k, v in d.items() if not (k in _LATE_FIELDS and v == _LATE_FIELDS[k])}
+    "The fields of a `PretrainConfig` (or its dict) that fingerprint a recipe (`spurnb.core.keyed`: late fields at their default left out, so older keys stay)."
+    return keyed(asdict(cfg) if isinstance(cfg, PretrainConfig) else dict(cfg), PretrainConfig)
 
 # %% ../nbs/02b_pretrain.ipynb #652c8dad
 def _optimizer(model, cfg: PretrainConfig, steps: int):
@@ -235,8 +232,7 @@ def make_shipped_weights(adapter: ClipAdapter, bench, weights_dir=None, note: st
                recipe=fingerprint(PRETRAIN_VERSION, recipe_config(meta["config"]), TINY_CONFIGS[name], bench.fingerprint), key=meta["key"],
                benchmark=bench.fingerprint, seconds=meta["seconds"], threads=meta["threads"], loss=meta["loss"],
                zeroshot=zeroshot_report(shipped, bench), zeroshot_fp32=meta["zeroshot"], corpus=meta.get("corpus"),
-               made_with=dict(python=platform.python_version(), torch=torch.__version__, open_clip=open_clip.__version__,
-                              numpy=np.__version__, cpu=platform.machine(), date=time.strftime("%Y-%m-%d")),
+               made_with=dict(versions(), cpu=platform.machine(), date=time.strftime("%Y-%m-%d")),
                note=note, remake="make_shipped_weights(pretrain_tiny_clip('%s', shipped=False), make_benchmark())  # nbs/02b_pretrain.ipynb" % name)
     save_json(rec, d / f"{name}-{tag}.json")
     return rec
@@ -288,5 +284,3 @@ def _load_pretrained(name, path, key, device, precision) -> ClipAdapter:
     ad.pretrain_meta = json.loads(path.with_suffix(".json").read_text())
     ad.weights = f"benchmark:{key}" + (":shipped" if "sha256" in ad.pretrain_meta else "")
     return ad
-
-WEIGHT_SOURCES["benchmark"] = pretrain_tiny_clip   # load_clip(name, pretrained="benchmark"); the shipped weights when they fit

@@ -22,6 +22,7 @@ import spurnb.core as core
 import spurnb.benchmark as B
 import spurnb.data as D
 import spurnb.train as T
+import spurnb.experiment as E
 from spurnb.cli import spurnb_train, check_args
 from spurnb.core import ArgError, CheckpointError, LockedError, SpurnbError
 from spurnb.methods import Task
@@ -381,7 +382,7 @@ def test_correct_command_runs(small_cli, capsys, tmp_path):
 def test_results_table_integers(world, tmp_path):
     splits, task, ad = world
     s = [T.train(replace(CFG, method=m), ad, splits, tmp_path, task, progress=False) for m in ("zeroshot", "erm")]
-    t = T.results_table(s)
+    t = E.results_table(s)
     assert str(t.seed.dtype) == "Int64" and str(t.epoch.dtype) == "Int64"
     assert t.seed.isna().tolist() == [True, False] and int(t.seed.iloc[1]) == 0
     assert "." not in t[["seed", "epoch"]].to_string() and "NaN" not in t[["seed", "epoch"]].to_string()   # printed as 0, never 0.0 / NaN
@@ -434,8 +435,8 @@ def test_resume_after_divergence(world, tmp_path):
 @bad_input("--resume with a random-init model (--pretrained '')", 'new', 'l')
 def test_random_init_resume_finds_its_run(tmp_path):
     kw = dict(methods="erm", pretrained=None, out=tmp_path, progress=False, epochs=1, data_kw=dict(n_train=60, n_val=20, n_test=20, cache=False))
-    a = T.run_methods(**kw)["summaries"][0]
-    b = T.run_methods(**kw, resume=True)["summaries"][0]
+    a = E.run_methods(**kw)["summaries"][0]
+    b = E.run_methods(**kw, resume=True)["summaries"][0]
     assert a["run_dir"] == b["run_dir"] and len(list((tmp_path / "benchmark").glob("erm-*"))) == 1
 
 

@@ -13,7 +13,7 @@ import torch
 
 from spurnb.methods import METHODS, make_method
 from spurnb.models import POLICIES
-from spurnb.baselines import check_one_step
+from spurnb.methods.baselines import check_one_step
 from spurnb.train import TrainConfig, train
 from test_train import make_world, Stop, assert_same_run
 

@@ -16,7 +16,8 @@ from spurnb.data import DATASETS
 import spurnb.detect as T
 from spurnb.methods import Task
 from spurnb.models import load_clip
-from spurnb.train import TrainConfig, run_methods
+from spurnb.train import TrainConfig
+from spurnb.experiment import run_methods
 
 
 # ---------- statistics on hand-made cases ----------

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from spurnb.eval import (bootstrap_ci, group_accuracy_frame, group_metrics, metrics_table,
-                         plot_group_accuracy, plot_training_curves)
+from spurnb.eval import bootstrap_ci, group_metrics, metrics_table
+from spurnb.experiment import group_accuracy_frame, plot_group_accuracy, plot_training_curves
 
 WB = [3498, 184, 56, 1057]   # Waterbirds training counts
 

@@ -119,3 +119,68 @@ def test_every_public_function_and_method_has_a_docstring():
     "The docs show each entry's docstring; without one, show_doc prints 'Call self as a function.' (a method inherits its base's docstring)."
     missing = [name for name, doc in _public_api() if not (doc or "").strip()]
     assert not missing, f"{len(missing)} public names have no docstring (add one in the notebook that defines each): {missing}"
+
+
+# The package's floors, lowest first: a module imports only modules of floors below its own (module-level imports and
+# those inside functions alike), so the package reads bottom-up and has no import cycle. A new module gets a floor here.
+FLOORS = [
+    ["spurnb"],                                                     # the package face: its version
+    ["spurnb.core"],                                                # errors, files, registries, seeds, fingerprints
+    ["spurnb.data", "spurnb.groups", "spurnb.eval", "spurnb.distributed"],   # datasets and tasks; samplers and group weights; metrics; ranks
+    ["spurnb.models", "spurnb.benchmark"],                          # CLIP adapters and weight sources; the built-in benchmark
+    ["spurnb.losses", "spurnb.cache"],                              # the loss terms; cached trunk and text features
+    ["spurnb.feed", "spurnb.pretrain", "spurnb.attribution"],       # a split as a method consumes it; the tiny CLIP; where a model looks
+    ["spurnb.methods.base"],                                        # the method interface and registry, zero-shot and ERM
+    ["spurnb.methods.spurnb", "spurnb.methods.baselines"],          # the paper's method; the baselines
+    ["spurnb.methods"],                                             # the package that registers them all
+    ["spurnb.train"],                                               # the loop
+    ["spurnb.detect"],                                              # finding the spurious attribute
+    ["spurnb.experiment", "spurnb.study"],                          # the application: commands' bodies, tables, figures; the studies' helpers
+    ["spurnb.cli"],                                                 # the commands
+]
+FLOOR = {m: k for k, mods in enumerate(FLOORS) for m in mods}
+
+
+def _module_name(p: Path) -> str:
+    parts = list(p.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def spurnb_imports(p: Path) -> set:
+    "The spurnb modules `p` imports, at module level or inside functions (`from . import x` and `from .x import y` resolved)."
+    import ast
+    mod = _module_name(p); pkg = mod if p.name == "__init__.py" else mod.rpartition(".")[0]
+    is_mod = lambda m: (ROOT / (m.replace(".", "/") + ".py")).is_file() or (ROOT / m.replace(".", "/") / "__init__.py").is_file()
+    out = set()
+    for n in ast.walk(ast.parse(p.read_text())):
+        if isinstance(n, ast.Import): out |= {a.name for a in n.names if a.name.split(".")[0] == "spurnb"}
+        elif isinstance(n, ast.ImportFrom):
+            base = ".".join(pkg.split(".")[:len(pkg.split(".")) - (n.level - 1)] + ([n.module] if n.module else [])) if n.level else (n.module or "")
+            if base.split(".")[0] != "spurnb": continue
+            out |= {f"{base}.{a.name}" if is_mod(f"{base}.{a.name}") else base for a in n.names}
+    return out - {mod}
+
+
+def _import_graph() -> dict:
+    return {_module_name(p): spurnb_imports(p) for p in sorted((ROOT / "spurnb").rglob("*.py")) if p.name != "_modidx.py"}
+
+
+def test_every_module_has_a_floor():
+    missing = sorted(set(_import_graph()) - set(FLOOR))
+    assert not missing, f"modules without a floor in tests/test_project.py FLOORS: {missing}"
+
+
+def test_imports_go_down_the_floors():
+    "No module imports one of its own floor or above: no upward import, no import cycle (function-level imports included)."
+    bad = [f"{m} (floor {FLOOR[m]}) imports {i} (floor {FLOOR.get(i, '?')})"
+           for m, imps in _import_graph().items() for i in sorted(imps) if m in FLOOR and FLOOR.get(i, len(FLOORS)) >= FLOOR[m]]
+    assert not bad, "imports that do not go down the floors:\n" + "\n".join(bad)
+
+
+def test_the_import_check_can_fail(tmp_path):
+    "The parser sees an upward import hidden inside a function, and a relative one."
+    (tmp_path / "x.py").write_text("def f():\n    from spurnb.cli import spurnb_train\n    from .. import train\n")
+    p = ROOT / "spurnb" / "methods" / "_probe_upward.py"
+    p.write_text((tmp_path / "x.py").read_text())
+    try: assert {"spurnb.cli", "spurnb.train"} <= spurnb_imports(p)
+    finally: p.unlink()

@@ -16,7 +16,8 @@ import spurnb.benchmark as B
 from spurnb.core import set_seed
 from spurnb.methods import METHODS, Task, make_method
 from spurnb.models import POLICIES, load_clip
-from spurnb.train import TrainConfig, train, Run, Source, select_epoch, results_table, run_methods
+from spurnb.train import TrainConfig, train, Run, Source, select_epoch
+from spurnb.experiment import results_table, run_methods
 
 QUICK = TrainConfig(optimizer="adam", lr=1e-3, epochs=2, batch_size=32)
 

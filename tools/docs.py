@@ -11,8 +11,8 @@ MyST notebooks, named as nbdev names its pages (`05a_train.ipynb` -> `train.html
 `output-file` nbdev writes), with nbdev's anchors (`#groupdataset.__getitem__`) kept, and Sphinx
 renders them with MyST-NB and the Furo theme (configuration in `docs/conf.py`). Links that nbdev
 wrote against the deployed site (`https://spurnb.github.io/spurnb/...`) become relative, so the site
-works from any folder as well as on the deployed URL. Notebooks are discovered, never listed: a new
-`nbs/07_x.ipynb` is a new page under "Library", a new `nbs/tutorials/x.ipynb` one under "Tutorials".
+works from any folder as well as on the deployed URL. Notebooks are discovered; the sidebar groups their pages into
+the sections of `SECTIONS` (foundations, the method, baselines, detection, ...), and a page without a section stops the build.
 
 Where Quarto is installed, `nbdev_docs` still builds nbdev's own site from the same notebooks.
 """
@@ -196,16 +196,34 @@ def stage(proc: Path, src: Path, host: str) -> list[Path]:
     return out
 
 
+# The sidebar's sections, in order, by page (nbdev's page names: the notebook's name without its number). The library's
+# pages follow the package's floors (tests/test_project.py FLOORS); the studies are listed in reading order.
+SECTIONS = {
+    "Start here": ["tutorials/waterbirds_study"],
+    "Foundations": ["core", "data", "groups", "eval", "distributed", "models", "benchmark", "losses", "cache", "feed",
+                    "pretrain", "attribution"],
+    "The method": ["methods", "spurnb", "train"],
+    "Baselines": ["baselines"],
+    "Detection": ["detect", "tutorials/label_free"],
+    "Application": ["experiment", "study", "cli"],
+    "Studies": ["tutorials/paper_regime", "tutorials/mechanism", "speed"],
+}
+
+
+def sidebar(pages: list[Path]) -> dict:
+    "`{section: [page, ...]}` for the pages (index excluded), in `SECTIONS`' order; a page without a section stops the build."
+    have = {p.with_suffix("").as_posix() for p in pages if p.as_posix() != "index.ipynb"}
+    listed = {q for qs in SECTIONS.values() for q in qs}
+    missing = sorted(have - listed)
+    if missing: sys.exit(f"tools/docs.py: page(s) {missing} have no sidebar section: add them to SECTIONS")
+    return {sec: [q for q in qs if q in have] for sec, qs in SECTIONS.items() if any(q in have for q in qs)}
+
+
 def _toctree(src: Path, pages: list[Path]):
-    "The sidebar: hidden toctrees on the index page, one section for the library notebooks and one per sub-folder (tutorials)."
+    "The sidebar: hidden toctrees on the index page, one per section of `SECTIONS`."
     idx = src / "index.ipynb"
     nb = nbformat.read(idx, as_version=4)
-    sections: dict[str, list[str]] = {}
-    for p in pages:
-        if p.name == "index.ipynb" and len(p.parts) == 1: continue
-        sec = "Library" if len(p.parts) == 1 else p.parts[0].replace("_", " ").capitalize()
-        sections.setdefault(sec, []).append(p.with_suffix("").as_posix())
-    md = "\n\n".join("```{toctree}\n:hidden:\n:caption: " + sec + "\n\n" + "\n".join(docs) + "\n```" for sec, docs in sections.items())
+    md = "\n\n".join("```{toctree}\n:hidden:\n:caption: " + sec + "\n\n" + "\n".join(docs) + "\n```" for sec, docs in sidebar(pages).items())
     nb.cells.append(nbformat.v4.new_markdown_cell(md))
     nbformat.write(nb, idx)
 
