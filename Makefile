@@ -41,7 +41,7 @@ datasets:
 run: setup
 	$(BIN)/spurnb_train
 
-# spurnb against the reference's training loop (benchmarks/speed.py, shown by nbs/08_speed.ipynb): writes nbs/images/speed.{csv,json,png} and speed_scaling.csv.
+# spurnb against the reference's training loop (benchmarks/speed.py, shown by nbs/20_speed.ipynb): writes nbs/images/speed.{csv,json,png} and speed_scaling.csv.
 speed: setup
 	SPURNB_PROGRESS=0 $(BIN)/python benchmarks/speed.py --out nbs/images
 

@@ -1,4 +1,4 @@
-"Tests of spurnb.attribution: every method on both tiny CLIP families, targets, the report. The scores, the planted-object check and the model-randomisation check live in nbs/06_attribution.ipynb."
+"Tests of spurnb.attribution: every method on both tiny CLIP families, targets, the report. The scores, the planted-object check and the model-randomisation check live in nbs/11_attribution.ipynb."
 from types import SimpleNamespace
 
 import pandas as pd

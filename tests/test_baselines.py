@@ -114,7 +114,7 @@ def test_jtt_reuses_stage1_and_refuses_without_it(world, tmp_path):
     assert json.loads((Path(b["run_dir"]) / "stage1.json").read_text())["stage1_run"] == str(stage1)
 
 
-# (out-of-range values of each baseline's own options are checked next to each baseline in nbs/05b_baselines.ipynb)
+# (out-of-range values of each baseline's own options are checked next to each baseline in nbs/14_baselines.ipynb)
 @pytest.mark.parametrize("name,opts,msg", [
     ("erm", dict(eta=0.1), "has no option 'eta'"),
     ("groupdro", dict(etta=0.1), "did you mean 'eta'"),

@@ -1,7 +1,7 @@
 """Tests of spurnb.detect: every statistic on hand-made cases, every scorer (the detector on a random-init OWL model),
 the bad inputs of the issue, and the proof that a label-free run reads no attribute label (garbage `a` gives the same run).
 
-Small on purpose (a 160-image benchmark, a randomly initialised tiny CLIP): 07_detect.ipynb runs the benchmark-size checks.
+Small on purpose (a 160-image benchmark, a randomly initialised tiny CLIP): 16_detect.ipynb runs the benchmark-size checks.
 """
 import builtins, json, sys, warnings
 from dataclasses import replace

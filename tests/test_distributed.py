@@ -1,4 +1,4 @@
-"""torchrun with two CPU processes (gloo) against one process (spurnb.distributed, nbs/05c_distributed.ipynb).
+"""torchrun with two CPU processes (gloo) against one process (spurnb.distributed, nbs/04_distributed.ipynb).
 
 A two-process job of the `full` policy (the trunk trains; group-balanced global batches of 21 rows, split 11 + 10, and a last one of
 1 row, split 1 + 0) is killed after step 3 (rank 1 exits), then resumed by a second two-process job that also trains the
@@ -11,7 +11,7 @@ all-reduce adds the two ranks' partial gradients where one process sums the whol
 or 10 images instead of 21), ~1e-8 on the weights after one step. SGD at the reference's lr 1e-4 keeps it there over the 8 steps;
 at lr 1e-3 the pretrained trunk's training is unstable (its accuracy falls) and, measured once, the difference grew to ~1e-3 in 8 steps
 while one step left 7e-9: unstable training amplifies rounding, which is why the test does not use that rate. A real error moves far more than 1e-5: summing the ranks' gradients
-instead of averaging them is caught (nbs/05c_distributed.ipynb). Adam is not used either: it divides by the gradient's running RMS,
+instead of averaging them is caught (nbs/04_distributed.ipynb). Adam is not used either: it divides by the gradient's running RMS,
 so a parameter whose gradient is zero up to rounding noise (the key bias of attention pooling) takes steps of order lr from noise.
 A killed rank must end the job with a non-zero exit that names it; a rank that stops answering must end it after the timeout.
 """

@@ -1,7 +1,7 @@
 """Tests of spurnb.models and spurnb.pretrain across both tiny CLIPs; no network, tiny models only.
 
 The adapter against open_clip, attention pooling, checkpoints, prompt truncation and the feature cache are checked in
-nbs/02_models.ipynb and nbs/02c_cache.ipynb; what stays here needs a temporary cache or crosses both architectures.
+nbs/05_models.ipynb and nbs/08_cache.ipynb; what stays here needs a temporary cache or crosses both architectures.
 """
 import numpy as np
 import pytest

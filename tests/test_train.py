@@ -1,6 +1,6 @@
 """Tests of spurnb.methods and spurnb.train: every registered method end to end, a loop that learns, gradients for every method
 under every policy, resume-equals-uninterrupted (after an exception, after a simulated kill, and after a real SIGKILL of a training
-process), and the command. Samplers, model selection and NaN detection are checked in nbs/05a_train.ipynb.
+process), and the command. Samplers, model selection and NaN detection are checked in nbs/15_train.ipynb.
 
 Small on purpose (a 160-image benchmark, a randomly initialised tiny CLIP, 1-3 epochs): the notebooks run the larger checks.
 """

@@ -7,7 +7,7 @@
 The notebooks go through nbdev's own processing first (`nbdev.serve.proc_nbs`: the `show_doc`
 rendering, `#| hide`, `#| echo: false`, `#| output: asis` and the front matter that `nbdev_docs`
 hands to Quarto). The processed notebooks are then translated from Quarto's conventions into plain
-MyST notebooks, named as nbdev names its pages (`05a_train.ipynb` -> `train.html`, from the
+MyST notebooks, named as nbdev names its pages (`15_train.ipynb` -> `train.html`, from the
 `output-file` nbdev writes), with nbdev's anchors (`#groupdataset.__getitem__`) kept, and Sphinx
 renders them with MyST-NB and the Furo theme (configuration in `docs/conf.py`). Links that nbdev
 wrote against the deployed site (`https://spurnb.github.io/spurnb/...`) become relative, so the site
@@ -139,7 +139,7 @@ def api_entry(md: str, obj=None) -> str:
 
 
 def rewrite_links(md: str, host: str, depth: int, pages: dict[str, str], anchors: dict[str, set] | None = None) -> str:
-    """Links at the deployed site (`{host}/x.html#a`, as nbdev's doclinks write them) and to notebooks (`05a_train.ipynb`) become
+    """Links at the deployed site (`{host}/x.html#a`, as nbdev's doclinks write them) and to notebooks (`15_train.ipynb`) become
     relative links to the built pages. A doclink to a symbol that has no API entry of its own (a private helper nbdev indexes
     but no `show_doc` shows) would be a dead anchor: it is unlinked, its text kept."""
     up, host = "../" * depth, re.escape(host.rstrip("/"))
