@@ -113,7 +113,7 @@ class JTT(ERM):
         m1 = load_method(s1["run_dir"], run.adapter, run.task, which="last")   # the model at the end of epoch T, not a selected one
         src = run.sources["train"] if run.sources["train"].inputs == m1.inputs else Source(run.splits["train"], m1)
         self.errors = predict(m1, src)["logits"].argmax(-1) != src.y             # [N]
-        save_json(dict(stage1_run=s1["run_dir"], stage1_epochs=cfg1.epochs, n_errors=int(self.errors.sum()), n_train=len(self.errors),
+        save_json(dict(stage1_run=str(Path("..") / Path(s1["run_dir"]).name), stage1_epochs=cfg1.epochs, n_errors=int(self.errors.sum()), n_train=len(self.errors),
                        errors_per_group=torch.bincount(src.g[self.errors], minlength=run.task.n_groups).tolist()), run.dir / "stage1.json")
 
     def sample_weights(self, task, g):

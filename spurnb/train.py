@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from fastcore.basics import patch
 from .core import Registry, save_json, torch_save, atomic_write, set_seed, fingerprint, cache_dir
-from .core import SpurnbError, CheckpointError, torch_load, read_json, file_lock, remove_orphans, step, progress as progress_bar
-from .methods import METHODS, Task, make_method, make_options, method_options, route_options
+from .core import SpurnbError, CheckpointError, torch_load, read_json, file_lock, remove_orphans, step, progress as progress_bar, check_writable
+from .methods import METHODS, Task, make_method, make_options, method_options, route_options, check_runs
 from .cache import cached_image_features
-from .data import DATASETS, SPLITS   # SPLITS: re-exported for callers of spurnb.train
+from .data import DATASETS, SPLITS, check_splits, missing_groups   # SPLITS: re-exported for callers of spurnb.train
 from . import benchmark as _benchmark # registers the "benchmark" dataset in DATASETS
 from .eval import collect, group_metrics, plot_group_accuracy, plot_training_curves
 from .distributed import World, current_world, barrier, gather_objects, gathered_embeddings, average_gradients
@@ -22,8 +22,9 @@ from .distributed import World, current_world, barrier, gather_objects, gathered
 # %% auto #0
 __all__ = ['PRESETS', 'TRAIN_FIELDS', 'SAMPLERS', 'SELECTIONS', 'SCHEDULES', 'TrainConfig', 'resolve_config', 'natural_weights',
            'balanced_weights', 'epoch_batches', 'selection_score', 'select_epoch', 'Source', 'predict', 'evaluate',
-           'NonFiniteLoss', 'check_finite', 'versions', 'run_name', 'Run', 'RunDiverged', 'train', 'load_splits',
-           'benchmark_setup', 'results_table', 'plot_runs', 'run_methods', 'load_method', 'report_attribution']
+           'NonFiniteLoss', 'check_finite', 'versions', 'run_name', 'Run', 'RunDiverged', 'config_diff', 'train',
+           'load_splits', 'benchmark_setup', 'results_table', 'plot_runs', 'run_methods', 'load_method',
+           'report_attribution']
 
 # %% ../nbs/05a_train.ipynb #fddb8415
 @dataclass
@@ -290,6 +291,16 @@ def save_last(self: Run, finished: bool = False):
     if self.world.main: torch_save(self.state(finished), self.dir / "last.pt")
     self.saved_at = time.monotonic()
 
+# %% ../nbs/05a_train.ipynb #d1b7fb78
+def config_diff(a: dict, b: dict, prefix: str = "") -> list:
+    "`key: a's value vs b's value` for every key (nested ones as `opts.recipe`) where the configs `a` and `b` differ."
+    out = []
+    for k in sorted(set(a) | set(b), key=str):
+        x, y = a.get(k, "(absent)"), b.get(k, "(absent)")
+        if isinstance(x, dict) and isinstance(y, dict): out += config_diff(x, y, f"{prefix}{k}.")
+        elif x != y: out.append(f"{prefix}{k}: {x!r} vs {y!r}")
+    return out
+
 # %% ../nbs/05a_train.ipynb #6da0be56
 @patch
 def diverged(self: Run, e: NonFiniteLoss):
@@ -310,8 +321,9 @@ def load_last(self: Run) -> bool:
                           f"to retry from the last finite checkpoint ({d['resume_from']}).")
     if not p.exists(): return False
     s = torch_load(p, "checkpoint", f"delete {self.dir} (or run without --resume) to start this run again")
-    if s["meta"]["config"] != self.meta["config"]:
-        raise CheckpointError(f"{p} was written by a different config: {s['meta']['config']} (now {self.meta['config']})")
+    if diff := config_diff(s["meta"]["config"], self.meta["config"]):
+        raise CheckpointError(f"{p} was written by a different config: {'; '.join(diff)} (the checkpoint's value, then this run's). "
+                              f"Run with the checkpoint's options to resume it, or without --resume (or into another --out) to start anew")
     self.method.set_state(s["method"])
     if self.opt:
         self.opt.load_state_dict(s["optimizer"])
@@ -338,7 +350,8 @@ def fit(self: Run, resume: bool = False) -> dict:
 @patch
 def _fit(self: Run, resume: bool = False) -> dict:
     if resume and self.load_last():
-        return read_json(self.dir / "final.json", "run summary", f"delete {self.dir / 'last.pt'} and resume again to redo the end of the run")
+        s = read_json(self.dir / "final.json", "run summary", f"delete {self.dir / 'last.pt'} and resume again to redo the end of the run")
+        return dict(s, run_dir=str(self.dir))                     # where the run is now (a moved or copied directory reads its own files)
     if self.world.main: (self.dir / "diverged.json").unlink(missing_ok=True); save_json(self.meta, self.dir / "config.json")
     rng = _rng_state(); self.method.prepare(self); _set_rng_state(rng)
     weights = self.method.sample_weights(self.task, self.sources["train"].g)
@@ -376,13 +389,15 @@ def _bar_comment(mb, row):
 def finish(self: Run) -> dict:
     "Write `final.json` (config, best and last epochs' metrics, history), save the finished state, return the summary."
     best = next(r for r in self.history if r["epoch"] == self.best["epoch"])
-    summary = dict(run_dir=str(self.dir), method=self.cfg.method, config=self.meta["config"], selection=self.cfg.selection,
+    summary = dict(run_dir=".", method=self.cfg.method, config=self.meta["config"], selection=self.cfg.selection,
                    best_epoch=best["epoch"], val=best["val"], test=best["test"],
                    last_epoch=self.history[-1]["epoch"], last_val=self.history[-1]["val"], last_test=self.history[-1]["test"],
                    group_names=self.group_names, history=self.history)
-    if self.world.main: save_json(summary, self.dir / "final.json")
+    for k in ("val", "test"):                                  # allowed missing groups (--allow_missing_groups): the metrics name them
+        if k in self.splits and hasattr(self.splits[k], "group_counts") and (miss := missing_groups(self.splits[k])): summary[k] = dict(summary[k], missing_groups=miss)
+    if self.world.main: save_json(summary, self.dir / "final.json")   # paths inside a run directory are relative to it: it can be moved
     self.save_last(finished=True)
-    return summary
+    return dict(summary, run_dir=str(self.dir))
 
 def train(cfg: TrainConfig, adapter, splits: dict, out=None, task: Task | None = None, resume: bool = False,
           callbacks=(), progress: bool = True) -> dict:
@@ -446,7 +461,7 @@ PRESETS["quick"] = dict(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=5, b
 
 def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, model="tiny-rn", pretrained="benchmark",
                 checkpoint=None, out="runs", preset="quick", resume=False, progress=True, device="cpu", data_kw=None, attrs=None, opts=None,
-                benchmark_config=None, **overrides) -> dict:
+                benchmark_config=None, allow_missing_groups=False, **overrides) -> dict:
     "Load data and model once, train every method in `methods` (comma-separated) with `opts` (`route_options`) and return summaries, table and paths; `attrs` ('detect' or a file): label-free; `benchmark_config`: a name in `spurnb.benchmark.CONFIGS` (data and tiny CLIP)."
     from spurnb.models import load_clip
     names = [m.strip() for m in methods.split(",") if m.strip()]
@@ -456,6 +471,7 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
     base = replace(TrainConfig(**PRESETS[preset]), **{k: v for k, v in overrides.items() if v is not None})
     per = route_options(names, opts or {})
     for m in names: resolve_config(replace(base, method=m, opts=per[m]))   # so do bad options
+    check_runs(names, base.sampler, per); check_writable(Path(out) / dataset, "--out")   # and methods that conflict, and an --out that cannot be written
     if benchmark_config:                        # the named benchmark with the tiny CLIP pretrained on its own corpus
         splits, task, adapter = benchmark_setup(benchmark_config, progress, device, **(data_kw or {}))
     else:
@@ -467,6 +483,7 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
         true_test = splits["test"]
         splits, task, attrs = label_free_splits(splits, task, adapter, attrs,
                                                 vocab=default_vocabulary(dataset), progress=progress)
+    check_splits(splits, every_group=not (attrs or allow_missing_groups))   # the data contract, before anything trains
     out, summaries = Path(out) / dataset, []
     for k, m in enumerate(names):
         t0 = time.perf_counter()
@@ -487,11 +504,21 @@ def _label_free_selection(selection):
 # %% ../nbs/05a_train.ipynb #22432ad2
 def load_method(run_dir, adapter, task: Task, which: str = "best"):
     "The method of the run in `run_dir`, with the weights of its `which` checkpoint (`'best'` or `'last'`)."
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir); ck = run_dir / f"{which}.pt"
+    fix = f"train the run in {run_dir} again"
     c = read_json(run_dir / "config.json", "run config", f"the run in {run_dir} is incomplete; train it again")["config"]
+    s = torch_load(ck, "checkpoint", fix)
+    own = (s.get("meta") or {}).get("config")
+    if own is not None and (diff := config_diff(own, c)):      # the checkpoint holds its own config: the two must agree
+        raise CheckpointError(f"{run_dir / 'config.json'} and {ck} disagree: {'; '.join(diff)} (the checkpoint's value, then config.json's). "
+                              f"One of them was edited or copied from another run; {fix}")
+    c = own or c
     opts = c["opts"] if "opts" in c else {k: c[k] for k in method_options(c["method"]) if c.get(k) is not None}  # older runs: flat fields
-    m = make_method(c["method"], adapter, task, **opts)
-    m.set_state(torch_load(run_dir / f"{which}.pt", "checkpoint", f"train the run in {run_dir} again")["method"])
+    try:
+        m = make_method(c["method"], adapter, task, **opts)
+        m.set_state(s["method"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"the run in {run_dir} cannot be loaded ({type(e).__name__}: {e}); {fix}") from None
     return m
 
 def report_attribution(r: dict, split: str = "test", n_per_group: int = 8, methods=("gradcam",)):
