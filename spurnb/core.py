@@ -47,7 +47,7 @@ def disk_error(e: BaseException, path, needed: int | None = None) -> DiskError |
     "The `DiskError` saying what to do about `e`, met writing `path` (`needed` bytes), or None if `e` is not a full disk or a read-only folder."
     if isinstance(e, DiskError): return e
     if not isinstance(e, OSError) or e.errno not in NO_SPACE + READ_ONLY: return None
-    where = _folder(Path(e.filename).parent if e.filename else path)
+    where = _folder(e.filename or path)                              # the folder itself, or the file's
     if e.errno in NO_SPACE:
         return DiskError(e.errno, f"no space left on {where} ({_mb(needed)} needed, {_mb(shutil.disk_usage(where).free)} free) writing {Path(path).name}: "
                                   "free some space, or set SPURNB_CACHE or --out to a folder on a disk with room")

@@ -232,10 +232,13 @@ def safe_join(root, rel: str, where: str) -> Path:
 # %% ../nbs/01_data.ipynb #bd471e2d
 def _read_table(path: Path, required: Sequence[str], **kw):
     try: df = pd.read_csv(path, dtype=str, keep_default_na=False, **kw)
-    except UnicodeDecodeError as e:
-        raw = Path(path).read_bytes(); line = raw[:e.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: byte 0x{raw[e.start]:02x} is not UTF-8 text; save the file as UTF-8 "
-                        f"(e.g. `iconv -f latin1 -t utf-8 {Path(path).name} > fixed.csv`)") from None
+    except UnicodeDecodeError:
+        for line, text in enumerate(Path(path).read_bytes().splitlines(), 1):   # the parser's offset is within its chunk: find the line ourselves
+            try: text.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}, line {line}: byte 0x{text[e.start]:02x} is not UTF-8 text; save the file as UTF-8 "
+                                f"(e.g. `iconv -f latin1 -t utf-8 {Path(path).name} > fixed.csv`)") from None
+        raise
     except Exception as e: raise DataError(f"cannot parse {path} as a table ({type(e).__name__}: {e})") from None
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in required if c not in df.columns]
