@@ -41,7 +41,7 @@ VOCABULARY = {   # a project-written list of candidate attribute words, grouped 
     "people": ["person", "man", "woman", "child", "hand", "face", "crowd"],
 }
 
-class VocabularyError(ValueError):
+class VocabularyError(SpurnbError, ValueError):
     "A vocabulary file or list that cannot be used; the message names the file, the line and the fix."
 
 # %% ../nbs/07_detect.ipynb #c007
@@ -84,6 +84,8 @@ def load_vocabulary(path, kind: str = "user") -> Vocabulary:
         try: line = raw.decode("utf-8").strip()
         except UnicodeDecodeError: raise VocabularyError(f"{path}, line {i}: not UTF-8 text ({raw[:20]!r}); a vocabulary file holds one word or phrase per line") from None
         if not line or line.startswith("#"): continue
+        if len(line) > 100: raise VocabularyError(f"{path}, line {i}: {len(line):,} characters ({line[:40]!r}...) is not a word or phrase "
+                                                  "(100 characters at most: CLIP reads 77 tokens); one word or phrase per line")
         if not _TEXT.match(line):
             raise VocabularyError(f"{path}, line {i}: {line[:40]!r} is not a word or phrase (it must start with a letter and hold only "
                                   "letters, digits, spaces and ' - / &); fix or delete the line")
@@ -287,7 +289,7 @@ class ClipScorer(Scorer):
                                 threshold=thr.tolist(), separation=sep.tolist()))
 
 # %% ../nbs/07_detect.ipynb #c034
-class DetectorUnavailable(ImportError):
+class DetectorUnavailable(SpurnbError, ImportError):
     "The `detector` scorer was asked for but `transformers` (or the detector's weights) is not there."
 
 def _transformers():

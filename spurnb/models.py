@@ -18,7 +18,7 @@ from open_clip.transformer import VisionTransformer, text_global_pool
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 import pandas as pd
 from fastcore.basics import patch
-from .core import cache_dir, atomic_write, Registry, fingerprint, progress as progress_bar, CheckpointError, torch_reason, refused_pickle
+from .core import cache_dir, atomic_write, Registry, fingerprint, progress as progress_bar, CheckpointError, torch_reason, refused_pickle, SpurnbError
 
 # %% auto #0
 __all__ = ['TINY_CONFIGS', 'FAMILIES', 'PRECISIONS', 'WEIGHT_SOURCES', 'TEMPLATES', 'SHORT_TEMPLATES', 'TEMPLATE_SETS',
@@ -104,7 +104,7 @@ register_family(Family("vit", VisionTransformer, _vit_trunk, lambda v, f: f @ v.
                        ("visual.proj",), "visual.transformer.resblocks.-1.ln_1", _vit_reshape));
 
 # %% ../nbs/02_models.ipynb #4d3870cd
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(SpurnbError, RuntimeError):
     "Pretrained weights could not be found locally or fetched."
 
 def _offline() -> bool:

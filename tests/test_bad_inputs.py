@@ -847,6 +847,16 @@ def test_large_image_refused(tmp_path, monkeypatch):
         warnings.simplefilter("ignore"); ds.load_image(0)
 
 
+@i26("every project error type is a SpurnbError (the command line prints it as a message)", "ew")
+def test_every_project_error_is_a_spurnb_error():
+    import importlib, inspect, pkgutil, spurnb
+    mods = [importlib.import_module(f"spurnb.{m.name}") for m in pkgutil.iter_modules(spurnb.__path__) if not m.name.startswith("_")]
+    errors = {f"{c.__module__}.{c.__qualname__}": c for m in mods for _, c in inspect.getmembers(m, inspect.isclass)
+              if issubclass(c, Exception) and c.__module__.startswith("spurnb.")}
+    assert "spurnb.detect.DetectionError" in errors and "spurnb.core.DiskError" in errors
+    assert [n for n, c in errors.items() if not issubclass(c, SpurnbError)] == []
+
+
 def test_every_class_has_a_test():
     "The catalogue and the tests agree; print the counts the report quotes."
     names = {n for n, v in globals().items() if n.startswith("test_") and callable(v)} - {"test_every_class_has_a_test"}
