@@ -68,13 +68,12 @@ def os_errors(path, needed: int | None = None):
 
 # %% ../nbs/00_core.ipynb #11f827b3
 def check_writable(path, flag: str = "--out") -> Path:
-    "Make folder `path` and prove it takes files, before any work: a file in the way raises `ArgError`, a read-only folder `DiskError`."
+    "Prove, before any work, that folder `path` can be made and take files (creating nothing): a file in the way raises `ArgError`, a read-only folder `DiskError`."
     p = Path(path)
-    if (q := next((q for q in (p, *p.parents) if q.exists()), None)) is not None and not q.is_dir():
-        raise ArgError(f"{flag} {path}: {q} is a file, not a folder; give a folder")
+    q = next(q for q in (p, *p.parents) if q.exists())        # the folder the first missing one would be made in
+    if not q.is_dir(): raise ArgError(f"{flag} {path}: {q} is a file, not a folder; give a folder")
     with os_errors(p):
-        p.mkdir(parents=True, exist_ok=True)
-        fd, t = tempfile.mkstemp(dir=p, prefix=".spurnb-write-test.", suffix=".tmp"); os.close(fd); os.unlink(t)
+        fd, t = tempfile.mkstemp(dir=q, prefix=".spurnb-write-test.", suffix=".tmp"); os.close(fd); os.unlink(t)
     return p
 
 # %% ../nbs/00_core.ipynb #2004bb7d

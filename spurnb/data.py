@@ -296,14 +296,18 @@ def missing_groups(ds) -> list:
     "The names of the groups (class / attribute) with no example in `ds`."
     return [ds.group_name(g) for g in (ds.group_counts() == 0).nonzero().flatten().tolist()]
 
-def check_splits(splits: dict, every_group: bool = True) -> dict:
-    "Raise `DataError` when the train split has fewer than two classes or attribute values, or (with `every_group`) val or test lack a group; returns `splits`."
+def check_splits(splits: dict, every_group: bool = True, label_free: bool = False) -> dict:
+    "Raise `DataError` when the train split has fewer than two classes or attribute values, or (with `every_group`) val or test lack a group; returns `splits`. `label_free`: the attribute is a pseudo label, and one value only is a warning."
     tr = splits["train"]; src = f" ({tr.source_file})" if getattr(tr, "source_file", None) else ""
     for what, v, names, fix in (("class", tr.y, tr.classnames, "check the label column, or the split column that selects the rows"),
                                 ("attribute value", tr.a, tr.attrnames, "check the attribute column, or train label-free (--attrs detect)")):
         present = sorted(set(v.tolist()))
-        if len(present) < 2: raise DataError(f"{tr.name}{src}: every training example has {what} {names[present[0]]!r}; "
-                                             f"groups (class × attribute) need at least two of each: {fix}")
+        if len(present) >= 2: continue
+        if label_free and what != "class":
+            warnings.warn(f"{tr.name}: the pseudo attribute is {names[present[0]]!r} for every training image, so the run has no groups to balance; "
+                          "give attributes that the model tells apart (another --attrs file, or a larger detection split)"); continue
+        raise DataError(f"{tr.name}{src}: every training example has {what} {names[present[0]]!r}; "
+                        f"groups (class × attribute) need at least two of each: {fix}")
     if every_group:
         for k in ("val", "test"):
             if k in splits and (empty := missing_groups(splits[k])):

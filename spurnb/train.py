@@ -483,7 +483,7 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
         true_test = splits["test"]
         splits, task, attrs = label_free_splits(splits, task, adapter, attrs,
                                                 vocab=default_vocabulary(dataset), progress=progress)
-    check_splits(splits, every_group=not (attrs or allow_missing_groups))   # the data contract, before anything trains
+    check_splits(splits, every_group=not (attrs or allow_missing_groups), label_free=bool(attrs))   # the data contract, before anything trains
     out, summaries = Path(out) / dataset, []
     for k, m in enumerate(names):
         t0 = time.perf_counter()
