@@ -4,22 +4,22 @@
 
 # %% ../nbs/08_cache.ipynb #2b45605b
 from __future__ import annotations
-import contextlib, hashlib, json, os, warnings
+import contextlib, errno, hashlib, json, os, random, warnings
 from pathlib import Path
 import numpy as np
 import torch
 import itertools
 from fastcore.basics import patch
-from .core import cache_dir, save_json, file_lock, fingerprint, remove_orphans, step, progress as progress_bar
+from .core import cache_dir, save_json, file_lock, fingerprint, remove_orphans, step, progress as progress_bar, os_errors, check_space
 from .models import weights_fingerprint
 from .distributed import World, current_world, barrier, broadcast_object
 
 # %% auto #0
-__all__ = ['CACHE_VERSION', 'trunk_fingerprint', 'describe_transform', 'cached_image_features', 'text_trunk_fingerprint',
-           'cached_text_features']
+__all__ = ['CACHE_VERSION', 'SPOT_TOL', 'trunk_fingerprint', 'describe_transform', 'cached_image_features',
+           'text_trunk_fingerprint', 'cached_text_features']
 
 # %% ../nbs/08_cache.ipynb #dc092573
-CACHE_VERSION = 1
+CACHE_VERSION = 2   # 2: the metadata holds the key's inputs, checked on every load
 
 def trunk_fingerprint(adapter) -> str:
     "Hash of the image trunk's weights (the vision tower minus its head) and dtype."
@@ -42,31 +42,36 @@ def _checksum(path: Path, chunk: int = 1 << 24) -> str:
 class _FeatureFile:
     def __init__(self, root: Path, key: str): self.npy, self.meta = root / f"{key}.npy", root / f"{key}.json"
 
-    def load(self, quiet: bool = False) -> np.ndarray | None:
-        "The cached array (copy-on-write memory map), or None if absent, partial or corrupt (with a warning unless `quiet`)."
+    def load(self, quiet: bool = False, expect: dict | None = None, spot=None) -> np.ndarray | None:
+        "The cached array (copy-on-write memory map), or None if absent, partial, corrupt, made from other inputs than `expect` or failing the `spot` check (with a warning unless `quiet`)."
         if not self.npy.exists(): return None
         try:
             if not self.meta.exists(): raise FileNotFoundError("no metadata next to it (an interrupted write?)")
             meta = json.loads(self.meta.read_text())
+            differ = [f"{k} {meta.get(k)!r}, asked {v!r}" for k, v in (expect or {}).items() if meta.get(k) != v]
+            if differ: raise ValueError(f"made from other inputs than asked: {'; '.join(differ)}")
             arr = np.load(self.npy, mmap_mode="c")
             if list(arr.shape) != meta["shape"] or str(arr.dtype) != meta["dtype"]: raise ValueError("header does not match its metadata")
+            if expect and "rows" in expect and len(arr) != expect["rows"]: raise ValueError(f"it holds {len(arr)} rows, asked {expect['rows']}")
             if self.npy.stat().st_size != meta["bytes"]: raise ValueError("file size differs from what was written")
             st = self.npy.stat(); stamp = (st.st_mtime_ns, st.st_size)
             if _VERIFIED.get(str(self.npy)) != stamp:
                 if _checksum(self.npy) != meta["checksum"]: raise ValueError("checksum mismatch")
+                if spot is not None: spot(arr)                         # rows recomputed now must match the stored ones
                 _VERIFIED[str(self.npy)] = stamp
             return arr
-        except (OSError, ValueError, KeyError) as e:               # absent/partial metadata, a damaged header or body
+        except (OSError, ValueError, KeyError, TypeError) as e:    # absent/partial metadata, a damaged header or body, other inputs
             if not quiet: warnings.warn(f"feature cache {self.npy} is unusable ({type(e).__name__}: {e}); rebuilding it")
             return None
 
-    def load_or_build(self, build, what: str, display: bool = True, world: World | None = None) -> np.ndarray:
-        "A complete entry is read without the lock (a read-only cache works); otherwise, under the lock, clean up after killed writers and `build()`. Several ranks: rank 0 decides and locks, all build."
+    def load_or_build(self, build, what: str, display: bool = True, world: World | None = None, expect: dict | None = None, spot=None) -> np.ndarray:
+        "A complete entry made from `expect` (and passing `spot`) is read without the lock (a read-only cache works); otherwise, under the lock, clean up after killed writers and `build()`. Several ranks: rank 0 decides and locks, all build."
         w = world or World()
-        found = lambda quiet: broadcast_object(w.main and self.load(quiet=quiet) is not None, w)   # rank 0's answer on every rank
-        if found(True): return self.load()
+        self.expect, self.spot = expect, spot
+        found = lambda quiet: broadcast_object(w.main and self.load(quiet, expect, spot) is not None, w)   # rank 0's answer on every rank
+        if found(True): return self.load(expect=expect)
         with file_lock(self.npy.with_suffix(".lock")) if w.main else contextlib.nullcontext():
-            if found(False): return self.load()
+            if found(False): return self.load(expect=expect)
             if w.main:
                 for f in (self.npy, self.meta): remove_orphans(f.parent, f.name)
             with step(what, display and w.main): return build()
@@ -78,9 +83,7 @@ def write(self: _FeatureFile, shape, dtype, batches, info: dict, world: World | 
     w = world or World()
     tmp = self.npy.with_name(f".{self.npy.name}.{broadcast_object(os.getpid(), w)}.tmp")   # rank 0's name on every rank
     try:
-        if w.main:
-            self.npy.parent.mkdir(parents=True, exist_ok=True)
-            np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape)).flush()
+        if w.main: _preallocate(tmp, self.npy, shape, dtype)
         barrier(w, f"waiting for rank 0 to create {tmp}")
         out = np.load(tmp, mmap_mode="r+")
         for start, arr in batches: out[start:start + len(arr)] = arr
@@ -96,6 +99,19 @@ def write(self: _FeatureFile, shape, dtype, batches, info: dict, world: World | 
         if w.main: tmp.unlink(missing_ok=True)
     barrier(w, f"waiting for rank 0 to publish {self.npy}")
     return self.load()
+
+# %% ../nbs/08_cache.ipynb #1f5f423a
+def _preallocate(tmp: Path, npy: Path, shape, dtype):
+    "Create `tmp` as an .npy of `shape` and `dtype` with every block reserved now: a full disk fails here (`DiskError`), not with SIGBUS while rows are stored."
+    needed = int(np.prod(shape)) * np.dtype(dtype).itemsize + 4096          # the rows and the .npy header
+    with os_errors(npy, needed):
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        check_space(npy, needed)
+        np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape)).flush()   # sparse so far
+        with open(tmp, "rb+") as f:
+            try: os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+            except OSError as e:
+                if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL): raise      # a file system without it: check_space was the check
 
 # %% ../nbs/08_cache.ipynb #f86e8a74
 @torch.no_grad()
@@ -113,7 +129,10 @@ def _trunk_batches(adapter, dataset, transform, bs, progress):
 def cached_image_features(adapter, dataset, transform=None, batch_size: int = 256, root=None, progress: bool = True) -> torch.Tensor:
     "Image-trunk features of every item of `dataset`, fp16 `[N, ...]` aligned with its indices; computed once, then memory-mapped."
     t = transform or adapter.preprocess
-    key = fingerprint(CACHE_VERSION, "image", adapter.name, trunk_fingerprint(adapter), str(adapter.dtype), dataset.fingerprint, describe_transform(t))
+    inputs = dict(version=CACHE_VERSION, kind="image", model=adapter.name, trunk=trunk_fingerprint(adapter), dtype_in=str(adapter.dtype),
+                  dataset_fingerprint=dataset.fingerprint, transform=describe_transform(t))
+    key = fingerprint(*inputs.values())
+    expect = dict(inputs, key=key, rows=len(dataset))           # stored with the entry and checked on every load
     ff = _FeatureFile(Path(root) if root else cache_dir("features"), f"{adapter.name}-image-{key}")
     name, w = getattr(dataset, "name", type(dataset).__name__), current_world()
     def build():
@@ -121,15 +140,36 @@ def cached_image_features(adapter, dataset, transform=None, batch_size: int = 25
         batches = ((rows.start + s, f) for s, f in _trunk_batches(adapter, _rows_of(dataset, rows, w), transform, batch_size, progress and w.main)) if rows else iter(())
         first = next(batches, None)
         shape = broadcast_object((len(dataset), *first[1].shape[1:]) if w.main else None, w)   # rank 0 has rows when any rank has
-        info = dict(model=adapter.name, weights=adapter.weights, dataset=name, transform=describe_transform(t))
+        info = dict(expect, weights=adapter.weights, dataset=name)
         return ff.write(shape, np.float16, itertools.chain([first] if first else [], batches), info, w)
-    return torch.from_numpy(ff.load_or_build(build, f"caching {adapter.name} trunk features of {name} ({len(dataset)} images), once per cache", progress, w))
+    spot = lambda arr: _spot_check(arr, lambda rows: np.concatenate([f for _, f in _trunk_batches(adapter, _pick(dataset, rows), transform, len(rows), False)]))
+    return torch.from_numpy(ff.load_or_build(build, f"caching {adapter.name} trunk features of {name} ({len(dataset)} images), once per cache",
+                                             progress, w, expect, spot))
 
 def _rows_of(dataset, rows: range, world: World):
     "The items `rows` of `dataset` (all of it in one process)."
     if world.size == 1: return dataset
     if not hasattr(dataset, "subset"): raise TypeError(f"{type(dataset).__name__}: trunk features sharded across ranks need a dataset with `subset(idx)` (a spurnb.data.GroupDataset)")
     return dataset.subset(torch.arange(rows.start, rows.stop))
+
+# %% ../nbs/08_cache.ipynb #13e16c60
+SPOT_TOL = 0.01   # max |recomputed - stored| allowed, relative to the rows' largest |value| (see above)
+
+def _spot_rows(n: int, k: int = 2) -> list:
+    "The first and last row and `k` more drawn by the operating system's generator (the seeded random state is left alone)."
+    return sorted({0, n - 1} | set(random.SystemRandom().sample(range(n), min(k, n))))
+
+def _spot_check(arr: np.ndarray, compute, k: int = 2):
+    "Raise `ValueError` when rows of `arr` recomputed by `compute(rows)` differ from the stored ones by more than `SPOT_TOL`."
+    rows = _spot_rows(len(arr), k)
+    live, stored = np.asarray(compute(rows), np.float32), np.asarray(arr[rows], np.float32)
+    scale = max(float(np.abs(live).max()), 1e-6)
+    bad = [r for r, a, b in zip(rows, live, stored) if np.abs(a - b).max() > SPOT_TOL * scale]
+    if bad: raise ValueError(f"row(s) {bad} do not match the features the model computes now (reordered or edited contents)")
+
+def _pick(dataset, rows: list):
+    "The items `rows` of `dataset`, as a dataset."
+    return dataset.subset(torch.as_tensor(rows)) if hasattr(dataset, "subset") else torch.utils.data.Subset(dataset, rows)
 
 # %% ../nbs/08_cache.ipynb #5696cdd8
 def text_trunk_fingerprint(adapter) -> str:
@@ -140,12 +180,20 @@ def text_trunk_fingerprint(adapter) -> str:
 def cached_text_features(adapter, texts, batch_size: int = 1024, root=None) -> torch.Tensor:
     "Pooled text-trunk features `[N, W]` (before `text_projection`) of `texts`, fp32; computed once, then memory-mapped."
     texts = list(texts)
-    key = fingerprint(CACHE_VERSION, "text", adapter.name, text_trunk_fingerprint(adapter), str(adapter.dtype), texts)
+    inputs = dict(version=CACHE_VERSION, kind="text", model=adapter.name, trunk=text_trunk_fingerprint(adapter), dtype_in=str(adapter.dtype),
+                  texts=fingerprint(texts))
+    key = fingerprint(*inputs.values())
+    expect = dict(inputs, key=key, rows=len(texts))
     ff = _FeatureFile(Path(root) if root else cache_dir("features"), f"{adapter.name}-text-{key}")
     def build():
         was = adapter.model.training; adapter.eval()
         try: feats = [adapter.text_trunk(adapter.tokenize(texts[i:i + batch_size])).float().cpu().numpy() for i in range(0, len(texts), batch_size)]
         finally: adapter.train(was)
         feats = np.concatenate(feats)
-        return ff.write(feats.shape, np.float32, [(0, feats)], dict(model=adapter.name, weights=adapter.weights, n_texts=len(texts)))
-    return torch.from_numpy(ff.load_or_build(build, f"caching {adapter.name} text features of {len(texts)} prompts"))
+        return ff.write(feats.shape, np.float32, [(0, feats)], dict(expect, weights=adapter.weights))
+    def live(rows):
+        was = adapter.model.training; adapter.eval()
+        try: return adapter.text_trunk(adapter.tokenize([texts[i] for i in rows])).float().cpu().numpy()
+        finally: adapter.train(was)
+    return torch.from_numpy(ff.load_or_build(build, f"caching {adapter.name} text features of {len(texts)} prompts", expect=expect,
+                                             spot=lambda arr: _spot_check(arr, live)))

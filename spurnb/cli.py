@@ -68,6 +68,7 @@ def check_args(dataset="benchmark", root=None, image_root=None, model="tiny-rn",
     _number("epochs", epochs, int, 1); _number("batch_size", batch_size, int, 1); _number("lr", lr, float, 0, strict=True)
     _number("seed", seed, int, 0)
     from spurnb.core import ArgError
+    if isinstance(seed, int) and seed >= 2**63: raise ArgError(f"--seed {seed}: must be an integer from 0 to 2**63 - 1")
     from spurnb.methods import METHODS, resolve_templates
     from spurnb.data import DATASETS
     from spurnb.groups import SAMPLERS
@@ -138,6 +139,10 @@ def _main(args: dict):
         if args["debug"]: raise
         print(f"spurnb_train: error: {e}\n(run with --debug for the traceback)", file=sys.stderr, flush=True)
         sys.exit(2 if isinstance(e, ArgError) else 1)
+    except OSError as e:                                          # a full disk or a read-only folder met anywhere: say which and what to do
+        from spurnb.core import disk_error
+        if args["debug"] or (d := disk_error(e, e.filename or args["out"])) is None: raise
+        print(f"spurnb_train: error: {d}\n(run with --debug for the traceback)", file=sys.stderr, flush=True); sys.exit(1)
     except KeyboardInterrupt:
         if args["debug"]: raise
         print("spurnb_train: interrupted; the same command with --resume continues where it stopped", file=sys.stderr); sys.exit(130)
@@ -172,13 +177,14 @@ def spurnb_train(
     debug: bool = False,                # show the full traceback of an error
     attrs: str = None,                  # label-free: "detect" (detect the attributes now) or an attributes.json from spurnb_detect
     benchmark_config: Param(f"a named built-in benchmark with its own tiny CLIP: {_names('benchmark_config')}", str) = None,
+    allow_missing_groups: bool = False, # run even if val or test lack a group (the results then name the missing groups)
 ):
     "Fine-tune CLIP with zero-shot, ERM and spurnb (or the chosen methods) and print worst-group, average and adjusted-average accuracy."
     _main(dict(locals()))
 
 # %% ../nbs/19_cli.ipynb #0aad111a
 def _train(dataset, root, image_root, model, pretrained, checkpoint, method, opt, recipe, mode, policy, templates, sampler, selection,
-           preset, optimizer, epochs, lr, batch_size, seed, out, resume, device, quiet, debug, attrs, benchmark_config=None):
+           preset, optimizer, epochs, lr, batch_size, seed, out, resume, device, quiet, debug, attrs, benchmark_config=None, allow_missing_groups=False):
     from spurnb.core import cpu_threads, show_progress
     from spurnb.distributed import process_group
     from spurnb.experiment import run_methods, report_attribution
@@ -187,6 +193,7 @@ def _train(dataset, root, image_root, model, pretrained, checkpoint, method, opt
         if not world.main: show_progress(False)             # one set of bars and messages: rank 0's
         r = run_methods(method, dataset, root, model, pretrained, checkpoint, out, preset, resume, not quiet, device,
                         data_kw=dict(image_root=image_root) if dataset == "csv" else None, attrs=attrs, benchmark_config=benchmark_config,
+                        allow_missing_groups=allow_missing_groups,
                         opts=_method_opts(opt, recipe, mode, policy, templates), sampler=sampler, selection=selection, optimizer=optimizer,
                         epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     if not world.main: return                               # the job's report is rank 0's, written after the group is left

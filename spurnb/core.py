@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #217460da
 from __future__ import annotations
-import contextlib, hashlib, json, os, pickle, platform, random, re, sys, tempfile, time, zipfile
+import contextlib, errno, hashlib, json, os, pickle, platform, random, re, shutil, sys, tempfile, time, zipfile
 from pathlib import Path
 from dataclasses import field, fields
 import numpy as np
@@ -12,10 +12,11 @@ import torch
 import filelock, platformdirs
 
 # %% auto #0
-__all__ = ['SpurnbError', 'CheckpointError', 'ArgError', 'cache_dir', 'atomic_write', 'remove_orphans', 'check_plain',
-           'save_json', 'torch_save', 'check_zip', 'torch_load', 'read_json', 'show_progress', 'progress', 'step',
-           'LockedError', 'file_lock', 'UnknownNameError', 'did_you_mean', 'Registry', 'set_seed', 'versions', 'late',
-           'keyed', 'fingerprint', 'in_test', 'cpu_threads', 'write_tracked']
+__all__ = ['NO_SPACE', 'READ_ONLY', 'SpurnbError', 'CheckpointError', 'ArgError', 'DiskError', 'disk_error', 'check_space',
+           'os_errors', 'check_writable', 'cache_dir', 'atomic_write', 'remove_orphans', 'check_plain', 'save_json',
+           'torch_save', 'check_zip', 'torch_reason', 'refused_pickle', 'torch_load', 'read_json', 'show_progress',
+           'progress', 'step', 'LockedError', 'file_lock', 'UnknownNameError', 'did_you_mean', 'Registry', 'set_seed',
+           'versions', 'late', 'keyed', 'fingerprint', 'in_test', 'cpu_threads', 'write_tracked']
 
 # %% ../nbs/00_core.ipynb #5fa41fdf
 class SpurnbError(Exception):
@@ -27,29 +28,82 @@ class CheckpointError(SpurnbError, ValueError):
 class ArgError(SpurnbError, ValueError):
     "A command-line option with a value that cannot work; the message names the flag and what would."
 
+# %% ../nbs/00_core.ipynb #9e70cc1c
+class DiskError(SpurnbError, OSError):
+    "A write refused for want of space or permission; the message names the folder, the room needed and the fix."
+    def __init__(self, code: int, message: str): OSError.__init__(self, code, message)
+    def __str__(self): return self.strerror
+
+NO_SPACE, READ_ONLY = (errno.ENOSPC, errno.EDQUOT), (errno.EROFS, errno.EACCES, errno.EPERM)
+
+def _mb(n) -> str: return "an unknown amount" if n is None else f"{n / 2**20:.1f} MB"
+
+def _folder(path) -> Path:
+    "The nearest existing folder at or above `path` (what a write there needs room or permission in)."
+    p = Path(path)
+    while not p.is_dir() and p != p.parent: p = p.parent
+    return p
+
+def disk_error(e: BaseException, path, needed: int | None = None) -> DiskError | None:
+    "The `DiskError` saying what to do about `e`, met writing `path` (`needed` bytes), or None if `e` is not a full disk or a read-only folder."
+    if isinstance(e, DiskError): return e
+    if not isinstance(e, OSError) or e.errno not in NO_SPACE + READ_ONLY: return None
+    where = _folder(e.filename or path)                              # the folder itself, or the file's
+    if e.errno in NO_SPACE:
+        return DiskError(e.errno, f"no space left on {where} ({_mb(needed)} needed, {_mb(shutil.disk_usage(where).free)} free) writing {Path(path).name}: "
+                                  "free some space, or set SPURNB_CACHE or --out to a folder on a disk with room")
+    return DiskError(e.errno, f"{where} is read-only ({e.strerror}: {e.filename or path}): set SPURNB_CACHE or --out to a writable folder")
+
+def check_space(path, needed: int):
+    "Raise `DiskError` now, before writing, when the folder of `path` has less than `needed` bytes free."
+    free = shutil.disk_usage(where := _folder(path)).free
+    if free < needed: raise disk_error(OSError(errno.ENOSPC, "No space left on device", str(where)), path, needed)
+
+@contextlib.contextmanager
+def os_errors(path, needed: int | None = None):
+    "Turn a full disk or a read-only folder met inside the block into a `DiskError` about `path`."
+    try: yield
+    except OSError as e:
+        if (d := disk_error(e, path, needed)) is None or d is e: raise
+        raise d from e
+
+# %% ../nbs/00_core.ipynb #11f827b3
+def check_writable(path, flag: str = "--out") -> Path:
+    "Prove, before any work, that folder `path` can be made and take files (creating nothing): a file in the way raises `ArgError`, a read-only folder `DiskError`."
+    p = Path(path)
+    q = next(q for q in (p, *p.parents) if q.exists())        # the folder the first missing one would be made in
+    if not q.is_dir(): raise ArgError(f"{flag} {path}: {q} is a file, not a folder; give a folder")
+    with os_errors(p):
+        fd, t = tempfile.mkstemp(dir=q, prefix=".spurnb-write-test.", suffix=".tmp"); os.close(fd); os.unlink(t)
+    return p
+
 # %% ../nbs/00_core.ipynb #2004bb7d
 def cache_dir(*parts: str, create: bool = True) -> Path:
     "The spurnb cache directory (`$SPURNB_CACHE`, else the platform's user cache: `$XDG_CACHE_HOME/spurnb` or `~/.cache/spurnb` on Linux), joined with `parts`."
     root = Path(os.environ.get("SPURNB_CACHE") or platformdirs.user_cache_dir("spurnb", appauthor=False)).expanduser()
     path = root.joinpath(*parts)
-    if create: path.mkdir(parents=True, exist_ok=True)
+    if create and not path.is_dir():                      # a complete read-only cache is never written to
+        with os_errors(path): path.mkdir(parents=True, exist_ok=True)
     return path
 
 # %% ../nbs/00_core.ipynb #ee6c6084
 @contextlib.contextmanager
-def atomic_write(path, mode: str = "wb"):
-    "Open a temporary file next to `path`; on success rename it over `path`, on error delete it."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0); os.umask(umask); os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; use normal permissions
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-        raise
+def atomic_write(path, mode: str = "wb", needed: int | None = None):
+    "Open a temporary file next to `path`; on success rename it over `path`, on error delete it. A full disk or a read-only folder raises `DiskError` (refused before writing when `needed` bytes do not fit)."
+    path = Path(path)
+    with os_errors(path, needed):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if needed: check_space(path, needed)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        umask = os.umask(0); os.umask(umask); os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; use normal permissions
+        try:
+            with os.fdopen(fd, mode) as f:
+                yield f
+                f.flush(); os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+            raise
 
 # %% ../nbs/00_core.ipynb #9e001b12
 def remove_orphans(folder, name: str) -> list:
@@ -76,10 +130,21 @@ def save_json(obj, path, **kw):
     "Write `obj` as indented JSON to `path`, atomically."
     with atomic_write(path, "w") as f: json.dump(obj, f, indent=2, default=str, **kw)
 
+def _tensor_bytes(obj) -> int:
+    if isinstance(obj, torch.Tensor): return obj.untyped_storage().nbytes()
+    if isinstance(obj, dict): return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)): return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
 def torch_save(obj, path):
-    "`torch.save` to `path`, atomically; `obj` must hold tensors and plain types only (`check_plain`), so `torch_load` can read it without unpickling code."
+    "`torch.save` to `path`, atomically; `obj` must hold tensors and plain types only (`check_plain`), so `torch_load` can read it without unpickling code. A disk without room for its tensors is refused before writing (`DiskError`)."
     check_plain(obj)
-    with atomic_write(path, "wb") as f: torch.save(obj, f)
+    needed = _tensor_bytes(obj) + (1 << 20)                   # the tensors' bytes and a megabyte for the zip records and the pickle
+    with atomic_write(path, "wb", needed) as f:
+        try: torch.save(obj, f)
+        except RuntimeError as e:                             # PyTorch's writer reports a failed write as "[enforce fail at inline_container.cc]"
+            if shutil.disk_usage(_folder(path)).free < needed: raise disk_error(OSError(errno.ENOSPC, "No space left on device", str(path)), path, needed) from e
+            raise
 
 # %% ../nbs/00_core.ipynb #7fe66e11
 def check_zip(path, what: str = "checkpoint", fix: str = "delete it and run again"):
@@ -92,15 +157,25 @@ def check_zip(path, what: str = "checkpoint", fix: str = "delete it and run agai
         raise CheckpointError(f"{what} {path} is damaged or truncated ({type(e).__name__}: {e}); {fix}") from None
     if bad is not None: raise CheckpointError(f"{what} {path} is damaged: its record {bad!r} does not match its checksum; {fix}")
 
+def torch_reason(e: BaseException) -> str:
+    "What went wrong in PyTorch's error `e`, in one line, without its advice to retry with `weights_only=False` (which would run the file's code)."
+    msg = str(e)
+    if "WeightsUnpickler error:" in msg: msg = msg.split("WeightsUnpickler error:", 1)[1]
+    msg = " ".join(s for s in re.split(r"(?<=[.!?])\s+", " ".join(msg.split())) if "weights_only" not in s and "safe_globals" not in s)
+    return f"{type(e).__name__}: {msg.strip() or 'cannot be unpickled safely'}"
+
+def refused_pickle(path, e, what: str, fix: str) -> CheckpointError:
+    "The `CheckpointError` for a file whose pickle names code (`e`, PyTorch's `UnpicklingError`): which global it holds, and the fix."
+    m = re.search(r"GLOBAL (\S+)", str(e))
+    return CheckpointError(f"refused to load {what} {path}: it holds {m.group(1) if m else 'an object'}, not only tensors and plain types, "
+                           f"so spurnb did not write it and unpickling it could run code. {fix}")
+
 def torch_load(path, what: str = "checkpoint", fix: str = "delete it and run again"):
     "Load what `torch_save` wrote: checksums first, then a `weights_only` unpickler (tensors and plain types, no code), onto the CPU."
     check_zip(path, what, fix)
     try: return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        m = re.search(r"GLOBAL (\S+)", str(e))
-        raise CheckpointError(f"refused to load {what} {path}: it holds {m.group(1) if m else 'an object'}, not only tensors and plain types, "
-                              f"so spurnb did not write it and unpickling it could run code. {fix}") from None
-    except Exception as e: raise CheckpointError(f"{what} {path} cannot be read ({type(e).__name__}: {e}); {fix}") from None
+    except pickle.UnpicklingError as e: raise refused_pickle(path, e, what, fix) from None
+    except Exception as e: raise CheckpointError(f"{what} {path} cannot be read ({torch_reason(e)}); {fix}") from None
 
 # %% ../nbs/00_core.ipynb #c693477c
 def read_json(path, what: str = "file", fix: str = "delete it and run again"):
@@ -142,10 +217,12 @@ class LockedError(SpurnbError):
 @contextlib.contextmanager
 def file_lock(path, timeout: float = -1, what: str | None = None):
     "Hold an exclusive inter-process lock on `path` (a `.lock` file) for the block; `timeout` seconds (-1: wait for ever) else `LockedError`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    with os_errors(path): path.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(path))
     try:
-        try: lock.acquire(timeout=0)
+        try:
+            with os_errors(path): lock.acquire(timeout=0)         # a read-only folder: a DiskError naming the fix
         except filelock.Timeout:
             if timeout == 0: raise
             if _PROGRESS["on"]: print(f"waiting for another process that holds {path} ...", file=sys.stderr, flush=True)   # never silently
@@ -202,7 +279,8 @@ class Registry(dict):
 
 # %% ../nbs/00_core.ipynb #be8f858f
 def set_seed(seed: int):
-    "Seed Python, NumPy and torch (CPU and CUDA) with `seed`."
+    "Seed Python, NumPy and torch (CPU and CUDA) with `seed` (an integer in 0..2**63-1)."
+    if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**63): raise ArgError(f"--seed {seed}: must be an integer from 0 to 2**63 - 1")
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
 def versions() -> dict:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #7669ddbd
 from __future__ import annotations
-import csv, os, warnings
+import csv, os, stat, warnings
 from pathlib import Path
 from typing import Callable, Sequence
 from dataclasses import dataclass
@@ -13,14 +13,14 @@ import pandas as pd
 import torch
 from PIL import Image, UnidentifiedImageError
 from fastcore.basics import patch
-from .core import Registry, fingerprint, SpurnbError
+from .core import Registry, fingerprint, SpurnbError, did_you_mean
 
 # %% auto #0
 __all__ = ['WATERBIRDS_URL', 'CELEBA_URL', 'SPLIT_CODES', 'DATASETS', 'SPLITS', 'CELEBA_ATTRS', 'CELEBA_WORDS', 'to_tensor',
            'mask_to_tensor', 'mask_resize_center_crop', 'DataError', 'ImageReadError', 'DataNotFoundError',
-           'GroupDataset', 'safe_join', 'load_waterbirds', 'waterbirds_splits', 'write_waterbirds_fixture',
-           'celeba_words', 'load_celeba', 'celeba_splits', 'write_celeba_fixture', 'load_csv', 'csv_splits', 'Task',
-           'load_splits']
+           'GroupDataset', 'safe_join', 'missing_groups', 'check_splits', 'load_waterbirds', 'waterbirds_splits',
+           'write_waterbirds_fixture', 'celeba_words', 'load_celeba', 'celeba_splits', 'write_celeba_fixture',
+           'load_csv', 'csv_splits', 'Task', 'load_splits']
 
 # %% ../nbs/01_data.ipynb #2b18e3e9
 def to_tensor(img) -> torch.Tensor:
@@ -55,16 +55,26 @@ class ImageReadError(DataError):
 class DataNotFoundError(DataError, FileNotFoundError):
     "A dataset file or directory that is not where it should be."
 
+def _not_a_file(path, where: str, st=None) -> ImageReadError | None:
+    "An `ImageReadError` when `path` is a FIFO, device, socket or folder (opening one as an image would hang or read for ever), else None."
+    st = st or os.stat(path)
+    if stat.S_ISREG(st.st_mode): return None
+    kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a device"
+    return ImageReadError(f"{where}: image path {path} is {kind}, not a regular file; point the row at an image file")
+
 def _open_image(path, mode: str, where: str) -> Image.Image:
     try:
-        with Image.open(path) as im: im.load(); return im.convert(mode)
+        if (e := _not_a_file(path, where)) is not None: raise e            # checked before opening: a FIFO would block for ever
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)    # an image over MAX_IMAGE_PIXELS is refused, not decoded into GBs
+            with Image.open(path) as im: im.load(); return im.convert(mode)
     except FileNotFoundError: raise ImageReadError(f"{where}: image file {path} does not exist") from None
-    except Image.DecompressionBombError as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageReadError(f"{where}: image {path} is too large to decode safely ({e}). If you trust it, raise "
                              "PIL.Image.MAX_IMAGE_PIXELS; otherwise replace it with a smaller image.") from None
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
         raise ImageReadError(f"{where}: cannot read image {path} ({type(e).__name__}: {e}). "
-                             "Replace or remove the file (verify_images() checks every image up front).") from None
+                             "Replace or remove the file (in Python, `verify_images()` checks every image up front).") from None
 
 # %% ../nbs/01_data.ipynb #978f95df
 class GroupDataset(torch.utils.data.Dataset):
@@ -172,6 +182,7 @@ def fingerprint(self: GroupDataset) -> str:
             for i, p in enumerate(self.paths):
                 try: st.append(os.stat(p))
                 except FileNotFoundError: raise ImageReadError(f"{self._where(i)}: image file {p} does not exist") from None
+                if (e := _not_a_file(p, self._where(i), st[-1])) is not None: raise e   # before any cache lock is taken
             content = [[str(p) for p in self.paths], np.array([[s.st_size, s.st_mtime_ns] for s in st], np.int64),
                        [str(p) for p in self.mask_paths] if self.mask_paths is not None else None]
         self._fingerprint = fingerprint(*content, self.y, self.a, self.classnames, self.attrnames)
@@ -222,6 +233,13 @@ def safe_join(root, rel: str, where: str) -> Path:
 # %% ../nbs/01_data.ipynb #bd471e2d
 def _read_table(path: Path, required: Sequence[str], **kw):
     try: df = pd.read_csv(path, dtype=str, keep_default_na=False, **kw)
+    except UnicodeDecodeError:
+        for line, text in enumerate(Path(path).read_bytes().splitlines(), 1):   # the parser's offset is within its chunk: find the line ourselves
+            try: text.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}, line {line}: byte 0x{text[e.start]:02x} is not UTF-8 text; save the file as UTF-8 "
+                                f"(e.g. `iconv -f latin1 -t utf-8 {Path(path).name} > fixed.csv`)") from None
+        raise
     except Exception as e: raise DataError(f"cannot parse {path} as a table ({type(e).__name__}: {e})") from None
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in required if c not in df.columns]
@@ -274,6 +292,32 @@ SPLITS = ("train", "val", "test")
 def _root_of(root, dataset: str):
     if root is None: raise DataError(f"--dataset {dataset} needs --root (where the data is)")
     return root
+
+# %% ../nbs/01_data.ipynb #3868074f
+def missing_groups(ds) -> list:
+    "The names of the groups (class / attribute) with no example in `ds`."
+    return [ds.group_name(g) for g in (ds.group_counts() == 0).nonzero().flatten().tolist()]
+
+def check_splits(splits: dict, every_group: bool = True, label_free: bool = False) -> dict:
+    "Raise `DataError` when the train split has fewer than two classes or attribute values, or (with `every_group`) val or test lack a group; returns `splits`. `label_free`: the attribute is a pseudo label, and one value only is a warning."
+    tr = splits["train"]; src = f" ({tr.source_file})" if getattr(tr, "source_file", None) else ""
+    for what, v, names, fix in (("class", tr.y, tr.classnames, "check the label column, or the split column that selects the rows"),
+                                ("attribute value", tr.a, tr.attrnames, "check the attribute column, or train label-free (--attrs detect)")):
+        present = sorted(set(v.tolist()))
+        if len(present) >= 2: continue
+        if label_free and what != "class":
+            warnings.warn(f"{tr.name}: the pseudo attribute is {names[present[0]]!r} for every training image, so the run has no groups to balance; "
+                          "give attributes that the model tells apart (another --attrs file, or a larger detection split)"); continue
+        raise DataError(f"{tr.name}{src}: every training example has {what} {names[present[0]]!r}; "
+                        f"groups (class × attribute) need at least two of each: {fix}")
+    if every_group:
+        for k in ("val", "test"):
+            if k in splits and (empty := missing_groups(splits[k])):
+                ds = splits[k]; n = ds.n_groups
+                raise DataError(f"{ds.name}{' (' + ds.source_file + ')' if getattr(ds, 'source_file', None) else ''}: the {k} split has no example of "
+                                f"group(s) {empty}, so its worst-group accuracy would be over {n - len(empty)} of {n} groups. Move examples of "
+                                "those groups into it, or allow it explicitly (--allow_missing_groups; the results then name the missing groups)")
+    return splits
 
 # %% ../nbs/01_data.ipynb #7888935f
 def load_waterbirds(root, split: str = "train", segmentations_root=None, verify: bool = False, transform=None, mask_transform=None) -> GroupDataset:
@@ -422,19 +466,22 @@ def write_celeba_fixture(root, partitions=(0, 0, 0, 0, 0, 0, 1, 1, 2, 2), fmt: s
 def _label_map(df, col, names, path):
     "({text: index} accepted for column `col`, the names) — declared, or inferred from the whole file: integers 0..K-1, or names."
     if names is None:
-        vals = df[col].astype(str).str.strip(); isint = vals.str.fullmatch(r"\d+").to_numpy()
+        vals = df[col].astype(str).str.strip(); isint = vals.str.fullmatch(r"\d+(\.0*)?").to_numpy()   # 1 and 1.0 are the integer 1
         def bad(i, why):
             raise DataError(f"{path}, line {i + 2}, column {col!r}: value {vals.iloc[i]!r} {why}. Fix the row, or declare the labels "
-                            f"(`classnames=`/`attrnames=` of load_csv); values are checked against them")
+                            f"(in Python: `classnames=`/`attrnames=` of load_csv); values are checked against them")
         if (vals == "").any(): bad(int(np.flatnonzero((vals == "").to_numpy())[0]), "is empty; every row needs a label")
         if isint.any() and not isint.all(): bad(int(np.flatnonzero(~isint)[0]), "is not an integer label like the others (0..K-1)")
         counts = vals.value_counts()
         if not isint.any() and len(vals) > 2 and (counts == 1).any() and counts.max() > 1:
             bad(int(np.flatnonzero(vals.isin(counts.index[counts == 1]).to_numpy())[0]), f"appears on this line only (a typo?); the other labels are {sorted(counts.index[counts > 1])}")
-        vals = sorted(set(vals), key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
-        if vals and all(v.isdigit() for v in vals) and [int(v) for v in vals] != list(range(len(vals))):
-            raise DataError(f"{path}, column {col!r}: integer labels {vals} are not 0..K-1; pass the names explicitly (`classnames`/`attrnames`)")
-        names = vals
+        if isint.all():                                           # integer labels (written 1 or 1.0): the class order is theirs
+            ints = sorted({int(float(v)) for v in vals})
+            if ints != list(range(len(ints))):
+                raise DataError(f"{path}, column {col!r}: integer labels {ints} are not 0..K-1; renumber them 0..K-1 "
+                                f"(or, in Python, pass the names explicitly: `classnames`/`attrnames`)")
+            return {**{str(i): i for i in ints}, **{v: int(float(v)) for v in set(vals)}}, [str(i) for i in ints]
+        names = sorted(set(vals))
     names = [str(n) for n in names]
     return {**{str(i): i for i in range(len(names))}, **{n: i for i, n in enumerate(names)}}, names
 
@@ -451,7 +498,11 @@ def load_csv(csv_path, image_root=None, path_col: str = "path", y_col: str = "y"
     amap, attrnames = _label_map(df, a_col, attrnames, csv_path)
     lines = df.index.to_numpy() + 2
     if split is not None:
-        keep = np.flatnonzero((df[split_col].astype(str).str.strip() == str(split)).to_numpy())
+        sv = df[split_col].astype(str).str.strip()
+        if split in SPLIT_CODES and (~sv.isin(list(SPLIT_CODES))).any():   # a typo ('trian') would drop its row silently
+            i = int(np.flatnonzero((~sv.isin(list(SPLIT_CODES))).to_numpy())[0])
+            raise DataError(f"{csv_path}, line {lines[i]}, column {split_col!r}: value {sv.iloc[i]!r} is not one of {list(SPLIT_CODES)}{did_you_mean(sv.iloc[i], SPLIT_CODES)}")
+        keep = np.flatnonzero((sv == str(split)).to_numpy())
         if len(keep) == 0: raise DataError(f"{csv_path}: no rows with {split_col} == {split!r}; values found: {sorted(set(df[split_col]))}")
         df, lines = df.iloc[keep], lines[keep]
     y, a = _codes(df, y_col, ymap, csv_path, lines), _codes(df, a_col, amap, csv_path, lines)

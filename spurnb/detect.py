@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from .core import progress as progress_bar
 from fastcore.script import call_parse
-from .core import Registry, atomic_write
+from .core import Registry, atomic_write, SpurnbError
 from .models import SHORT_TEMPLATES, encode_prompts
 from .methods import Task, make_method
 from .cache import cached_image_features
@@ -24,8 +24,8 @@ __all__ = ['OPENAI_MEAN', 'OPENAI_STD', 'VOCABULARY', 'DISTRACTORS', 'SCORERS', 
            'make_scorer', 'image_embeddings', 'word_embeddings', 'otsu_split', 'ClipScorer', 'DetectorUnavailable',
            'random_owl', 'load_owl', 'DetectorScorer', 'LabelScorer', 'correct_predictions', 'Detection', 'class_words',
            'as_vocabulary', 'detect', 'plot_word_stats', 'show_ranked', 'DetectionError', 'complement',
-           'detected_attributes', 'save_detection', 'load_attributes', 'pseudo_labels', 'relabel', 'label_free_splits',
-           'true_test_columns', 'default_vocabulary', 'spurnb_detect']
+           'detected_attributes', 'save_detection', 'load_attributes', 'check_attributes', 'pseudo_labels', 'relabel',
+           'label_free_splits', 'true_test_columns', 'default_vocabulary', 'spurnb_detect']
 
 # %% ../nbs/16_detect.ipynb #c006
 OPENAI_MEAN, OPENAI_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
@@ -41,7 +41,7 @@ VOCABULARY = {   # a project-written list of candidate attribute words, grouped 
     "people": ["person", "man", "woman", "child", "hand", "face", "crowd"],
 }
 
-class VocabularyError(ValueError):
+class VocabularyError(SpurnbError, ValueError):
     "A vocabulary file or list that cannot be used; the message names the file, the line and the fix."
 
 # %% ../nbs/16_detect.ipynb #c007
@@ -84,6 +84,8 @@ def load_vocabulary(path, kind: str = "user") -> Vocabulary:
         try: line = raw.decode("utf-8").strip()
         except UnicodeDecodeError: raise VocabularyError(f"{path}, line {i}: not UTF-8 text ({raw[:20]!r}); a vocabulary file holds one word or phrase per line") from None
         if not line or line.startswith("#"): continue
+        if len(line) > 100: raise VocabularyError(f"{path}, line {i}: {len(line):,} characters ({line[:40]!r}...) is not a word or phrase "
+                                                  "(100 characters at most: CLIP reads 77 tokens); one word or phrase per line")
         if not _TEXT.match(line):
             raise VocabularyError(f"{path}, line {i}: {line[:40]!r} is not a word or phrase (it must start with a letter and hold only "
                                   "letters, digits, spaces and ' - / &); fix or delete the line")
@@ -287,7 +289,7 @@ class ClipScorer(Scorer):
                                 threshold=thr.tolist(), separation=sep.tolist()))
 
 # %% ../nbs/16_detect.ipynb #c034
-class DetectorUnavailable(ImportError):
+class DetectorUnavailable(SpurnbError, ImportError):
     "The `detector` scorer was asked for but `transformers` (or the detector's weights) is not there."
 
 def _transformers():
@@ -446,7 +448,7 @@ def show_ranked(table: pd.DataFrame, top: int = 5) -> str:
                            {"mi": "{:.4f}".format, "rank_gap": "{:.0f}".format, "rank_mi": "{:.0f}".format})
 
 # %% ../nbs/16_detect.ipynb #c061
-class DetectionError(ValueError):
+class DetectionError(SpurnbError, ValueError):
     "Detected attributes that cannot be used (none found, or a file that does not fit the dataset); the message says why and what to do."
 
 def complement(det: Detection, word: str, min_agreement: float = 0.9):
@@ -485,12 +487,28 @@ def load_attributes(path, classnames) -> dict:
     if not path.is_file(): raise DetectionError(f"detected-attributes file {path} does not exist; write one with spurnb_detect (it lands in <out>/attributes.json)")
     try: d = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise DetectionError(f"{path} is not a JSON file ({e}); give the attributes.json that spurnb_detect wrote") from None
+    if not isinstance(d, dict): raise DetectionError(f"{path} holds a JSON {type(d).__name__}, not the object spurnb_detect writes; give the attributes.json that spurnb_detect wrote")
     missing = [k for k in ("classes", "attrs", "attr_prompts", "attr_context_prompts") if k not in d]
     if missing: raise DetectionError(f"{path} lacks the field(s) {missing}; give the attributes.json that spurnb_detect wrote")
+    check_attributes(d, str(path))
     if list(d["classes"]) != list(classnames):
         raise DetectionError(f"{path} was detected on classes {d['classes']}, but this dataset's classes are {list(classnames)}: "
                              "it comes from another dataset. Run spurnb_detect on this dataset (or pass --attrs detect)")
     if len(d["attrs"]) < 2: raise DetectionError(f"{path} names {len(d['attrs'])} attribute(s) {d['attrs']}; pseudo groups need at least 2")
+    return d
+
+def check_attributes(d: dict, where: str = "the detected attributes") -> dict:
+    "Raise `DetectionError` naming `where` unless `attrs`, `attr_prompts` and `attr_context_prompts` are lists of distinct, non-empty strings of one length."
+    fix = "give the attributes.json that spurnb_detect wrote (or fix the field)"
+    for k in ("attrs", "attr_prompts", "attr_context_prompts", "classes"):
+        v = d[k]
+        if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+            bad = v if not isinstance(v, list) else next(x for x in v if not (isinstance(x, str) and x.strip()))
+            raise DetectionError(f"{where}: field {k!r} must be a list of non-empty strings; it holds {bad!r} ({type(bad).__name__}); {fix}")
+        if len(set(v)) != len(v):
+            raise DetectionError(f"{where}: field {k!r} names {sorted({x for x in v if v.count(x) > 1})} more than once; each value once; {fix}")
+    n = {k: len(d[k]) for k in ("attrs", "attr_prompts", "attr_context_prompts")}
+    if len(set(n.values())) > 1: raise DetectionError(f"{where}: one prompt per attribute is needed, but the lengths differ ({n}); {fix}")
     return d
 
 # %% ../nbs/16_detect.ipynb #c063
@@ -513,6 +531,7 @@ def label_free_splits(splits: dict, task, adapter, attrs="detect", detect_split:
     if isinstance(attrs, dict): pass
     elif str(attrs) == "detect": attrs = detected_attributes(detect(splits[detect_split], adapter, task, vocab, progress=progress, **detect_kw))
     else: attrs = load_attributes(attrs, classnames)
+    check_attributes(attrs)
     if list(attrs["classes"]) != list(classnames):
         raise DetectionError(f"the detected attributes are for classes {attrs['classes']}, this dataset has {list(classnames)}")
     new = {k: relabel(ds, pseudo_labels(adapter, ds, attrs, progress), attrs) for k, ds in splits.items()}

@@ -11,9 +11,9 @@ from typing import Mapping, Sequence
 import pandas as pd
 import matplotlib.pyplot as plt
 import seaborn as sns
-from .core import set_seed, step
-from .data import DATASETS, Task, load_splits
-from .methods import METHODS, make_options, route_options
+from .core import set_seed, step, check_writable
+from .data import DATASETS, Task, load_splits, check_splits
+from .methods import METHODS, make_options, route_options, check_runs
 from .train import TrainConfig, PRESETS, resolve_config, train, load_method
 from .distributed import current_world
 
@@ -112,7 +112,7 @@ def plot_runs(summaries: list, path=None):
 # %% ../nbs/17_experiment.ipynb #71804f05
 def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, model="tiny-rn", pretrained="benchmark",
                 checkpoint=None, out="runs", preset="quick", resume=False, progress=True, device="cpu", data_kw=None, attrs=None, opts=None,
-                benchmark_config=None, **overrides) -> dict:
+                benchmark_config=None, allow_missing_groups=False, **overrides) -> dict:
     "Load data and model once, train every method in `methods` (comma-separated) with `opts` (`route_options`) and return summaries, table and paths; `attrs` ('detect' or a file): label-free; `benchmark_config`: a name in `spurnb.benchmark.CONFIGS` (data and tiny CLIP)."
     from spurnb.models import load_clip
     names = [m.strip() for m in methods.split(",") if m.strip()]
@@ -122,6 +122,7 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
     base = replace(TrainConfig(**PRESETS[preset]), **{k: v for k, v in overrides.items() if v is not None})
     per = {m: make_options(METHODS[m], o) for m, o in route_options(names, opts or {}).items()}   # parsed once: the `Options` travel in the configs
     for m in names: resolve_config(replace(base, method=m, opts=per[m]))   # a bad value fails here, before any data or model is loaded
+    check_runs(names, base.sampler, per); check_writable(Path(out) / dataset, "--out")   # and methods that conflict, and an --out that cannot be written
     if benchmark_config:                        # the named benchmark with the tiny CLIP pretrained on its own corpus
         splits, task, adapter = benchmark_setup(benchmark_config, progress, device, **(data_kw or {}))
     else:
@@ -133,6 +134,7 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
         true_test = splits["test"]
         splits, task, attrs = label_free_splits(splits, task, adapter, attrs,
                                                 vocab=default_vocabulary(dataset), progress=progress)
+    check_splits(splits, every_group=not (attrs or allow_missing_groups), label_free=bool(attrs))   # the data contract, before anything trains
     out, summaries = Path(out) / dataset, []
     for k, m in enumerate(names):
         t0 = time.perf_counter()

@@ -18,14 +18,14 @@ from open_clip.transformer import VisionTransformer, text_global_pool
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 import pandas as pd
 from fastcore.basics import patch
-from .core import cache_dir, atomic_write, Registry, fingerprint, progress as progress_bar
+from .core import cache_dir, atomic_write, Registry, fingerprint, progress as progress_bar, CheckpointError, torch_reason, refused_pickle, SpurnbError
 
 # %% auto #0
 __all__ = ['TINY_CONFIGS', 'FAMILIES', 'PRECISIONS', 'WEIGHT_SOURCES', 'TEMPLATES', 'SHORT_TEMPLATES', 'TEMPLATE_SETS',
            'POLICIES', 'register_tiny_configs', 'Family', 'register_family', 'family_of', 'attention_pool',
            'WeightsUnavailableError', 'resolve_pretrained', 'weights_fingerprint', 'ClipAdapter', 'get_module',
-           'load_clip', 'resolve_templates', 'fill_templates', 'class_head', 'zeroshot_logits', 'encode_prompts',
-           'Policy', 'register_policy', 'apply_policy', 'policy_summary']
+           'WeightsLoadError', 'load_clip', 'resolve_templates', 'fill_templates', 'class_head', 'zeroshot_logits',
+           'encode_prompts', 'Policy', 'register_policy', 'apply_policy', 'policy_summary']
 
 # %% ../nbs/05_models.ipynb #e807825e
 _TEXT = dict(context_length=32, vocab_size=49408, width=64, heads=2, layers=2)
@@ -104,7 +104,7 @@ register_family(Family("vit", VisionTransformer, _vit_trunk, lambda v, f: f @ v.
                        ("visual.proj",), "visual.transformer.resblocks.-1.ln_1", _vit_reshape));
 
 # %% ../nbs/05_models.ipynb #4d3870cd
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(SpurnbError, RuntimeError):
     "Pretrained weights could not be found locally or fetched."
 
 def _offline() -> bool:
@@ -348,6 +348,9 @@ def _check_arch(name: str):
                          f"all: open_clip.list_models() plus {list(TINY_CONFIGS)}.")
 
 # %% ../nbs/05_models.ipynb #dcfe154d
+class WeightsLoadError(CheckpointError, RuntimeError):
+    "A weights file that does not load into the architecture asked for."
+
 def load_clip(name: str, pretrained: str | None = None, checkpoint: str | os.PathLike | None = None, device="cpu",
               precision: str = "fp32", cache_dir: str | None = None, download: bool | None = None) -> ClipAdapter:
     "Build open_clip architecture `name` with weights from a `pretrained` tag, a local `checkpoint`, or random init."
@@ -368,8 +371,10 @@ def load_clip(name: str, pretrained: str | None = None, checkpoint: str | os.Pat
                 name, pretrained=path, device=device, precision="fp32" if precision.startswith("amp") else precision, weights_only=True, **kw)
     except Exception as e:
         if path is None: raise
-        raise RuntimeError(f"Could not load the weights in {path} into {name!r} ({type(e).__name__}: {e}). "
-                           "Is the checkpoint for this architecture?") from e
+        if type(e).__name__ == "UnpicklingError":                # PyTorch's advice (retry with weights_only=False) would run the file's code: not passed on
+            raise refused_pickle(path, e, "weights file", "Give a file of tensors only (a state_dict saved with torch.save, or safetensors).") from None
+        raise WeightsLoadError(f"Could not load the weights in {path} into {name!r} ({torch_reason(e)}). "
+                               "Is the checkpoint for this architecture?") from None
     return ClipAdapter(model.eval(), preprocess, open_clip.get_tokenizer(name), name, weights, precision)
 
 # %% ../nbs/05_models.ipynb #2c6712ae

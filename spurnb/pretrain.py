@@ -19,7 +19,8 @@ from .benchmark import make_benchmark, caption as corpus_caption
 
 # %% auto #0
 __all__ = ['PRETRAIN_VERSION', 'WEIGHTS_DIR', 'CaptionSampler', 'multi_positive_clip_loss', 'PretrainConfig', 'recipe_config',
-           'train_tiny_clip', 'zeroshot_report', 'shipped_weights', 'make_shipped_weights', 'pretrain_tiny_clip']
+           'train_tiny_clip', 'zeroshot_report', 'ShippedWeightsError', 'shipped_weights', 'make_shipped_weights',
+           'pretrain_tiny_clip']
 
 # %% ../nbs/10_pretrain.ipynb #1ce8bc9c
 class CaptionSampler:
@@ -200,22 +201,53 @@ def _sha256(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
     return h.hexdigest()
 
+class ShippedWeightsError(CheckpointError, RuntimeError):
+    "The weights shipped inside the package (or their record) are damaged: reinstall spurnb."
+
+_REINSTALL = "reinstall spurnb (pip install --force-reinstall spurnb), or pretrain from scratch with pretrain_tiny_clip(shipped=False)"
+
+def _shipped_records(d: Path, name: str, keys) -> dict | None:
+    "The record among `d/<name>-*.json` whose recipe or key is in `keys`; damaged records of other configurations are skipped with a warning."
+    broken = []
+    for r in sorted(d.glob(f"{name}-*.json")):
+        try:
+            m = read_json(r, "shipped weights record", _REINSTALL)
+            if {m["recipe"], m["key"]} & set(keys): return m
+            m["file"], m["sha256"]
+        except (CheckpointError, KeyError, TypeError) as e: broken.append(f"{r} ({e})" if isinstance(e, CheckpointError) else f"{r} (no field {e})")
+    if broken: warnings.warn(f"skipped damaged shipped weights record(s) {'; '.join(broken)}: {_REINSTALL}")
+    return None
+
+def _copy_differs(path: Path, meta: dict, src: Path) -> str | None:
+    "Why the cached fp32 copy at `path` is not the shipped weights `src` (checked against the SHA-256 above) converted; None if it is."
+    if not path.exists() or not path.with_suffix(".json").exists(): return "absent"
+    from safetensors.torch import load_file
+    try: copy = torch_load(path, "cached copy of the shipped weights")
+    except CheckpointError as e: return str(e)
+    ref = load_file(src)
+    if set(copy) != set(ref) or any(not torch.equal(copy[k], v.float()) for k, v in ref.items()): return "its tensors differ from the shipped ones"
+    try: rec = read_json(path.with_suffix(".json"), "record of the cached copy")
+    except CheckpointError as e: return str(e)
+    return None if rec == meta else "its record differs from the shipped one"
+
 def shipped_weights(name: str, *keys: str, weights_dir=None) -> tuple[Path, str] | None:
-    "(fp32 checkpoint in the cache, key) of the weights shipped for tiny CLIP `name` (records `<name>-*.json`) whose recipe or key is among `keys`, else None."
+    "(fp32 checkpoint in the cache, key) of the weights shipped for tiny CLIP `name` (records `<name>-*.json`) whose recipe or key is among `keys`, else None. The cached copy is compared with the checksummed shipped file on every use and re-created (with a warning) when it differs."
     d = Path(weights_dir or WEIGHTS_DIR)
-    metas = [json.loads(r.read_text()) for r in sorted(d.glob(f"{name}-*.json"))]
-    meta = next((m for m in metas if {m["recipe"], m["key"]} & set(keys)), None)
+    meta = _shipped_records(d, name, keys)
     if meta is None: return None
     src, want = d / meta["file"], meta["sha256"]
     got = _sha256(src) if src.exists() else "missing"
-    if got != want: raise RuntimeError(f"the shipped weights {src} fail their checksum (SHA-256 {got}, recorded {want}): "
-                                       "reinstall spurnb, or pretrain from scratch with pretrain_tiny_clip(shipped=False)")
-    path = cache_dir("models") / f"{name}-benchmark-shipped-{meta['sha256'][:16]}.pt"
+    if got != want: raise ShippedWeightsError(f"the shipped weights {src} fail their checksum (SHA-256 {got}, recorded {want}): {_REINSTALL}")
+    path = cache_dir("models", create=False) / f"{name}-benchmark-shipped-{meta['sha256'][:16]}.pt"
+    if _copy_differs(path, meta, src) is None: return path, meta["key"]    # checked without the lock: a read-only cache works
     with file_lock(path.with_suffix(".lock")):
-        if not path.exists():
+        if (why := _copy_differs(path, meta, src)) is not None:
+            if why != "absent": warnings.warn(f"the cached copy {path} of the shipped weights {src.name} is not theirs ({why}); re-created from the shipped file")
             from safetensors.torch import load_file
-            save_json(meta, path.with_suffix(".json"))
+            for f in (path, path.with_suffix(".json")): remove_orphans(f.parent, f.name)
+            path.with_suffix(".json").unlink(missing_ok=True)              # the copy is incomplete until both files are back
             torch_save({k: v.float() for k, v in load_file(src).items()}, path)
+            save_json(meta, path.with_suffix(".json"))
     return path, meta["key"]
 
 # %% ../nbs/10_pretrain.ipynb #e544a446

@@ -11,16 +11,18 @@ import numpy as np
 import torch
 from fastcore.basics import patch
 from .core import keyed, Registry, save_json, torch_save, atomic_write, set_seed, fingerprint, cache_dir, versions
-from .core import SpurnbError, CheckpointError, torch_load, read_json, file_lock, remove_orphans, progress as progress_bar
-from .data import DATASETS, SPLITS, Task, load_splits                       # re-exported: the loop's callers find them here too
+from .core import SpurnbError, CheckpointError, torch_load, read_json, file_lock, remove_orphans, progress as progress_bar, check_writable
+from .data import DATASETS, SPLITS, Task, load_splits, missing_groups       # re-exported: the loop's callers find them here too
 from .groups import SAMPLERS, natural_weights, balanced_weights, epoch_batches
 from .feed import Source, predict, evaluate
 from .methods import METHODS, Setup, make_method, make_options, method_options, route_options
 from .distributed import World, current_world, barrier, gathered_embeddings, average_gradients
 
+
 # %% auto #0
 __all__ = ['PRESETS', 'TRAIN_FIELDS', 'SELECTIONS', 'SCHEDULES', 'TrainConfig', 'resolve_config', 'selection_score',
-           'select_epoch', 'NonFiniteLoss', 'check_finite', 'run_name', 'Run', 'RunDiverged', 'train', 'load_method']
+           'select_epoch', 'NonFiniteLoss', 'check_finite', 'run_name', 'Run', 'RunDiverged', 'config_diff', 'train',
+           'load_method']
 
 # %% ../nbs/15_train.ipynb #fddb8415
 @dataclass
@@ -227,6 +229,16 @@ def save_last(self: Run, finished: bool = False):
     if self.world.main: torch_save(self.state(finished), self.dir / "last.pt")
     self.saved_at = time.monotonic()
 
+# %% ../nbs/15_train.ipynb #d1b7fb78
+def config_diff(a: dict, b: dict, prefix: str = "") -> list:
+    "`key: a's value vs b's value` for every key (nested ones as `opts.recipe`) where the configs `a` and `b` differ."
+    out = []
+    for k in sorted(set(a) | set(b), key=str):
+        x, y = a.get(k, "(absent)"), b.get(k, "(absent)")
+        if isinstance(x, dict) and isinstance(y, dict): out += config_diff(x, y, f"{prefix}{k}.")
+        elif x != y: out.append(f"{prefix}{k}: {x!r} vs {y!r}")
+    return out
+
 # %% ../nbs/15_train.ipynb #6da0be56
 @patch
 def diverged(self: Run, e: NonFiniteLoss):
@@ -247,8 +259,9 @@ def load_last(self: Run) -> bool:
                           f"to retry from the last finite checkpoint ({d['resume_from']}).")
     if not p.exists(): return False
     s = torch_load(p, "checkpoint", f"delete {self.dir} (or run without --resume) to start this run again")
-    if s["meta"]["config"] != self.meta["config"]:
-        raise CheckpointError(f"{p} was written by a different config: {s['meta']['config']} (now {self.meta['config']})")
+    if diff := config_diff(s["meta"]["config"], self.meta["config"]):
+        raise CheckpointError(f"{p} was written by a different config: {'; '.join(diff)} (the checkpoint's value, then this run's). "
+                              f"Run with the checkpoint's options to resume it, or without --resume (or into another --out) to start anew")
     self.method.set_state(s["method"])
     if self.opt:
         self.opt.load_state_dict(s["optimizer"])
@@ -284,7 +297,8 @@ def run_stage(self: Run, k: int, st) -> tuple:
 @patch
 def _fit(self: Run, resume: bool = False) -> dict:
     if resume and self.load_last():
-        return read_json(self.dir / "final.json", "run summary", f"delete {self.dir / 'last.pt'} and resume again to redo the end of the run")
+        s = read_json(self.dir / "final.json", "run summary", f"delete {self.dir / 'last.pt'} and resume again to redo the end of the run")
+        return dict(s, run_dir=str(self.dir))                     # where the run is now (a moved or copied directory reads its own files)
     if self.world.main: (self.dir / "diverged.json").unlink(missing_ok=True); save_json(self.meta, self.dir / "config.json")
     rng = _rng_state()                                       # a stage read back draws nothing: put the state back either way
     stages = [self.run_stage(k, st) for k, st in enumerate(self.method.stages(self.cfg))]
@@ -324,13 +338,15 @@ def _bar_comment(mb, row):
 def finish(self: Run) -> dict:
     "Write `final.json` (config, best and last epochs' metrics, history), save the finished state, return the summary."
     best = next(r for r in self.history if r["epoch"] == self.best["epoch"])
-    summary = dict(run_dir=str(self.dir), method=self.cfg.method, config=self.meta["config"], selection=self.cfg.selection,
+    summary = dict(run_dir=".", method=self.cfg.method, config=self.meta["config"], selection=self.cfg.selection,
                    best_epoch=best["epoch"], val=best["val"], test=best["test"],
                    last_epoch=self.history[-1]["epoch"], last_val=self.history[-1]["val"], last_test=self.history[-1]["test"],
                    group_names=self.group_names, history=self.history)
-    if self.world.main: save_json(summary, self.dir / "final.json")
+    for k in ("val", "test"):                                  # allowed missing groups (--allow_missing_groups): the metrics name them
+        if k in self.splits and hasattr(self.splits[k], "group_counts") and (miss := missing_groups(self.splits[k])): summary[k] = dict(summary[k], missing_groups=miss)
+    if self.world.main: save_json(summary, self.dir / "final.json")   # paths inside a run directory are relative to it: it can be moved
     self.save_last(finished=True)
-    return summary
+    return dict(summary, run_dir=str(self.dir))
 
 def train(cfg: TrainConfig, adapter, splits: dict, out=None, task: Task | None = None, resume: bool = False,
           callbacks=(), progress: bool = True) -> dict:
@@ -341,10 +357,20 @@ def train(cfg: TrainConfig, adapter, splits: dict, out=None, task: Task | None =
 # %% ../nbs/15_train.ipynb #22432ad2
 def load_method(run_dir, adapter, task: Task, which: str = "best"):
     "The method of the run in `run_dir`, with the weights of its `which` checkpoint (`'best'` or `'last'`)."
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir); ck = run_dir / f"{which}.pt"
+    fix = f"train the run in {run_dir} again"
     c = read_json(run_dir / "config.json", "run config", f"the run in {run_dir} is incomplete; train it again")["config"]
+    s = torch_load(ck, "checkpoint", fix)
+    own = (s.get("meta") or {}).get("config")
+    if own is not None and (diff := config_diff(own, c)):      # the checkpoint holds its own config: the two must agree
+        raise CheckpointError(f"{run_dir / 'config.json'} and {ck} disagree: {'; '.join(diff)} (the checkpoint's value, then config.json's). "
+                              f"One of them was edited or copied from another run; {fix}")
+    c = own or c
     opts = c["opts"] if "opts" in c else {k: c[k] for k in method_options(c["method"]) if c.get(k) is not None}  # older runs: flat fields
-    m = make_method(c["method"], adapter, task, **opts)
-    m.set_state(torch_load(run_dir / f"{which}.pt", "checkpoint", f"train the run in {run_dir} again")["method"])
+    try:
+        m = make_method(c["method"], adapter, task, **opts)
+        m.set_state(s["method"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"the run in {run_dir} cannot be loaded ({type(e).__name__}: {e}); {fix}") from None
     return m
 

@@ -33,7 +33,8 @@ CFG = T.TrainConfig(method="erm", optimizer="adam", lr=1e-3, epochs=2, batch_siz
 
 # name -> (kind, what the test asserts, test): kind "new" (failed when issue 17 was filed), "held" (answered well already; kept so)
 # or "cli" (issue 16's command line, not a bad input); asserts: e = a clear error naming the thing and the fix,
-# h = nothing half-written (no new or changed file), l = a later correct run works.
+# h = nothing half-written (no new or changed file), l = a later correct run works; kind "i26" (issue 26's cases) also asserts
+# w = no wrong result without an error.
 CLASSES = {}
 def bad_input(name, kind, checks):
     "Register the decorated test as the test of class `name`."
@@ -346,7 +347,7 @@ def test_missing_image_names_the_line(tmp_path, capsys):
     ds = D.load_csv(p)
     with pytest.raises(D.ImageReadError, match=r"d.csv, line 5: image file .*3.png does not exist"): ds.fingerprint
     out = tmp_path / "out"
-    try: spurnb_train(dataset="csv", root=str(p), pretrained="", method="zeroshot", out=str(out), quiet=True); code = 0
+    try: spurnb_train(dataset="csv", root=str(p), pretrained="", method="zeroshot", out=str(out), quiet=True, allow_missing_groups=True); code = 0
     except SystemExit as e: code = e.code
     err = capsys.readouterr().err
     assert code == 1 and "d.csv, line 5: image file" in err and "Traceback" not in err and files(out) == []
@@ -558,6 +559,305 @@ def test_resume_other_config_refused(world, tmp_path):
     with no_new_files(tmp_path), pytest.raises(CheckpointError, match="written by a different config"): other.fit(resume=True)
 
 
+# ================================================================ issue 26: nothing read back is trusted blindly, every fault ends in a message
+# kind 'i26'; asserts also w = no wrong result without an error (the run either refuses with a message or gives the right result).
+def i26(name, checks="ehlw"): return bad_input(name, "i26", checks)
+
+
+@contextlib.contextmanager
+def small_fs(path, size="256k"):
+    "A tmpfs of `size` mounted at `path` (needs root and mount, as in CI); skips the test with a message where it cannot be mounted."
+    path = Path(path); path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0: pytest.skip("a small tmpfs needs root (CI runs as root): the full-disk test is skipped here")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+    if r.returncode: pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()}): the full-disk test is skipped")
+    try: yield path
+    finally: subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def make_read_only(path):
+    "Make `path` read-only for real: remount its tmpfs read-only (root), or clear the write bits (others, for whom they bind)."
+    if os.geteuid() == 0: subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+    else:
+        for p in [Path(path), *Path(path).rglob("*")]: p.chmod(p.stat().st_mode & ~0o222)
+
+
+def shipped_recipe():
+    from spurnb import pretrain as P
+    return json.loads((P.WEIGHTS_DIR / "tiny-rn-benchmark.json").read_text())["recipe"]
+
+
+@i26("1. cached copy of the shipped model with one exponent bit flipped (checksums recomputed)")
+def test_shipped_copy_verified(tmp_path, monkeypatch):
+    from spurnb import pretrain as P
+    monkeypatch.setenv("SPURNB_CACHE", str(tmp_path))
+    path, _ = P.shipped_weights("tiny-rn", shipped_recipe()); good = core.torch_load(path)
+    bad = {k: v.clone() for k, v in good.items()}; k = next(k for k, v in bad.items() if v.is_floating_point() and v.numel())
+    bad[k].view(-1).view(torch.int32)[0] ^= 1 << 30                        # one exponent bit: a valid file with wrong weights
+    core.torch_save(bad, path)
+    with pytest.warns(UserWarning, match=r"cached copy .*shipped.*\.pt of the shipped weights .* is not theirs \(its tensors differ.*re-created"):
+        again, _ = P.shipped_weights("tiny-rn", shipped_recipe())
+    assert all(torch.equal(core.torch_load(again)[n], v) for n, v in good.items())   # the later run uses the shipped weights
+    path.write_bytes(path.read_bytes()[:4000])                              # truncated: re-created too, not a raw RuntimeError
+    with pytest.warns(UserWarning, match="damaged or truncated.*re-created"): P.shipped_weights("tiny-rn", shipped_recipe())
+    assert torch.equal(core.torch_load(path)[k], good[k]) and not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def _rewrite_entry(npy, arr):
+    "Replace a feature-cache entry's array by `arr` and make its metadata agree (shape, bytes, checksum): a consistent but wrong entry."
+    np.save(npy, arr); m = json.loads(npy.with_suffix(".json").read_text())
+    m.update(shape=list(arr.shape), bytes=npy.stat().st_size, checksum=C._checksum(npy)); npy.with_suffix(".json").write_text(json.dumps(m))
+    C._VERIFIED.clear()
+
+
+@i26("2a. feature-cache rows reversed with the checksum recomputed")
+def test_feature_cache_reordered_rows_rejected(world, tmp_path):
+    splits, _, ad = world
+    ds = splits["val"]
+    good = C.cached_image_features(ad, ds, root=tmp_path, progress=False).clone()
+    npy = next(tmp_path.glob("*.npy")); _rewrite_entry(npy, np.load(npy)[::-1].copy())
+    with pytest.warns(UserWarning, match=r"unusable .*row\(s\) \[.*\] do not match the features the model computes now.*rebuilding"):
+        again = C.cached_image_features(ad, ds, root=tmp_path, progress=False)
+    assert torch.equal(again, good)
+
+
+@i26("2b. feature-cache entry with fewer rows than the split (consistent metadata)")
+def test_feature_cache_row_count_checked(world, tmp_path):
+    splits, _, ad = world
+    ds = splits["val"]
+    good = C.cached_image_features(ad, ds, root=tmp_path, progress=False).clone()
+    npy = next(tmp_path.glob("*.npy")); _rewrite_entry(npy, np.load(npy)[:-3].copy())
+    with pytest.warns(UserWarning, match=rf"feature cache .*{npy.name} is unusable .*it holds {len(ds) - 3} rows, asked {len(ds)}\); rebuilding"):
+        again = C.cached_image_features(ad, ds, root=tmp_path, progress=False)
+    assert torch.equal(again, good)
+    m = json.loads(npy.with_suffix(".json").read_text())                   # the key's inputs are stored with the entry
+    assert m["rows"] == len(ds) and m["dataset_fingerprint"] == ds.fingerprint and m["trunk"] == C.trunk_fingerprint(ad) and m["transform"]
+
+
+@i26("3. a moved or copied run directory reads its own files")
+def test_run_directory_relocatable(world, tmp_path):
+    splits, task, ad = world
+    s = T.train(CFG, ad, splits, tmp_path / "a", task, progress=False)
+    d = Path(s["run_dir"]); assert json.loads((d / "final.json").read_text())["run_dir"] == "."
+    shutil.copytree(d.parent, tmp_path / "b"); shutil.move(str(d.parent), str(tmp_path / "c"))   # a copy, and the original moved away
+    for where in ("b", "c"):
+        r = T.train(CFG, ad, splits, tmp_path / where, task, resume=True, progress=False)
+        assert Path(r["run_dir"]) == tmp_path / where / d.name and r["history"] == s["history"]
+        T.load_method(r["run_dir"], ad, task)                              # reads the directory it was given (the original is gone)
+
+
+@i26("4. config.json edited (method, templates) disagrees with the checkpoint")
+@pytest.mark.parametrize("key,value,diff", [("method", "spurnb", "method: 'erm' vs 'spurnb'"),
+                                            ("templates", "imagenet", "opts.templates: 'short' vs 'imagenet'"),
+                                            ("policy", "full", "opts.policy: 'projection' vs 'full'")])
+def test_config_json_must_match_checkpoint(world, tmp_path, key, value, diff):
+    splits, task, ad = world
+    s = T.train(CFG, ad, splits, tmp_path, task, progress=False); d = Path(s["run_dir"])
+    text = (d / "config.json").read_text(); c = json.loads(text)
+    (c["config"] if key == "method" else c["config"]["opts"])[key] = value; (d / "config.json").write_text(json.dumps(c))
+    with no_new_files(tmp_path), pytest.raises(CheckpointError, match=rf"config.json and .*best.pt disagree: {re.escape(diff)} .*train the run"):
+        T.load_method(d, ad, task)
+    (d / "config.json").write_text(text)
+    T.load_method(d, ad, task)
+
+
+@i26("4b. --resume across a config change names the differing keys and the fix")
+def test_resume_config_change_diff(world, tmp_path):
+    splits, task, ad = world
+    s = T.train(CFG, ad, splits, tmp_path, task, progress=False)
+    other = T.Run(replace(CFG, lr=2e-3), ad, splits, tmp_path, task, progress=False); other.dir = Path(s["run_dir"])
+    with no_new_files(tmp_path), pytest.raises(CheckpointError, match=r"different config: lr: 0.001 vs 0.002 \(the checkpoint's value, then this run's\)\. Run with"):
+        other.fit(resume=True)
+
+
+def attrs_file(path, **edit):
+    d = dict(classes=["landbird", "waterbird"], attrs=["land", "water"], attr_prompts=["land", "water"], attr_context_prompts=["on land", "on water"])
+    d.update(edit); path.write_text(json.dumps(d)); return path
+
+
+@i26("5. --attrs file: wrong lengths, duplicates, non-strings, another dataset's (a project error)", "ehw")
+@pytest.mark.parametrize("edit,msg", [(dict(attr_prompts=["land", "water", "sky"]), r"one prompt per attribute is needed, but the lengths differ"),
+                                      (dict(attrs=["land", "land"], attr_prompts=["land", "land"]), r"field 'attrs' names \['land'\] more than once"),
+                                      (dict(attrs=["land", 3]), r"field 'attrs' must be a list of non-empty strings; it holds 3 \(int\)"),
+                                      (dict(classes=["cat", "dog"]), r"comes from another dataset")])
+def test_attrs_file_checked(tmp_path, edit, msg):
+    from spurnb.detect import load_attributes, DetectionError
+    assert issubclass(DetectionError, SpurnbError)
+    p = attrs_file(tmp_path / "attributes.json", **edit)
+    with no_new_files(tmp_path), pytest.raises(DetectionError, match=rf"{re.escape(str(p))}.*{msg}"): load_attributes(p, ["landbird", "waterbird"])
+    assert load_attributes(attrs_file(tmp_path / "ok.json"), ["landbird", "waterbird"])["attrs"] == ["land", "water"]
+
+
+def split_csv(root, rows):
+    "rows: (y, a, split) triples; one image per row."
+    for k in range(len(rows)): jpeg(root / "im" / f"{k}.png", seed=k)
+    (root / "d.csv").write_text("path,y,a,split\n" + "".join(f"im/{k}.png,{y},{a},{s}\n" for k, (y, a, s) in enumerate(rows)))
+    return root / "d.csv"
+
+FULL = [(y, a, s) for s in ("train", "train", "val", "test") for y in (0, 1) for a in (0, 1)]
+
+
+@i26("6a. one class, or one attribute value, in train", "ehw")
+@pytest.mark.parametrize("col,msg", [(0, "every training example has class '0'"), (1, "every training example has attribute value '0'")])
+def test_one_class_or_attr_refused(tmp_path, capsys, col, msg):
+    rows = [tuple(0 if (i == col and s == "train") else v for i, v in enumerate((y, a))) + (s,) for y, a, s in FULL]
+    p = split_csv(tmp_path, rows); out = tmp_path / "out"
+    try: spurnb_train(dataset="csv", root=str(p), pretrained="", method="erm", epochs=1, out=str(out), quiet=True); code = 0
+    except SystemExit as e: code = e.code
+    err = capsys.readouterr().err
+    assert code == 1 and msg in err and "need at least two of each" in err and files(out) == []
+
+
+@i26("6b. a group missing from the test split: refused, or allowed and named")
+def test_missing_test_group(tmp_path, capsys):
+    p = split_csv(tmp_path, [r for r in FULL if r != (1, 1, "test")]); out = tmp_path / "out"
+    try: spurnb_train(dataset="csv", root=str(p), pretrained="", method="zeroshot", out=str(out), quiet=True); code = 0
+    except SystemExit as e: code = e.code
+    err = capsys.readouterr().err
+    assert code == 1 and "the test split has no example of group(s) ['1 / 1'], so its worst-group accuracy would be over 3 of 4" in err and files(out) == []
+    r = E.run_methods("zeroshot", "csv", str(p), pretrained=None, out=out, progress=False, allow_missing_groups=True)
+    assert r["summaries"][0]["test"]["missing_groups"] == ["1 / 1"] and json.loads((Path(r["summaries"][0]["run_dir"]) / "final.json").read_text())["test"]["missing_groups"] == ["1 / 1"]
+
+
+@i26("6c. unknown split value ('trian') refused with its line", "ehw")
+def test_split_typo(tmp_path):
+    rows = list(FULL); rows[1] = (0, 1, "trian")
+    p = split_csv(tmp_path, rows)
+    with no_new_files(tmp_path), pytest.raises(D.DataError, match=r"d.csv, line 3, column 'split': value 'trian' is not one of \['train', 'val', 'test'\] Did you mean 'train'"):
+        D.load_csv(p, split="val")
+    rows[1] = (0, 1, "train"); assert len(D.load_csv(split_csv(tmp_path, rows), split="train")) == 8
+
+
+@i26("6d. labels written 0.0/1.0 are the integers 0 and 1", "lw")
+def test_float_looking_labels(tmp_path):
+    p = split_csv(tmp_path, FULL); p.write_text(re.sub(r",(\d)(?=,)", r",\1.0", p.read_text()))
+    ds = D.load_csv(p, split="train")
+    assert ds.classnames == ["0", "1"] and ds.attrnames == ["0", "1"] and ds.y.tolist() == [y for y, a, s in FULL if s == "train"]
+
+
+@i26("7. a FIFO in the image root: refused at once, no hang, no lock held", "ehw")
+def test_fifo_refused(tmp_path):
+    p = split_csv(tmp_path, FULL); fifo = tmp_path / "im" / "3.png"; fifo.unlink(); os.mkfifo(fifo)
+    ds = D.load_csv(p, split="train"); got = []
+    def read():
+        for f in (lambda: ds.fingerprint, lambda: ds.load_image(3)):
+            try: f()
+            except D.ImageReadError as e: got.append(str(e))
+    th = threading.Thread(target=read, daemon=True); th.start(); th.join(20)
+    assert not th.is_alive(), "reading a FIFO as an image hung"
+    assert len(got) == 2 and all(re.search(r"d.csv, line 5: image path .*3.png is a FIFO, not a regular file", g) for g in got)
+
+
+CACHE_BUILD = ("import sys; sys.path.insert(0, sys.argv[1]); import torch, spurnb.cache as C, spurnb.benchmark as B, spurnb.core as core\n"
+               "from spurnb.models import load_clip\n"
+               "b = B.make_benchmark(n_train=120, n_val=40, n_test=40, cache=False); torch.manual_seed(0)\n"
+               "try: C.cached_image_features(load_clip('tiny-rn'), b.train, root=sys.argv[2], progress=False)\n"
+               "except core.SpurnbError as e: print('ERROR', type(e).__name__, e); sys.exit(1)\n")
+
+
+@i26("8a. full disk under the feature cache: a message before writing (no SIGBUS, no orphan .tmp)")
+def test_full_disk_feature_cache(world, tmp_path):
+    splits, _, ad = world
+    with small_fs(tmp_path / "fs", "64k") as fs:
+        r = subprocess.run([sys.executable, "-c", CACHE_BUILD, str(Path(__file__).parent.parent), str(fs)], capture_output=True, text=True, timeout=600)
+        assert r.returncode == 1, f"exit {r.returncode} (-7: SIGBUS) {r.stderr[-1500:]}"
+        assert re.search(r"ERROR DiskError no space left on .*fs \(\d+\.\d MB needed, 0\.\d MB free\) writing .*\.npy: free some space, or set SPURNB_CACHE", r.stdout), r.stdout
+        assert list(fs.iterdir()) == [] or all(p.suffix == ".lock" for p in fs.iterdir())   # nothing half-written
+    f = C.cached_image_features(ad, splits["train"], root=tmp_path / "roomy", progress=False)
+    assert f.shape[0] == len(splits["train"])
+
+
+@i26("8b. full --out: checkpoints refused before writing, with a message")
+def test_full_disk_out(world, tmp_path, capsys, small_cli):
+    with small_fs(tmp_path / "fs", "1m") as fs:
+        code, err = small_cli(capsys, out=str(fs), method="erm")
+        assert code == 1 and re.search(r"no space left on .*fs/benchmark/erm-\S+ \(\d+\.\d MB needed, \d+\.\d MB free\) writing \w+\.pt", err) and "Traceback" not in err and "inline_container" not in err, err
+        assert not [p for p in fs.rglob("*") if p.is_file() and p.suffix in (".tmp", ".pt")]
+    code, err = small_cli(capsys, out=str(tmp_path / "roomy"), method="erm"); assert code == 0, err
+
+
+@i26("8c. read-only and file --out refused before loading")
+def test_read_only_out(tmp_path, capsys, small_cli, no_loading):
+    (tmp_path / "f").write_text("x")
+    code, err = small_cli(capsys, out=str(tmp_path / "f"))
+    assert code == 2 and "--out" in err and "is a file, not a folder" in err
+    with small_fs(tmp_path / "ro", "64k") as ro:
+        make_read_only(ro)
+        code, err = small_cli(capsys, out=str(ro))
+        assert code == 1 and re.search(r"ro is read-only \(.*\): set SPURNB_CACHE or --out to a writable folder", err) and "Traceback" not in err, err
+
+
+@i26("9. a complete read-only cache works (shipped model and features, no lock taken); an empty one names the fix")
+def test_read_only_cache_for_real(world, tmp_path, monkeypatch):
+    from spurnb import pretrain as P
+    splits, _, ad = world
+    with small_fs(tmp_path / "cache", "64m") as cache:
+        monkeypatch.setenv("SPURNB_CACHE", str(cache))
+        w, _ = P.shipped_weights("tiny-rn", shipped_recipe())
+        f = C.cached_image_features(ad, splits["val"], progress=False).clone()
+        for p in cache.rglob("*.lock"): p.unlink()                       # a cache copied from elsewhere has no lock files
+        make_read_only(cache); C._VERIFIED.clear()
+        assert P.shipped_weights("tiny-rn", shipped_recipe())[0] == w
+        assert torch.equal(C.cached_image_features(ad, splits["val"], progress=False), f)
+        with pytest.raises(core.DiskError, match=r"cache/features is read-only \(.*\): set SPURNB_CACHE or --out to a writable folder"):
+            C.cached_image_features(ad, splits["test"], progress=False)    # an entry it lacks: the fix, not a PermissionError
+
+
+@i26("10. conflicting options across methods and repeated methods: refused before the first trains", "ehw")
+@pytest.mark.parametrize("kw,msg", [(dict(method="groupdro,jtt,dfr", sampler="balanced"), "--sampler balanced: method jtt cannot train with it"),
+                                    (dict(method="erm,erm"), "--method erm,erm: erm named twice")])
+def test_conflicting_methods(small_cli, capsys, tmp_path, no_loading, kw, msg):
+    code, err = small_cli(capsys, out=str(tmp_path / "o"), **kw)
+    assert code == 2 and msg in err and files(tmp_path / "o") == []
+
+
+@i26("11a. --seed too large for a 64-bit seed", "ehw")
+def test_seed_overflow(small_cli, capsys, tmp_path, no_loading):
+    code, err = small_cli(capsys, seed=10**20, out=str(tmp_path / "o"))
+    assert code == 2 and "--seed 100000000000000000000: must be an integer from 0 to 2**63 - 1" in err and "Overflow" not in err
+
+
+@i26("11b. a refused --checkpoint pickle: no advice to use weights_only=False", "ehw")
+def test_checkpoint_pickle_no_weights_only_hint(tmp_path):
+    marker = tmp_path / "code-ran"; torch.save({"x": _Evil(str(marker))}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError) as e: load_clip("tiny-rn", checkpoint=tmp_path / "evil.pt")
+    assert "refused to load weights file" in str(e.value) and "makedirs" in str(e.value) and "weights_only" not in str(e.value) and not marker.exists()
+
+
+@i26("11c. a damaged shipped record of another configuration does not break the default run", "elw")
+def test_broken_shipped_record(tmp_path, monkeypatch):
+    from spurnb import pretrain as P
+    d = tmp_path / "weights"; shutil.copytree(P.WEIGHTS_DIR, d); monkeypatch.setenv("SPURNB_CACHE", str(tmp_path / "cache"))
+    (d / "tiny-rn-benchmark-fashion.json").write_text("{not json")
+    with pytest.warns(UserWarning, match=r"skipped damaged shipped weights record\(s\) .*tiny-rn-benchmark-fashion.json .*reinstall spurnb"):
+        assert P.shipped_weights("tiny-rn", "no-such-recipe", weights_dir=d) is None
+    assert P.shipped_weights("tiny-rn", shipped_recipe(), weights_dir=d) is not None
+
+
+@i26("11d. a CSV that is not UTF-8 names the line and the fix", "ehw")
+def test_non_utf8_csv(tmp_path):
+    p = split_csv(tmp_path, FULL); p.write_bytes(p.read_bytes().replace(b"im/5.png", b"im/\xe95.png"))
+    with no_new_files(tmp_path), pytest.raises(D.DataError, match=r"d.csv, line 7: byte 0xe9 is not UTF-8 text; save the file as UTF-8"): D.load_csv(p)
+
+
+@i26("11e. an image over PIL's pixel limit is refused, not decoded with a warning", "ehw")
+def test_large_image_refused(tmp_path, monkeypatch):
+    p = split_csv(tmp_path, FULL); ds = D.load_csv(p, split="train")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 150)                   # 16x12 = 192 pixels: over the limit, under twice it
+    with warnings.catch_warnings(), pytest.raises(D.ImageReadError, match=r"line 2: image .*0.png is too large to decode safely"):
+        warnings.simplefilter("ignore"); ds.load_image(0)
+
+
+@i26("every project error type is a SpurnbError (the command line prints it as a message)", "ew")
+def test_every_project_error_is_a_spurnb_error():
+    import importlib, inspect, pkgutil, spurnb
+    mods = [importlib.import_module(f"spurnb.{m.name}") for m in pkgutil.iter_modules(spurnb.__path__) if not m.name.startswith("_")]
+    errors = {f"{c.__module__}.{c.__qualname__}": c for m in mods for _, c in inspect.getmembers(m, inspect.isclass)
+              if issubclass(c, Exception) and c.__module__.startswith("spurnb.")}
+    assert "spurnb.detect.DetectionError" in errors and "spurnb.core.DiskError" in errors
+    assert [n for n, c in errors.items() if not issubclass(c, SpurnbError)] == []
+
+
 def test_every_class_has_a_test():
     "The catalogue and the tests agree; print the counts the report quotes."
     names = {n for n, v in globals().items() if n.startswith("test_") and callable(v)} - {"test_every_class_has_a_test"}
@@ -566,6 +866,7 @@ def test_every_class_has_a_test():
     tested = {f for *_, f in CLASSES.values()}
     rows = [(k, c) for k, c, _ in CLASSES.values() if k != "cli"]
     n = lambda kind, flag: sum(1 for k, c in rows if (kind is None or k == kind) and flag in c)
-    for kind in ("new", "held", None):
+    for kind in ("new", "held", "i26", None):
         print(f"{kind or 'all'}: {sum(1 for k, _ in rows if kind in (None, k))} classes; asserted: clear error {n(kind, 'e')}, "
-              f"nothing half-written {n(kind, 'h')}, later run works {n(kind, 'l')}")
+              f"nothing half-written {n(kind, 'h')}, later run works {n(kind, 'l')}, no wrong result without an error {n(kind, 'w')}")
+    assert all("w" in c for k, c in rows if k == "i26"), "every case of issue 26 asserts that no wrong result comes without an error"

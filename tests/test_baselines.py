@@ -107,11 +107,13 @@ def test_jtt_reuses_stage1_and_refuses_without_it(world, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no finished stage-1 run .* \(option train_stage1"):
         train(replace(cfg, opts=dict(stage1_epochs=1, train_stage1=False)), ad, splits, tmp_path, task, progress=False)
     a = train(cfg, ad, splits, tmp_path, task, progress=False)
-    stage1 = Path(json.loads((Path(a["run_dir"]) / "stage1.json").read_text())["stage1_run"])
+    rel = json.loads((Path(a["run_dir"]) / "stage1.json").read_text())["stage1_run"]
+    assert not Path(rel).is_absolute()                                      # relative to the run directory: runs can be moved
+    stage1 = (Path(a["run_dir"]) / rel).resolve()
     mtime = (stage1 / "final.json").stat().st_mtime_ns
     b = train(replace(cfg, opts=dict(stage1_epochs=1, train_stage1=False, lambda_up=5)), ad, splits, tmp_path, task, progress=False)
     assert (stage1 / "final.json").stat().st_mtime_ns == mtime            # stage 1 read back, not trained again
-    assert json.loads((Path(b["run_dir"]) / "stage1.json").read_text())["stage1_run"] == str(stage1)
+    assert (Path(b["run_dir"]) / json.loads((Path(b["run_dir"]) / "stage1.json").read_text())["stage1_run"]).resolve() == stage1
 
 
 # (out-of-range values of each baseline's own options are checked next to each baseline in nbs/14_baselines.ipynb)

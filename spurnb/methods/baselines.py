@@ -111,9 +111,10 @@ class JTT(ERM):
         tr = setup.feeds["train"]
         src = tr if tr.inputs == m1.inputs else Source(setup.splits["train"], m1)
         self.errors = predict(m1, src)["logits"].argmax(-1) != src.y             # [N]
-        if setup.world.main:
-            save_json(dict(stage1_run=s1["run_dir"], stage1_epochs=s1["config"]["epochs"], n_errors=int(self.errors.sum()), n_train=len(self.errors),
-                           errors_per_group=torch.bincount(src.g[self.errors], minlength=self.task.n_groups).tolist()), setup.dir / "stage1.json")
+        if setup.world.main:   # the stage's run directory, relative to this one: a moved or copied folder reads its own
+            save_json(dict(stage1_run=str(Path("..") / Path(s1["run_dir"]).name), stage1_epochs=s1["config"]["epochs"], n_errors=int(self.errors.sum()),
+                           n_train=len(self.errors), errors_per_group=torch.bincount(src.g[self.errors], minlength=self.task.n_groups).tolist()),
+                      setup.dir / "stage1.json")
 
     def sample_weights(self, task, g):
         if self.errors is None: raise RuntimeError("jtt: stage 1 has not run (the loop calls prepare(setup) before sampling)")
