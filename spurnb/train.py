@@ -188,6 +188,7 @@ class Run:
         data_fp = fingerprint(*[getattr(splits[k], "fingerprint", k) for k in sorted(splits)])
         self.meta = dict(config=resolve_config(cfg), seed=cfg.seed, data_fingerprint=data_fp,
                          model=getattr(adapter, "name", None), model_fingerprint=getattr(adapter, "fingerprint", None),
+                         precision=getattr(adapter, "precision", None),
                          versions=versions(), inputs=self.method.inputs,
                          trainable=[n for n, _ in self.method.trainable()])
         out = Path(out) if out is not None else cache_dir("runs")
@@ -446,8 +447,8 @@ PRESETS["quick"] = dict(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=5, b
 
 def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, model="tiny-rn", pretrained="benchmark",
                 checkpoint=None, out="runs", preset="quick", resume=False, progress=True, device="cpu", data_kw=None, attrs=None, opts=None,
-                benchmark_config=None, **overrides) -> dict:
-    "Load data and model once, train every method in `methods` (comma-separated) with `opts` (`route_options`) and return summaries, table and paths; `attrs` ('detect' or a file): label-free; `benchmark_config`: a name in `spurnb.benchmark.CONFIGS` (data and tiny CLIP)."
+                benchmark_config=None, precision="fp32", workers=None, **overrides) -> dict:
+    "Load data and model once, train every method in `methods` (comma-separated) with `opts` (`route_options`) and return summaries, table and paths; `attrs` ('detect' or a file): label-free; `benchmark_config`: a name in `spurnb.benchmark.CONFIGS` (data and tiny CLIP); `precision`: fp32, amp or amp_bf16 (`ClipAdapter.set_precision`); `workers`: image-decoding processes."
     from spurnb.models import load_clip
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for m in names: METHODS[m]                 # unknown names fail before any data or model is loaded
@@ -462,6 +463,7 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
         splits, task = load_splits(dataset, root, **(data_kw or {}))
         set_seed(overrides.get("seed") or 0)   # a random init (pretrained='') is part of the run: seeded, resume finds its directory
         adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
+    adapter.set_precision(precision); adapter.workers = workers   # mixed precision and decoding workers (spurnb.models)
     if attrs:   # label-free (spurnb.detect): detected attributes and pseudo labels replace every attribute label
         from spurnb.detect import label_free_splits, default_vocabulary, true_test_columns
         true_test = splits["test"]
