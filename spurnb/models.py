@@ -378,12 +378,13 @@ def _stack(items):
 
 @patch
 def input_batches(self: ClipAdapter, dataset, batch_size: int = 256, transform=None, workers: int | None = None):
-    "Model inputs [b, 3, S, S] for every item of `dataset`, in order: in-memory uint8 `images` through `preprocess_batch`, else decoded by `workers` DataLoader workers (default `self.workers`, else `default_workers()`)."
+    "Model inputs [b, 3, S, S] for every item of `dataset`, in order: in-memory uint8 `images` through `preprocess_batch`, else decoded by `workers` DataLoader workers (default `self.workers`, else `default_workers()` for files and 0 for arrays)."
     images = getattr(dataset, "images", None)
     if transform is None and images is not None:
         for s in range(0, len(dataset), batch_size): yield self.preprocess_batch(images[s:s + batch_size])
         return
-    w = workers if workers is not None else self.workers if self.workers is not None else default_workers()
+    on_disk = getattr(dataset, "paths", None) is not None                  # default workers for files; arrays in memory decode here
+    w = workers if workers is not None else self.workers if self.workers is not None else default_workers() if on_disk else 0
     if not (isinstance(w, int) and w >= 0): raise ArgError(f"workers={w!r}: the number of image-decoding workers is an integer >= 0 (0: decode in this process)")
     loader = torch.utils.data.DataLoader(_Decoded(self.preprocessed(dataset, transform)), batch_size=batch_size, shuffle=False,
                                          num_workers=w, collate_fn=_stack, pin_memory=self.device.type == "cuda")

@@ -131,3 +131,17 @@ def test_cli_amp_on_a_cpu_without_bf16_says_it_runs_fp32(capsys, tmp_path, monke
     assert code == 0 and "spurnb_train: note: --precision amp: this CPU has no native bf16" in err and "computes in fp32" in err
     (run,) = (tmp_path / "benchmark").glob("zeroshot-*")
     assert json.loads((run / "config.json").read_text())["precision"] == "fp32"
+
+
+def test_evaluation_of_images_decodes_with_workers(wb):
+    "With a trunk that trains (policy full) evaluation reads images: in order through the workers, the same inputs as item by item."
+    ds = load_waterbirds(wb, "val")
+    ad = _tiny(); ad.workers = 2
+    m = make_method("erm", ad, TASK, policy="full")
+    src = T.Source(ds, m)
+    assert src.inputs == "images"
+    got = list(src.batches(batch_size=3))
+    assert [int(i) for b in got for i in b["idx"]] == list(range(len(ds)))
+    for b in got: assert torch.equal(b["x"], src.batch(b["idx"])["x"]) and torch.equal(b["g"], ds.g[b["idx"]])
+    part = list(src.batches(batch_size=3, rows=range(2, 7)))                  # a rank's share under torchrun
+    assert torch.equal(torch.cat([b["x"] for b in part]), src.batch(torch.arange(2, 7))["x"])
