@@ -14,7 +14,8 @@ work and nothing in the pipeline grows with the split):
 5. the `projection+text-embeddings` step at RN50 with the 80 ImageNet templates, one step (loss + backward) with the text
    trunk in one pass (`text_chunk = 0`, as before issue 24) and in checkpointed chunks (`text_chunk = 64`): the step's
    peak resident memory above what the process held before it (VmHWM reset through /proc/self/clear_refs) and its time,
-   each in its own child process.
+   each in its own child process;
+6. (`--precision-only`, added to a previous run's results) RN50's trunk and text side in fp32 and with bf16 autocast.
 
 Ratios are taken within one run of this script, each pair measured back to back; the load average is recorded, since the
 machine this was written on is shared. Times are wall-clock seconds on the CPU; nothing here used a GPU.
@@ -67,6 +68,21 @@ def cache_build_seconds(adapter, ds, workers: int, batch_size: int = 32) -> floa
     try: s, _ = _timed(lambda: cached_image_features(adapter, ds, batch_size=batch_size, root=root, progress=False))
     finally: shutil.rmtree(root, ignore_errors=True); adapter.workers = None
     return s
+
+
+def precision_rates(n_images: int = 8, threads: int = 2) -> list:
+    "RN50's trunk (224 px) and one `projection+text-embeddings` forward of the text side (5 templates) in fp32 and with bf16 autocast: seconds, on this CPU."
+    from spurnb.models import cpu_has_bf16, encode_prompts
+    cpu_threads(threads); torch.manual_seed(0); ad = load_clip("RN50")
+    x = torch.rand(n_images, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    rows = []
+    for p in ("fp32", "amp_bf16", "fp32", "amp_bf16"):                      # twice each, interleaved: the second pair is kept
+        ad.set_precision(p)
+        with torch.no_grad():
+            ti, _ = _timed(lambda: ad.image_trunk(x))
+            tt, _ = _timed(lambda: encode_prompts(ad, ["landbird", "waterbird", "land", "water", "bird on land", "bird on water"]))
+        rows.append(dict(precision=p, images=n_images, trunk_s=ti, text_s=tt, native_bf16=cpu_has_bf16()))
+    return rows[2:]
 
 
 def _vm(key: str) -> int:
@@ -189,7 +205,13 @@ if __name__ == "__main__":
     ap.add_argument("--step-batch", type=int, default=32, help="images (cached features) in the measured text step")
     ap.add_argument("--folder", default=None, help="an existing Waterbirds-format folder instead of a generated one")
     ap.add_argument("--out", default=None, help="write input_pipeline.{json,csv,png} here (nothing is written without it)")
+    ap.add_argument("--precision-only", action="store_true", help="only `precision_rates`, added to the results already in --out")
     a = ap.parse_args()
+    if a.precision_only:
+        res = json.loads((Path(a.out) / "input_pipeline.json").read_text())
+        res["precision"] = precision_rates(threads=a.threads); res["meta"]["precision_load"] = _load()
+        with atomic_write(Path(a.out) / "input_pipeline.json", "w") as f: json.dump(res, f, indent=2)
+        print(json.dumps(res["precision"], indent=1)); sys.exit(0)
     res = run(a.n, a.threads, a.vitl_images, a.step_batch, a.folder)
     print(json.dumps(res, indent=1))
     if a.out: print("\n".join(map(str, write(res, a.out))))
