@@ -92,7 +92,7 @@ def _vm(key: str) -> int:
     raise KeyError(key)
 
 
-def text_step_child(chunk: int, batch: int, threads: int) -> dict:
+def text_step_child(chunk: int, batch: int, threads: int, warmup: bool = True) -> dict:
     "In a fresh process: one spurnb step (policy projection+text-embeddings, 80 templates, RN50) after a warm-up step; its peak RSS above the start, its seconds."
     from spurnb.methods import Task, make_method
     torch.set_num_threads(threads); torch.manual_seed(0)
@@ -106,31 +106,35 @@ def text_step_child(chunk: int, batch: int, threads: int) -> dict:
         for p in params: p.grad = None
         terms = m.loss(b); m.objective(terms, b).backward()
         return float(terms["total"].mean())
-    step()                                                    # warm-up: allocator pools and kernels
+    if warmup: step()                                         # warm-up: allocator pools and kernels
     Path("/proc/self/clear_refs").write_text("5")            # reset VmHWM to the current RSS
     before = _vm("VmRSS")
     s, loss = _timed(step)
     grads = torch.cat([p.grad.flatten() for p in params if p.grad is not None])
     return dict(text_chunk=chunk, n_prompts=m.class_prompts.T * (m.class_prompts.M + m.attr.M + m.ctx.M), batch=batch,
                 step_s=s, peak_above_start_mb=(_vm("VmHWM") - before) / 2**20, rss_before_mb=before / 2**20,
-                loss=loss, grad_norm=float(grads.norm()), grad_sum=float(grads.double().sum()))
+                loss=loss, grad_norm=float(grads.norm()), grad_sum=float(grads.double().sum()), warmup=warmup)
 
 
-def text_step(chunk: int, batch: int, threads: int) -> dict:
+def text_step(chunk: int, batch: int, threads: int, warmup: bool = True) -> dict:
     "`text_step_child` in a child process (its memory is its own)."
     code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import input_pipeline as b; "
-            f"print('RESULT', json.dumps(b.text_step_child({chunk}, {batch}, {threads})))")
+            f"print('RESULT', json.dumps(b.text_step_child({chunk}, {batch}, {threads}, {warmup})))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
     line = [l for l in r.stdout.splitlines() if l.startswith("RESULT ")]
     if r.returncode or not line: raise RuntimeError(f"text step child failed:\n{r.stderr[-3000:]}")
     return json.loads(line[0][7:])
 
 
-def run(n: int = 240, threads: int = 2, vitl_images: int = 4, step_batch: int = 32, folder=None) -> dict:
+def run(n: int = 240, threads: int = 2, vitl_images: int = 4, step_batch: int = 32, folder=None, stages=("pipeline", "text"), warmup=True) -> dict:
     show_progress(False); cpu_threads(threads)
     t_start, load0 = time.perf_counter(), _load()
     tmp = Path(tempfile.mkdtemp(prefix="spurnb-bench-wb-"))
     try:
+        if "pipeline" not in stages:
+            steps = [text_step(c, step_batch, threads, warmup) for c in (0, 64)]
+            return dict(meta=dict(text_date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), text_load_before=load0, text_load_after=_load(),
+                                  text_seconds=time.perf_counter() - t_start), text_step=steps)
         root = Path(folder) if folder else write_waterbirds_like(tmp / "waterbirds", n=n, masks=False)
         ds = load_waterbirds(root, "train")
         rows = []
@@ -162,11 +166,11 @@ def run(n: int = 240, threads: int = 2, vitl_images: int = 4, step_batch: int = 
                                   cache_build_hours=N / rate * max(r_, 1.0) / 3600,
                                   assumption="cache build = trunk time x the measured RN50 build/trunk ratio" if model == "RN50"
                                   else "cache build = trunk time (decoding hidden: at 336 px the trunk is far slower than decoding)"))
-        steps = [text_step(c, step_batch, threads) for c in (0, 64)]
+        steps = [text_step(c, step_batch, threads, warmup) for c in (0, 64)] if "text" in stages else None
         return dict(meta=dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), cpus=os.cpu_count(), threads=threads,
                               torch=torch.__version__, platform=platform.platform(), load_before=load0, load_after=_load(),
                               seconds=time.perf_counter() - t_start, n_generated=n, n_train=len(ds), gpu="not measured (no GPU)"),
-                    pipeline=rows, extrapolation=extra, text_step=steps)
+                    pipeline=rows, extrapolation=extra, **({"text_step": steps} if steps else {}))
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -206,12 +210,20 @@ if __name__ == "__main__":
     ap.add_argument("--folder", default=None, help="an existing Waterbirds-format folder instead of a generated one")
     ap.add_argument("--out", default=None, help="write input_pipeline.{json,csv,png} here (nothing is written without it)")
     ap.add_argument("--precision-only", action="store_true", help="only `precision_rates`, added to the results already in --out")
+    ap.add_argument("--stages", default="pipeline,text", help="pipeline (items 1-4), text (item 5), or both")
+    ap.add_argument("--no-warmup", action="store_true", help="time the text step's first step (no warm-up step first)")
     a = ap.parse_args()
     if a.precision_only:
         res = json.loads((Path(a.out) / "input_pipeline.json").read_text())
         res["precision"] = precision_rates(threads=a.threads); res["meta"]["precision_load"] = _load()
         with atomic_write(Path(a.out) / "input_pipeline.json", "w") as f: json.dump(res, f, indent=2)
         print(json.dumps(res["precision"], indent=1)); sys.exit(0)
-    res = run(a.n, a.threads, a.vitl_images, a.step_batch, a.folder)
+    res = run(a.n, a.threads, a.vitl_images, a.step_batch, a.folder, a.stages.split(","), not a.no_warmup)
     print(json.dumps(res, indent=1))
-    if a.out: print("\n".join(map(str, write(res, a.out))))
+    if a.out:
+        old = Path(a.out) / "input_pipeline.json"
+        if old.exists() and a.stages != "pipeline,text":           # one stage: merged into the other stage's results
+            prev = json.loads(old.read_text()); res = {**prev, **res, "meta": {**prev.get("meta", {}), **res["meta"]}}
+        if "pipeline" in res and "text_step" in res: print("\n".join(map(str, write(res, a.out))))
+        else:
+            with atomic_write(old, "w") as f: json.dump(res, f, indent=2)
