@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # (tiny-CLIP pretraining and benchmark builds included in the measured time).
 TEST_CACHE ?= $(CURDIR)/.cache/spurnb
 
-.PHONY: setup browser datasets run speed test check-sync nbtest pytest readme docs clean-cache release lowest-bounds
+.PHONY: setup browser datasets run speed test check-sync nbtest pytest test-realsize readme docs clean-cache release lowest-bounds
 
 setup: $(VENV)/.spurnb-setup browser datasets
 $(VENV)/.spurnb-setup: .ci/requirements.txt settings.ini setup.py
@@ -46,7 +46,7 @@ speed: setup
 	SPURNB_PROGRESS=0 $(BIN)/python benchmarks/speed.py --out nbs/images
 
 # Every test, in order: notebooks clean, library in sync, notebooks run, pytest.
-test: setup check-sync nbtest pytest
+test: setup check-sync nbtest pytest test-realsize
 
 check-sync:
 	@snap() { find nbs spurnb -type f \( -name '*.ipynb' -o -name '*.py' \) -not -path '*/.ipynb_checkpoints/*' -print0 | sort -z | xargs -0 md5sum; }; \
@@ -61,6 +61,11 @@ nbtest:
 
 pytest:
 	SPURNB_CACHE=$(TEST_CACHE) MPLBACKEND=Agg $(BIN)/python -m pytest -q tests
+
+# The real-size run (tests/test_realsize.py, skipped by `pytest`): spurnb_train with RN50 and ViT-B/32 at 224 px on generated
+# Waterbirds-format JPEGs, decoding workers, the cache, an epoch, selection, attribution; bf16 against fp32. Minutes on 2 cores.
+test-realsize:
+	SPURNB_REALSIZE=1 SPURNB_CACHE=$(TEST_CACHE) MPLBACKEND=Agg $(BIN)/python -m pytest -q tests/test_realsize.py
 
 # README.md from nbs/index.ipynb, and the docs site in build/docs/ (Sphinx + MyST-NB, config in docs/conf.py), without Quarto.
 # `make test` builds the site too and reads every page in Chromium (tests/test_site.py).

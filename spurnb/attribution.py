@@ -266,7 +266,10 @@ def group_accuracy(adapter, dataset, head, batch_size: int = 128, device: str | 
     device = device or next(adapter.model.parameters()).device; fwd = _as_forward(adapter, head)
     was = adapter.model.training; adapter.model.eval()
     try:
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0)
+        if hasattr(adapter, "input_batches") and hasattr(dataset, "transform") and hasattr(dataset, "g"):   # images decoded by DataLoader workers (spurnb.models)
+            ix = torch.arange(len(dataset)).split(batch_size)
+            loader = (dict(image=x, y=dataset.y[i], g=dataset.g[i]) for i, x in zip(ix, adapter.input_batches(dataset, batch_size, transform=dataset.transform)))
+        else: loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0)
         c = collect(lambda b: fwd(b["image"].to(device)), loader)
     finally: adapter.model.train(was)
     return group_metrics(c["logits"], c["y"], c["g"], n_groups=dataset.n_groups)["per_group_acc"]

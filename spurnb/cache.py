@@ -15,7 +15,7 @@ from .models import weights_fingerprint
 from .distributed import World, current_world, barrier, broadcast_object
 
 # %% auto #0
-__all__ = ['CACHE_VERSION', 'SPOT_TOL', 'trunk_fingerprint', 'describe_transform', 'cached_image_features',
+__all__ = ['CACHE_VERSION', 'SPOT_TOL', 'trunk_fingerprint', 'describe_transform', 'precision_key', 'cached_image_features',
            'text_trunk_fingerprint', 'cached_text_features']
 
 # %% ../nbs/08_cache.ipynb #dc092573
@@ -29,6 +29,11 @@ def describe_transform(t) -> str:
     "A stable description of a preprocessing callable (no memory addresses)."
     if hasattr(t, "transforms") or type(t).__module__.startswith("torchvision"): return repr(t)
     return f"{getattr(t, '__module__', '?')}.{getattr(t, '__qualname__', type(t).__qualname__)}"
+
+def precision_key(adapter) -> tuple:
+    "The parts of a cache key that say how the trunk computes: the weights' dtype, and the autocast dtype when there is one."
+    dt = getattr(adapter, "autocast_dtype", None)
+    return (str(adapter.dtype),) if dt is None else (str(adapter.dtype), f"autocast {dt}")
 
 # %% ../nbs/08_cache.ipynb #46dd5d01
 _VERIFIED = {}                                                       # path -> (mtime_ns, size) already checksummed in this process
@@ -129,7 +134,7 @@ def _trunk_batches(adapter, dataset, transform, bs, progress):
 def cached_image_features(adapter, dataset, transform=None, batch_size: int = 256, root=None, progress: bool = True) -> torch.Tensor:
     "Image-trunk features of every item of `dataset`, fp16 `[N, ...]` aligned with its indices; computed once, then memory-mapped."
     t = transform or adapter.preprocess
-    inputs = dict(version=CACHE_VERSION, kind="image", model=adapter.name, trunk=trunk_fingerprint(adapter), dtype_in=str(adapter.dtype),
+    inputs = dict(version=CACHE_VERSION, kind="image", model=adapter.name, trunk=trunk_fingerprint(adapter), precision=list(precision_key(adapter)),
                   dataset_fingerprint=dataset.fingerprint, transform=describe_transform(t))
     key = fingerprint(*inputs.values())
     expect = dict(inputs, key=key, rows=len(dataset))           # stored with the entry and checked on every load
@@ -180,7 +185,7 @@ def text_trunk_fingerprint(adapter) -> str:
 def cached_text_features(adapter, texts, batch_size: int = 1024, root=None) -> torch.Tensor:
     "Pooled text-trunk features `[N, W]` (before `text_projection`) of `texts`, fp32; computed once, then memory-mapped."
     texts = list(texts)
-    inputs = dict(version=CACHE_VERSION, kind="text", model=adapter.name, trunk=text_trunk_fingerprint(adapter), dtype_in=str(adapter.dtype),
+    inputs = dict(version=CACHE_VERSION, kind="text", model=adapter.name, trunk=text_trunk_fingerprint(adapter), precision=list(precision_key(adapter)),
                   texts=fingerprint(texts))
     key = fingerprint(*inputs.values())
     expect = dict(inputs, key=key, rows=len(texts))

@@ -63,10 +63,11 @@ def _check_opts(names, opts):
 # %% ../nbs/19_cli.ipynb #8598f3b5
 def check_args(dataset="benchmark", root=None, image_root=None, model="tiny-rn", pretrained="benchmark", checkpoint=None,
                method="zeroshot,erm,spurnb", opt=None, recipe=None, mode=None, policy=None, templates=None, sampler=None, selection=None,
-               preset="quick", optimizer=None, epochs=None, lr=None, batch_size=None, seed=0, device="cpu", attrs=None, benchmark_config=None, **_):
+               preset="quick", optimizer=None, epochs=None, lr=None, batch_size=None, seed=0, device="cpu", attrs=None, benchmark_config=None,
+               precision="fp32", workers=None, **_):
     "Check the options of `spurnb_train` before anything is loaded or written; raise `ArgError` naming the first bad flag."
     _number("epochs", epochs, int, 1); _number("batch_size", batch_size, int, 1); _number("lr", lr, float, 0, strict=True)
-    _number("seed", seed, int, 0)
+    _number("seed", seed, int, 0); _number("workers", workers, int, 0)
     from spurnb.core import ArgError
     if isinstance(seed, int) and seed >= 2**63: raise ArgError(f"--seed {seed}: must be an integer from 0 to 2**63 - 1")
     from spurnb.methods import METHODS, resolve_templates
@@ -98,6 +99,7 @@ def check_args(dataset="benchmark", root=None, image_root=None, model="tiny-rn",
         import torch
         if not torch.cuda.is_available(): raise ArgError(f"--device {device}: no CUDA device is available here; use --device cpu")
     elif device not in ("cpu", "mps"): raise ArgError(f"--device {device}: use cpu, cuda (or cuda:N) or mps")
+    M.resolve_precision(precision, device)   # --precision fp16 or an unknown name: ArgError
 
 # %% ../nbs/19_cli.ipynb #70c2c16a
 def _check_model(model, pretrained, checkpoint):
@@ -176,6 +178,8 @@ def spurnb_train(
     quiet: bool = False,                # no progress bars and no step announcements
     debug: bool = False,                # show the full traceback of an error
     attrs: str = None,                  # label-free: "detect" (detect the attributes now) or an attributes.json from spurnb_detect
+    precision: str = "fp32",            # "fp32", "amp" (fp16 autocast on CUDA; bf16 on a CPU with native bf16, else fp32, said) or "bf16" (bf16 autocast); weights stay fp32
+    workers: int = None,                # processes decoding images from disk (default: the number of cores; 0: in this process)
     benchmark_config: Param(f"a named built-in benchmark with its own tiny CLIP: {_names('benchmark_config')}", str) = None,
     allow_missing_groups: bool = False, # run even if val or test lack a group (the results then name the missing groups)
 ):
@@ -184,18 +188,22 @@ def spurnb_train(
 
 # %% ../nbs/19_cli.ipynb #0aad111a
 def _train(dataset, root, image_root, model, pretrained, checkpoint, method, opt, recipe, mode, policy, templates, sampler, selection,
-           preset, optimizer, epochs, lr, batch_size, seed, out, resume, device, quiet, debug, attrs, benchmark_config=None, allow_missing_groups=False):
+           preset, optimizer, epochs, lr, batch_size, seed, out, resume, device, quiet, debug, attrs, benchmark_config=None,
+           allow_missing_groups=False, precision="fp32", workers=None):
     from spurnb.core import cpu_threads, show_progress
     from spurnb.distributed import process_group
     from spurnb.experiment import run_methods, report_attribution
+    from spurnb.models import resolve_precision
     cpu_threads(max(1, cpu_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))); t0 = time.perf_counter()  # cores shared by torchrun's processes
     with process_group(device) as (world, device):          # under torchrun: one rank of the job (spurnb.distributed); else one process
         if not world.main: show_progress(False)             # one set of bars and messages: rank 0's
+        prec, note = resolve_precision(precision, device)
+        if note and world.main: print(f"spurnb_train: note: {note}", file=sys.stderr, flush=True)
         r = run_methods(method, dataset, root, model, pretrained, checkpoint, out, preset, resume, not quiet, device,
                         data_kw=dict(image_root=image_root) if dataset == "csv" else None, attrs=attrs, benchmark_config=benchmark_config,
                         allow_missing_groups=allow_missing_groups,
                         opts=_method_opts(opt, recipe, mode, policy, templates), sampler=sampler, selection=selection, optimizer=optimizer,
-                        epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+                        epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, precision=prec, workers=workers)
     if not world.main: return                               # the job's report is rank 0's, written after the group is left
     att = report_attribution(r)
     import pandas as pd

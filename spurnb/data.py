@@ -16,11 +16,11 @@ from fastcore.basics import patch
 from .core import Registry, fingerprint, SpurnbError, did_you_mean
 
 # %% auto #0
-__all__ = ['WATERBIRDS_URL', 'CELEBA_URL', 'SPLIT_CODES', 'DATASETS', 'SPLITS', 'CELEBA_ATTRS', 'CELEBA_WORDS', 'to_tensor',
-           'mask_to_tensor', 'mask_resize_center_crop', 'DataError', 'ImageReadError', 'DataNotFoundError',
-           'GroupDataset', 'safe_join', 'missing_groups', 'check_splits', 'load_waterbirds', 'waterbirds_splits',
-           'write_waterbirds_fixture', 'celeba_words', 'load_celeba', 'celeba_splits', 'write_celeba_fixture',
-           'load_csv', 'csv_splits', 'Task', 'load_splits']
+__all__ = ['WATERBIRDS_URL', 'CELEBA_URL', 'SPLIT_CODES', 'DATASETS', 'SPLITS', 'WATERBIRDS_LIKE_SIZES', 'CELEBA_ATTRS',
+           'CELEBA_WORDS', 'to_tensor', 'mask_to_tensor', 'mask_resize_center_crop', 'DataError', 'ImageReadError',
+           'DataNotFoundError', 'GroupDataset', 'safe_join', 'missing_groups', 'check_splits', 'load_waterbirds',
+           'waterbirds_splits', 'write_waterbirds_fixture', 'write_waterbirds_like', 'celeba_words', 'load_celeba',
+           'celeba_splits', 'write_celeba_fixture', 'load_csv', 'csv_splits', 'Task', 'load_splits']
 
 # %% ../nbs/01_data.ipynb #2b18e3e9
 def to_tensor(img) -> torch.Tensor:
@@ -375,6 +375,38 @@ def write_waterbirds_fixture(root, counts=((3, 1, 1, 2), (1, 1, 1, 1), (1, 1, 1,
                 rows.append([k, fn, y, split, place, f"{places[place]}/{k:08d}.jpg"])
     with open(root / "metadata.csv", "w", newline="") as f:
         w = csv.writer(f); w.writerow(["img_id", "img_filename", "y", "split", "place", "place_filename"]); w.writerows(rows)
+    return root
+
+# %% ../nbs/01_data.ipynb #bb18907c
+WATERBIRDS_LIKE_SIZES = ((500, 375), (375, 500), (500, 333), (320, 240), (640, 480), (400, 400))   # width, height: CUB-like
+
+def _photo_like(rng, w: int, h: int, y: int, place: int):
+    "A smooth w×h RGB image (place-coloured background, a class-coloured ellipse) and its object mask."
+    base = np.array([[60, 140, 60], [40, 90, 200]][place], np.float32) + rng.normal(0, 25, (6, 8, 3))     # [6, 8, 3] low-frequency field
+    bg = np.asarray(Image.fromarray(base.clip(0, 255).astype(np.uint8)).resize((w, h), Image.BICUBIC), np.float32)
+    yy, xx = np.ogrid[:h, :w]; cy, cx = h * rng.uniform(.35, .65), w * rng.uniform(.35, .65)
+    m = ((yy - cy) / (h * rng.uniform(.15, .3))) ** 2 + ((xx - cx) / (w * rng.uniform(.15, .3))) ** 2 <= 1   # [h, w] the bird
+    img = bg; img[m] = [[200, 160, 60], [240, 240, 240]][y]
+    img += rng.standard_normal((h, w, 3), dtype=np.float32) * 6                                            # sensor-like noise
+    return Image.fromarray(img.clip(0, 255).astype(np.uint8)), Image.fromarray(m.astype(np.uint8) * 255)
+
+def write_waterbirds_like(root, n: int = 300, sizes=WATERBIRDS_LIKE_SIZES, split_frac=(0.6, 0.2, 0.2), masks: bool = True, seed: int = 0) -> Path:
+    "Write a Waterbirds-format folder (metadata.csv: img_id,img_filename,y,split,place,place_filename; CUB species folders; `segmentations/`) of `n` generated JPEGs of varied `sizes`."
+    root, rng = Path(root), np.random.default_rng(seed); root.mkdir(parents=True, exist_ok=True)
+    species, places = ["014.Indigo_Bunting", "001.Black_footed_Albatross"], ["/b/bamboo_forest", "/o/ocean"]
+    split = np.repeat([0, 1, 2], np.diff(np.round(np.cumsum([0, *split_frac]) / sum(split_frac) * n).astype(int)))
+    pattern = [0, 1, 2, 3, 0, 3, 0, 3, 0, 3]                        # every group within 4 items; 0 and 3 (a bird on its usual place) 4x as common
+    g = np.concatenate([rng.permutation(np.tile(pattern, c // 10 + 1)[:c]) for c in np.bincount(split, minlength=3)])
+    rows = []
+    for k in range(1, n + 1):
+        y, place = divmod(int(g[k - 1]), 2); sp = species[y]; w, h = sizes[k % len(sizes)]
+        fn = f"{sp}/{sp.split('.')[1]}_{k:04d}_{k}.jpg"
+        img, mask = _photo_like(rng, w, h, y, place)
+        (root / sp).mkdir(parents=True, exist_ok=True); img.save(root / fn, quality=90)
+        if masks: (root / "segmentations" / sp).mkdir(parents=True, exist_ok=True); mask.save(root / "segmentations" / Path(fn).with_suffix(".png"))
+        rows.append([k, fn, y, int(split[k - 1]), place, f"{places[place]}/{k:08d}.jpg"])
+    with open(root / "metadata.csv", "w", newline="") as f:
+        w_ = csv.writer(f); w_.writerow(["img_id", "img_filename", "y", "split", "place", "place_filename"]); w_.writerows(rows)
     return root
 
 # %% ../nbs/01_data.ipynb #a3c6190d

@@ -586,19 +586,27 @@ def spurnb_detect(
     context: str = "something on {}",  # the attribute-in-context prompt ({} = the word)
     out: str = "detect",            # output folder: <out>/<dataset>/{detect.csv, attributes.json, detect.png}
     device: str = "cpu",
+    precision: str = "fp32",        # "fp32", "amp" (fp16 autocast on CUDA; bf16 on a CPU with native bf16, else fp32, said) or "bf16"
+    workers: int = None,            # processes decoding images from disk (default: the number of cores; 0: in this process)
     quiet: bool = False,            # no progress bars
 ):
     "Detect the spurious attributes that hurt each class: print the ranked table; write it (CSV), the top words (JSON) and a figure."
     from spurnb.core import cpu_threads
     from spurnb.data import load_splits
-    from spurnb.models import load_clip
+    from spurnb.models import load_clip, resolve_precision
+    import sys
+    from spurnb.core import ArgError
     cpu_threads(); t0 = time.perf_counter()
     if by not in ("gap", "mi"): raise ValueError(f"--by must be 'gap' or 'mi', not {by!r}")
+    if workers is not None and workers < 0: raise ArgError(f"--workers {workers}: must be an integer >= 0 (0: decode images in this process)")
+    prec, note = resolve_precision(precision, device)
+    if note: print(f"spurnb_detect: note: {note}", file=sys.stderr, flush=True)
     words = default_vocabulary(dataset, vocab)                         # a bad file fails before anything loads
     splits, task = load_splits(dataset, root, **(dict(image_root=image_root) if dataset == "csv" else {}))
     if split not in splits: raise ValueError(f"--split {split!r} is not one of {list(splits)}")
     ds = splits[split]
-    adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
+    adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device, precision=prec)
+    adapter.workers = workers
     det = detect(ds, adapter, task, words, scorer, predictions, min_count, n_boot, progress=not quiet)
     print(f"{dataset}/{split}: {len(ds)} images, {len(det.scores.words)} words, scorer {scorer}, errors of {predictions}; "
           f"top {5} kept words per class, ranked by the accuracy gap (rank_mi: by mutual information)")

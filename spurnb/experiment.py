@@ -112,8 +112,8 @@ def plot_runs(summaries: list, path=None):
 # %% ../nbs/17_experiment.ipynb #71804f05
 def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, model="tiny-rn", pretrained="benchmark",
                 checkpoint=None, out="runs", preset="quick", resume=False, progress=True, device="cpu", data_kw=None, attrs=None, opts=None,
-                benchmark_config=None, allow_missing_groups=False, **overrides) -> dict:
-    "Load data and model once, train every method in `methods` (comma-separated) with `opts` (`route_options`) and return summaries, table and paths; `attrs` ('detect' or a file): label-free; `benchmark_config`: a name in `spurnb.benchmark.CONFIGS` (data and tiny CLIP)."
+                benchmark_config=None, allow_missing_groups=False, precision="fp32", workers=None, **overrides) -> dict:
+    "Load data and model once, train every method in `methods` (comma-separated) with `opts` (`route_options`) and return summaries, table and paths; `attrs` ('detect' or a file): label-free; `benchmark_config`: a name in `spurnb.benchmark.CONFIGS` (data and tiny CLIP); `precision`: fp32, amp or amp_bf16 (`ClipAdapter.set_precision`); `workers`: image-decoding processes."
     from spurnb.models import load_clip
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for m in names: METHODS[m]                 # unknown names fail before any data or model is loaded
@@ -129,6 +129,7 @@ def run_methods(methods="zeroshot,erm,spurnb", dataset="benchmark", root=None, m
         splits, task = load_splits(dataset, root, **(data_kw or {}))
         set_seed(overrides.get("seed") or 0)   # a random init (pretrained='') is part of the run: seeded, resume finds its directory
         adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
+    adapter.set_precision(precision); adapter.workers = workers   # mixed precision and decoding workers (spurnb.models)
     if attrs:   # label-free (spurnb.detect): detected attributes and pseudo labels replace every attribute label
         from spurnb.detect import label_free_splits, default_vocabulary, true_test_columns
         true_test = splits["test"]

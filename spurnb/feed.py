@@ -25,6 +25,7 @@ class Source:
             self.x = f   # fp16 [N, ...], memory-mapped: a batch is read from the file (page cache) and widened when drawn, never the whole split
         else:
             self.ds = method.adapter.preprocessed(ds)                  # CLIP's eval transform, no augmentation
+            self.adapter = method.adapter                              # its `input_batches` decodes in-order passes with workers
     def __len__(self): return len(self.y)
     def batch(self, idx: torch.Tensor, rows: range | None = None) -> dict:
         "The batch at indices `idx`: `y`, `a`, `g`, `idx` of all of them, inputs `x` (cached features or transformed images) of `idx[rows]` (default all)."
@@ -35,9 +36,14 @@ class Source:
 
 @patch
 def batches(self: Source, batch_size: int = 512, rows: range | None = None):
-    "Every row (or every row in `rows`) once, in order, as batches (what `spurnb.eval.collect` iterates)."
+    "Every row (or every row in `rows`) once, in order, as batches (what `spurnb.eval.collect` iterates); images are decoded by the adapter's `input_batches` (DataLoader workers)."
     rows = range(len(self)) if rows is None else rows
-    return (self.batch(i) for i in torch.arange(rows.start, rows.stop).split(batch_size))
+    idx = torch.arange(rows.start, rows.stop).split(batch_size)
+    whole = (rows.start, rows.stop) == (0, len(self))
+    if self.inputs == "features" or not (whole or hasattr(self.ds, "subset")): return (self.batch(i) for i in idx)
+    part = self.ds if whole else self.ds.subset(torch.arange(rows.start, rows.stop))
+    xs = self.adapter.input_batches(part, batch_size, transform=self.ds.transform)
+    return (dict(x=x, y=self.y[i], a=self.a[i], g=self.g[i], idx=i) for i, x in zip(idx, xs))
 
 def predict(method, source: Source, batch_size: int = 512, world: World | None = None) -> dict:
     "One pass of `method` over `source` through `spurnb.eval.collect`: logits `[N, C]` and y, a, g, idx `[N]`, in order; with a `world` of several ranks each predicts its share and every rank gets all."

@@ -12,19 +12,23 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 import open_clip
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer, text_global_pool
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 import pandas as pd
 from fastcore.basics import patch
-from .core import cache_dir, atomic_write, Registry, fingerprint, progress as progress_bar, CheckpointError, torch_reason, refused_pickle, SpurnbError
+from .core import cache_dir, atomic_write, Registry, fingerprint, progress as progress_bar, CheckpointError, torch_reason, refused_pickle
+from .core import SpurnbError, ArgError, in_test
+
 
 # %% auto #0
-__all__ = ['TINY_CONFIGS', 'FAMILIES', 'PRECISIONS', 'WEIGHT_SOURCES', 'TEMPLATES', 'SHORT_TEMPLATES', 'TEMPLATE_SETS',
-           'POLICIES', 'register_tiny_configs', 'Family', 'register_family', 'family_of', 'attention_pool',
-           'WeightsUnavailableError', 'resolve_pretrained', 'weights_fingerprint', 'ClipAdapter', 'get_module',
-           'WeightsLoadError', 'load_clip', 'resolve_templates', 'fill_templates', 'class_head', 'zeroshot_logits',
+__all__ = ['TINY_CONFIGS', 'FAMILIES', 'PRECISIONS', 'WEIGHT_SOURCES', 'PRECISION_CHOICES', 'TEMPLATES', 'SHORT_TEMPLATES',
+           'TEMPLATE_SETS', 'POLICIES', 'register_tiny_configs', 'Family', 'register_family', 'family_of',
+           'attention_pool', 'WeightsUnavailableError', 'resolve_pretrained', 'weights_fingerprint', 'ClipAdapter',
+           'checkpointed_text_trunk', 'get_module', 'default_workers', 'WeightsLoadError', 'load_clip', 'cpu_has_bf16',
+           'resolve_precision', 'resolve_templates', 'fill_templates', 'class_head', 'zeroshot_logits',
            'encode_prompts', 'Policy', 'register_policy', 'apply_policy', 'policy_summary']
 
 # %% ../nbs/05_models.ipynb #e807825e
@@ -161,6 +165,8 @@ def weights_fingerprint(module: nn.Module, keep: str | Callable = "") -> str:
 # %% ../nbs/05_models.ipynb #89ce2eb4
 class ClipAdapter:
     "An open_clip CLIP model with its preprocessing, tokenizer, and the family-specific split into trunks and heads."
+    text_chunk = 64   # sequences per checkpointed chunk when the text trunk runs with gradients (0: all at once, see `checkpointed_text_trunk`)
+    workers = None    # DataLoader workers decoding images in `input_batches` (None: `default_workers()`)
     def __init__(self, model, preprocess, tokenizer, name: str, weights: str = "random", precision: str = "fp32"):
         self.model, self.preprocess, self.tokenizer, self.name, self.weights = model, preprocess, tokenizer, name, weights
         if not isinstance(model, open_clip.CLIP):
@@ -169,7 +175,8 @@ class ClipAdapter:
         self.family, self.image_size = self.fam.name, model.visual.image_size
         self.image_size = self.image_size[0] if isinstance(self.image_size, (tuple, list)) else self.image_size
         self.gradcam_layer_name = self.fam.gradcam
-        self.fingerprint = fingerprint(name, weights_fingerprint(model))
+        self._base_fingerprint = fingerprint(name, weights_fingerprint(model))
+        self.fingerprint = self._base_fingerprint if not precision.startswith("amp") else fingerprint(self._base_fingerprint, precision)
     @property
     def device(self):
         "Device of the model's weights."
@@ -188,12 +195,12 @@ class ClipAdapter:
 @patch
 def image_trunk(self: ClipAdapter, x: torch.Tensor) -> torch.Tensor:
     "Frozen-trunk features of images `x` [N, 3, H, W]: ModifiedResNet → input of `attnpool` [N, C, h, w]; ViT → pooled token before `proj` [N, W]."
-    return self.fam.trunk(self.model.visual, x.to(self.device, self.dtype))
+    with self.autocast(): return self.fam.trunk(self.model.visual, x.to(self.device, self.dtype, non_blocking=True))
 
 @patch
 def image_head(self: ClipAdapter, feats: torch.Tensor) -> torch.Tensor:
     "Image embeddings [N, D] (not normalised) from trunk features."
-    return self.fam.head(self.model.visual, feats.to(self.device, self.dtype))
+    with self.autocast(): return self.fam.head(self.model.visual, feats.to(self.device, self.dtype, non_blocking=True))
 
 @patch
 def encode_image(self: ClipAdapter, x: torch.Tensor) -> torch.Tensor:
@@ -215,28 +222,49 @@ def _pool_positions(m, tokens):
 # %% ../nbs/05_models.ipynb #e3511476
 @patch
 def text_trunk(self: ClipAdapter, tokens: torch.Tensor, truncate: bool = True) -> torch.Tensor:
-    "Pooled end-of-text features [N, W] after `ln_final`, before `text_projection`; `truncate` cuts padding (exact, see above)."
-    m, tokens = self.model, tokens.to(self.device)
+    "Pooled end-of-text features [N, W] after `ln_final`, before `text_projection`; `truncate` cuts padding (exact, see above). With gradients to compute and more than `text_chunk` sequences, `checkpointed_text_trunk` runs them in bounded memory (below)."
+    tokens = tokens.to(self.device)
+    if self.text_chunk and len(tokens) > self.text_chunk and torch.is_grad_enabled() and _text_trains(self):
+        return checkpointed_text_trunk(self, tokens, self.text_chunk, truncate)
+    return self._text_trunk(tokens, truncate)
+
+@patch
+def _text_trunk(self: ClipAdapter, tokens: torch.Tensor, truncate: bool = True) -> torch.Tensor:
+    "`text_trunk` of all `tokens` in one pass (activations of every sequence kept for the backward pass)."
+    m = self.model
     pos = _pool_positions(m, tokens)
     if truncate and pos is not None and m.attn_mask is not None:
         tokens = tokens[:, :int(pos.max()) + 1]                # causal: later tokens cannot reach the pooled one
     L, cast = tokens.shape[1], m.transformer.get_cast_dtype()
-    x = m.token_embedding(tokens).to(cast) + m.positional_embedding[:L].to(cast)
-    x = m.transformer(x, attn_mask=None if m.attn_mask is None else m.attn_mask[:L, :L])
-    x = m.ln_final(x)                                            # [N, L, W]
-    return text_global_pool(x, tokens, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
+    with self.autocast():
+        x = m.token_embedding(tokens).to(cast) + m.positional_embedding[:L].to(cast)
+        x = m.transformer(x, attn_mask=None if m.attn_mask is None else m.attn_mask[:L, :L])
+        x = m.ln_final(x)                                        # [N, L, W]
+        return text_global_pool(x, tokens, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
 
 @patch
 def text_head(self: ClipAdapter, pooled: torch.Tensor) -> torch.Tensor:
     "Text embeddings [N, D] (not normalised) from pooled features: `text_projection`."
     p = self.model.text_projection
     if p is None: return pooled
-    return p(pooled) if isinstance(p, nn.Linear) else pooled.to(p.dtype) @ p
+    with self.autocast(): return p(pooled) if isinstance(p, nn.Linear) else pooled.to(p.dtype) @ p
 
 @patch
 def encode_text(self: ClipAdapter, tokens: torch.Tensor, truncate: bool = True) -> torch.Tensor:
     "Text embeddings [N, D] (not normalised) of token ids: `text_head(text_trunk(tokens))`."
     return self.text_head(self.text_trunk(tokens, truncate))
+
+# %% ../nbs/05_models.ipynb #91be92ca
+def _text_trains(adapter) -> bool:
+    "Whether any parameter of the text side (everything outside the vision tower and the logit scale/bias) requires a gradient."
+    return any(p.requires_grad for n, p in adapter.model.named_parameters() if not n.startswith(("visual.", "logit_")))
+
+def checkpointed_text_trunk(adapter, tokens: torch.Tensor, chunk: int = 64, truncate: bool = True) -> torch.Tensor:
+    "`text_trunk` of `tokens` [N, L] in chunks of `chunk` prompts of similar length, each under activation checkpointing: the same values, with one chunk's activations alive at a time."
+    pos = _pool_positions(adapter.model, tokens)
+    order = torch.argsort(pos, stable=True) if pos is not None else torch.arange(len(tokens), device=tokens.device)  # similar lengths together
+    parts = [checkpoint(adapter._text_trunk, tokens[i], truncate, use_reentrant=False) for i in order.split(chunk)]
+    return torch.cat(parts)[torch.argsort(order)]                # [N, W] in the given order
 
 # %% ../nbs/05_models.ipynb #e8356dfd
 def get_module(root: nn.Module, path: str) -> nn.Module:
@@ -277,12 +305,26 @@ def eval(self: ClipAdapter):
     "Evaluation mode (`train(False)`); returns the adapter."
     return self.train(False)
 
+@patch(as_prop=True)
+def autocast_dtype(self: ClipAdapter):
+    "The dtype `autocast()` computes in: `amp` fp16 on CUDA and bf16 elsewhere, `amp_bf16` bf16; None for other precisions."
+    if not self.precision.startswith("amp"): return None
+    return torch.bfloat16 if self.precision == "amp_bf16" or self.device.type != "cuda" else torch.float16
+
 @patch
 def autocast(self: ClipAdapter):
-    "A context for the adapter's mixed precision (`amp`: fp16 on CUDA, bf16 on CPU; `amp_bf16`: bf16); a no-op for other precisions."
-    if not self.precision.startswith("amp"): return contextlib.nullcontext()
-    dt = torch.bfloat16 if self.precision == "amp_bf16" or self.device.type == "cpu" else torch.float16
-    return torch.autocast(self.device.type, dtype=dt)
+    "A context for the adapter's mixed precision (`autocast_dtype`); a no-op for other precisions."
+    dt = self.autocast_dtype
+    return contextlib.nullcontext() if dt is None else torch.autocast(self.device.type, dtype=dt)
+
+@patch
+def set_precision(self: ClipAdapter, precision: str) -> ClipAdapter:
+    "Switch an fp32 adapter between `fp32`, `amp` and `amp_bf16` (the weights stay fp32); the fingerprint, hence run names, records a mixed precision."
+    if precision not in ("fp32", "amp", "amp_bf16"): raise ValueError(f"set_precision: {precision!r} is not fp32, amp or amp_bf16 (load_clip gives fp16/bf16 weights)")
+    if self.dtype != torch.float32: raise ValueError(f"set_precision({precision!r}) needs fp32 weights; {self.name} has {self.dtype}")
+    self.precision = precision
+    self.fingerprint = self._base_fingerprint if precision == "fp32" else fingerprint(self._base_fingerprint, precision)
+    return self
 
 # %% ../nbs/05_models.ipynb #9589ae0b
 def _normalize_of(preprocess):
@@ -318,15 +360,38 @@ def preprocessed(self: ClipAdapter, dataset, transform=None):
     ds = copy.copy(dataset); ds.transform = transform or self.preprocess
     return ds
 
+def default_workers() -> int:
+    "DataLoader workers that decode images: the cores this process may use, 0 under the test runner."
+    if in_test(): return 0
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+class _Decoded(torch.utils.data.Dataset):
+    "Item i of a `preprocessed` dataset as `(model input, None)`, or `(None, error)` when its image cannot be read (the error crosses the process boundary as a value)."
+    def __init__(self, ds): self.ds = ds
+    def __len__(self): return len(self.ds)
+    def __getitem__(self, i):
+        try: return (self.ds.transform(self.ds.load_image(i)) if hasattr(self.ds, "load_image") else self.ds[i]["image"]), None
+        except SpurnbError as e: return None, e
+
+def _stack(items):
+    err = next((e for _, e in items if e is not None), None)
+    return err if err is not None else torch.stack([x for x, _ in items])
+
 @patch
-def input_batches(self: ClipAdapter, dataset, batch_size: int = 256, transform=None):
-    "Model inputs [b, 3, S, S] for every item of `dataset`, in order: in-memory uint8 `images` through `preprocess_batch`, else each item through `preprocessed`."
+def input_batches(self: ClipAdapter, dataset, batch_size: int = 256, transform=None, workers: int | None = None):
+    "Model inputs [b, 3, S, S] for every item of `dataset`, in order: in-memory uint8 `images` through `preprocess_batch`, else decoded by `workers` DataLoader workers (default `self.workers`, else `default_workers()` for files and 0 for arrays)."
     images = getattr(dataset, "images", None)
     if transform is None and images is not None:
         for s in range(0, len(dataset), batch_size): yield self.preprocess_batch(images[s:s + batch_size])
         return
-    ds = self.preprocessed(dataset, transform)
-    for s in range(0, len(ds), batch_size): yield torch.stack([ds[i]["image"] for i in range(s, min(s + batch_size, len(ds)))])
+    on_disk = getattr(dataset, "paths", None) is not None                  # default workers for files; arrays in memory decode here
+    w = workers if workers is not None else self.workers if self.workers is not None else default_workers() if on_disk else 0
+    if not (isinstance(w, int) and w >= 0): raise ArgError(f"workers={w!r}: the number of image-decoding workers is an integer >= 0 (0: decode in this process)")
+    loader = torch.utils.data.DataLoader(_Decoded(self.preprocessed(dataset, transform)), batch_size=batch_size, shuffle=False,
+                                         num_workers=w, collate_fn=_stack, pin_memory=self.device.type == "cuda")
+    for b in loader:
+        if isinstance(b, BaseException): raise b        # the unreadable image's file and metadata line
+        yield b
 
 # %% ../nbs/05_models.ipynb #bcbe2bfe
 PRECISIONS = ("fp32", "amp", "amp_bf16", "fp16", "bf16")
@@ -376,6 +441,24 @@ def load_clip(name: str, pretrained: str | None = None, checkpoint: str | os.Pat
         raise WeightsLoadError(f"Could not load the weights in {path} into {name!r} ({torch_reason(e)}). "
                                "Is the checkpoint for this architecture?") from None
     return ClipAdapter(model.eval(), preprocess, open_clip.get_tokenizer(name), name, weights, precision)
+
+# %% ../nbs/05_models.ipynb #1aae3960
+PRECISION_CHOICES = {"fp32": "fp32", "amp": "amp", "bf16": "amp_bf16"}   # --precision → load_clip precision (weights stay fp32)
+
+def cpu_has_bf16() -> bool:
+    "Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), as oneDNN reports it."
+    try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError): return False
+
+def resolve_precision(choice: str, device="cpu") -> tuple[str, str | None]:
+    "The `load_clip` precision for `--precision choice` on `device`, and a note saying so when it falls back (else None)."
+    if choice not in PRECISION_CHOICES:
+        why = " (pure fp16 weights: fine-tuning CLIP in fp16 produces NaNs, and CPUs have no fp16 kernels; use amp, which is fp16 autocast on CUDA with fp32 weights)" if choice == "fp16" else ""
+        raise ArgError(f"--precision {choice}: not offered{why}. Choose one of {', '.join(PRECISION_CHOICES)}.")
+    if choice == "amp" and torch.device(device).type == "cpu" and not cpu_has_bf16():
+        return "fp32", ("--precision amp: this CPU has no native bf16 (AVX512-BF16 or AMX), where bf16 autocast is emulated and slower "
+                        "than fp32, so this run computes in fp32; --precision bf16 forces bf16")
+    return PRECISION_CHOICES[choice], None
 
 # %% ../nbs/05_models.ipynb #2c6712ae
 TEMPLATES = tuple(t("{}") for t in OPENAI_IMAGENET_TEMPLATES)

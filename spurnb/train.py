@@ -127,6 +127,7 @@ class Run:
         data_fp = fingerprint(*[getattr(splits[k], "fingerprint", k) for k in sorted(splits)])
         self.meta = dict(config=resolve_config(replace(cfg, opts=self.method.opts)), seed=cfg.seed, data_fingerprint=data_fp,
                          model=getattr(adapter, "name", None), model_fingerprint=getattr(adapter, "fingerprint", None),
+                         precision=getattr(adapter, "precision", None),
                          versions=versions(), inputs=self.method.inputs,
                          trainable=[n for n, _ in self.method.trainable()])
         out = Path(out) if out is not None else cache_dir("runs")
