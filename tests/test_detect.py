@@ -189,7 +189,7 @@ def test_fdr_outside_0_1(world, fdr, tmp_path):
 
 def test_one_word_vocabulary(world, tmp_path):
     b, task, ad = world
-    with pytest.raises(T.VocabularyError, match="holds one word, 'water'.*its opposite"): T.detect(b.val, ad, task, ["water"])
+    with pytest.raises(T.VocabularyError, match="holds one word, 'water'.*word's opposite"): T.detect(b.val, ad, task, ["water"])
     v = tmp_path / "one.txt"; v.write_text("water\n")
     with pytest.raises(T.VocabularyError, match=f"{v}.*holds one word"): T.spurnb_detect(vocab=str(v), out=str(tmp_path / "o"), quiet=True)
     assert not (tmp_path / "o").exists()
@@ -241,6 +241,6 @@ def test_single_attribute_gets_its_complement():
     s = T.Scores(["water", "land", "noise"], P.float(), P)
     table = T.word_stats(P.numpy(), ok, y, s.words, ["c0", "c1"], n_boot=50).assign(cluster=lambda t: t.word)
     det = T.Detection(table, s, torch.as_tensor(ok), dict(fdr=0.05, min_agreement=0.9))
-    a = T.detected_attributes(det)
+    with pytest.warns(UserWarning, match="no spurious attribute found for class 'c0'.*contributes no attribute"): a = T.detected_attributes(det)
     assert a["attrs"] == ["water", "land"] and a["complement"] == {"land": "water"}
     assert det.verdict()["c0"].startswith("no spurious attribute found for class 'c0'")
