@@ -161,12 +161,16 @@ def desert_texture(rng, n, size):
 
 # %% ../nbs/06_benchmark.ipynb #d65a5a67
 def render_scenes(objects: np.ndarray, backgrounds: Sequence[str], rng, image_size: int = 64,
-                  obj_size=(14, 22), contrast: float = 0.6):
-    "Composite grey `objects` [N,h,w] onto textures named by `backgrounds` → (uint8 images [N,S,S,3], uint8 masks [N,S,S])."
+                  obj_size=(14, 22), contrast: float = 0.6, frames: Sequence[str] | None = None, frame: int = 8):
+    "Composite grey `objects` [N,h,w] onto textures named by `backgrounds` (framed by the textures named by `frames`, `frame` pixels wide) → (uint8 images [N,S,S,3], uint8 masks [N,S,S])."
     n, S = len(objects), image_size; backgrounds = np.asarray(backgrounds)
     canvas = np.empty((n, S, S, 3), np.float32)
     for name in sorted(set(backgrounds.tolist())):
         ix = np.flatnonzero(backgrounds == name); canvas[ix] = BACKGROUNDS[name](rng, len(ix), S)
+    if frames is not None:                                          # a second attribute: a border of another texture, under the object
+        border = np.ones((S, S), bool); border[frame:S - frame, frame:S - frame] = False; frames = np.asarray(frames)
+        for name in sorted(set(frames.tolist())):
+            ix = np.flatnonzero(frames == name); canvas[ix[:, None], border] = BACKGROUNDS[name](rng, len(ix), S)[:, border]
     sizes = rng.integers(obj_size[0], obj_size[1] + 1, n); r0, c0 = rng.integers(0, S - sizes + 1), rng.integers(0, S - sizes + 1)
     alpha = np.zeros((n, S, S), np.float32)
     for s in np.unique(sizes):
@@ -225,20 +229,22 @@ def _pick_sources(rng, kinds: np.ndarray, pool: np.ndarray, labels: np.ndarray, 
         ix = np.flatnonzero(kinds == k); out[ix] = cand[rng.integers(0, len(cand), len(ix))]
     return out
 
-def _render_chunked(src, src_ix, bgs, rng, chunk=1000, **kw):
-    ims, ms = zip(*[render_scenes(src.images[src_ix[i:i + chunk]], bgs[i:i + chunk], rng, **kw) for i in range(0, len(src_ix), chunk)])
+def _render_chunked(src, src_ix, bgs, rng, chunk=1000, frames=None, **kw):
+    ims, ms = zip(*[render_scenes(src.images[src_ix[i:i + chunk]], bgs[i:i + chunk], rng, frames=None if frames is None else frames[i:i + chunk], **kw)
+                    for i in range(0, len(src_ix), chunk)])
     return np.concatenate(ims), np.concatenate(ms)
 
-def draw_split(src: ObjectSource, pool: np.ndarray, members: list, counts: np.ndarray, attrs: Sequence[str], rng, **render_kw) -> dict:
-    "Render a split with exact group `counts` [C,A]; class c's objects are drawn uniformly from `members[c]` (object labels)."
+def draw_split(src: ObjectSource, pool: np.ndarray, members: list, counts: np.ndarray, attrs: Sequence[str], rng, nuisance=None, **render_kw) -> dict:
+    "Render a split with exact group `counts` [C,A]; class c's objects are drawn uniformly from `members[c]` (object labels); `nuisance`: frame textures drawn uniformly, independent of everything."
     C, A = counts.shape
     y = np.repeat(np.arange(C * A) // A, counts.ravel()); a = np.repeat(np.arange(C * A) % A, counts.ravel())
     perm = rng.permutation(len(y)); y, a = y[perm], a[perm]
     kind = np.empty(len(y), np.int64)
     for c in range(C): ix = np.flatnonzero(y == c); kind[ix] = np.asarray(members[c])[rng.integers(0, len(members[c]), len(ix))]
     src_ix = _pick_sources(rng, kind, pool, src.labels, src.objectnames)
-    images, masks = _render_chunked(src, src_ix, np.asarray(attrs)[a], rng, **render_kw)
-    return dict(images=images, masks=masks, y=y, a=a, object=kind, source_index=src_ix)
+    nui = rng.integers(0, len(nuisance), len(y)) if nuisance else None          # independent of class and background
+    images, masks = _render_chunked(src, src_ix, np.asarray(attrs)[a], rng, frames=None if nui is None else np.asarray(nuisance)[nui], **render_kw)
+    return dict(images=images, masks=masks, y=y, a=a, object=kind, source_index=src_ix) | ({} if nui is None else dict(nuisance=nui))
 
 # %% ../nbs/06_benchmark.ipynb #7d6f7561
 BENCHMARK_VERSION = 1
@@ -317,12 +323,13 @@ def _check_benchmark_args(attrs, corr, eval_balance, obj_size, image_size, class
     return class_prior
 
 # %% ../nbs/06_benchmark.ipynb #4b77adfa
-def _split_datasets(arrs: dict, splits: list, classes: dict, attrs: list, src: ObjectSource) -> dict:
+def _split_datasets(arrs: dict, splits: list, classes: dict, attrs: list, src: ObjectSource, nuisance=None) -> dict:
     "The `GroupDataset` of each split from the built arrays; a training split that misses a group warns."
     noun = src.noun
     out = {split: GroupDataset(arrs[f"{split}/y"], arrs[f"{split}/a"], list(classes), attrs, images=arrs[f"{split}/images"],
                                masks=arrs[f"{split}/masks"], name=f"benchmark/{split}", attr_context_prompts=[f"{noun} on {b}" for b in attrs],
-                               meta={"object": np.asarray(src.objectnames)[arrs[f"{split}/object"]], "source_index": arrs[f"{split}/source_index"]})
+                               meta={"object": np.asarray(src.objectnames)[arrs[f"{split}/object"]], "source_index": arrs[f"{split}/source_index"]} |
+                                    ({"nuisance": np.asarray(nuisance)[arrs[f"{split}/nuisance"]]} if nuisance else {}))
            for split in splits}
     for split, ds in out.items():
         if (ds.group_counts() == 0).any() and split == "train":
@@ -345,6 +352,7 @@ def make_benchmark(source: str = "digits",          # object source: "digits" (b
                    eval_balance: str = "group",      # val/test: "group" (all groups equal) or "attr" (Waterbirds: attrs balanced within class)
                    source_dir=None,                  # where the source's files are (Fashion-MNIST)
                    lazy: bool = False,               # build (or read) the splits only when first used: the fingerprint and params come free
+                   nuisance=None,                    # a second attribute: frame textures (names in BACKGROUNDS), drawn independently of class and background
                   ) -> Benchmark:
     "Build (or load from cache) a Waterbirds-like benchmark of objects on spurious backgrounds."
     src = OBJECT_SOURCES[source](source_dir)
@@ -353,6 +361,11 @@ def make_benchmark(source: str = "digits",          # object source: "digits" (b
     params = dict(source=source, classes=classes, attrs=attrs, corr=corr, n_train=n_train, n_val=n_val, n_test=n_test,
                   image_size=image_size, seed=seed, class_prior=class_prior, obj_size=list(obj_size), contrast=contrast,
                   eval_balance=eval_balance, pool_fractions=POOL_FRACTIONS, version=BENCHMARK_VERSION)
+    if nuisance is not None:                          # only then in the parameters: every benchmark without one keeps its fingerprint
+        nuisance = list(nuisance)
+        for b in nuisance: BACKGROUNDS[b]
+        if len(set(nuisance)) < 2: raise DataError(f"`nuisance` needs at least 2 different frame textures, got {nuisance}")
+        params["nuisance"] = nuisance
     fp = fingerprint(params, src.images, src.labels)
     members = [[src.objectnames.index(o) for o in objs] for objs in classes.values()]
     eval_prior = np.ones(C) / C if eval_balance == "group" else class_prior
@@ -361,12 +374,12 @@ def make_benchmark(source: str = "digits",          # object source: "digits" (b
     def build():
         pools, out = pool_split(src.labels), {}
         for k, (split, counts) in enumerate(sizes.items()):
-            d = draw_split(src, pools[split], members, counts, attrs, np.random.default_rng([seed, k]),
+            d = draw_split(src, pools[split], members, counts, attrs, np.random.default_rng([seed, k]), nuisance=nuisance,
                            image_size=image_size, obj_size=obj_size, contrast=contrast)
             out.update({f"{split}/{key}": v for key, v in d.items()})
         return out
     path = cache_dir("benchmarks") / f"{source}-{fp}.npz" if cache else None
-    def splits(): return _split_datasets(_cached_arrays(path, build), list(sizes), classes, attrs, src)
+    def splits(): return _split_datasets(_cached_arrays(path, build), list(sizes), classes, attrs, src, nuisance)
     return Benchmark(splits if lazy else splits(), params, fp, src, path)
 
 # %% ../nbs/06_benchmark.ipynb #d0514fce
@@ -459,6 +472,15 @@ def config_missing(name: str) -> str | None:
 CONFIGS["digits-shortcut"] = BenchmarkConfig({}, dict(home_bias=0.95), "the paper's regime: a tiny CLIP pretrained on captions where 95 % of objects sit on their class's background")
 CONFIGS["fashion-shortcut"] = BenchmarkConfig(dict(source="fashion-mnist", corr=0.99), dict(home_bias=0.95),
                                               "the paper's regime on Fashion-MNIST: the biased tiny CLIP, and corr 0.99 (at 0.95 ERM's gap stays under 15 points)")
+
+# %% ../nbs/06_benchmark.ipynb #w22cfg01
+# Worlds where detection can fail (spurnb.detect, arXiv 2304.03916 Section 4.1): no shortcut, an independent second attribute, other backgrounds.
+CONFIGS["null"] = BenchmarkConfig(dict(source="fashion-mnist", corr=0.5), {},
+                                  "no shortcut anywhere: class and background independent in training (corr 0.5) and a tiny CLIP pretrained on a balanced corpus")
+CONFIGS["two-nuisances"] = BenchmarkConfig(dict(nuisance=("snow", "desert")), dict(home_bias=0.95),
+                                           "the digits shortcut plus a frame of snow or desert on every image, independent of class and background; the biased tiny CLIP of digits-shortcut (its corpus has no frames)")
+CONFIGS["other-backgrounds"] = BenchmarkConfig(dict(attrs=("forest", "desert")), dict(home_bias=0.95),
+                                               "the digits shortcut on forest and desert instead of land and water, with a tiny CLIP pretrained on its own biased corpus")
 
 # %% ../nbs/06_benchmark.ipynb #ef004323
 @call_parse

@@ -23,7 +23,7 @@ CHOICES = dict(
     sampler=("natural", "balanced"),                            # spurnb.train.SAMPLERS
     selection=("worst-group", "worst-class", "average"),        # spurnb.train.SELECTIONS
     optimizer=("sgd", "adam"),
-    benchmark_config=("digits", "fashion", "digits-shortcut", "fashion-shortcut"),  # spurnb.benchmark.CONFIGS
+    benchmark_config=("digits", "fashion", "digits-shortcut", "fashion-shortcut", "null", "two-nuisances", "other-backgrounds"),  # spurnb.benchmark.CONFIGS
 )
 
 def _names(kind: str) -> str: return ", ".join(CHOICES[kind])

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.stats import hypergeom, false_discovery_control
+from scipy.cluster.hierarchy import linkage, fcluster
 from .core import progress as progress_bar
 from fastcore.script import call_parse
 from .core import Registry, atomic_write, SpurnbError
@@ -19,13 +21,14 @@ from .methods import Task, make_method
 from .cache import cached_image_features
 
 # %% auto #0
-__all__ = ['OPENAI_MEAN', 'OPENAI_STD', 'VOCABULARY', 'DISTRACTORS', 'SCORERS', 'VocabularyError', 'Vocabulary', 'vocabulary',
-           'load_vocabulary', 'benchmark_vocabulary', 'mutual_information', 'word_stats', 'Scores', 'Scorer',
-           'make_scorer', 'image_embeddings', 'word_embeddings', 'otsu_split', 'ClipScorer', 'DetectorUnavailable',
+__all__ = ['OPENAI_MEAN', 'OPENAI_STD', 'VOCABULARY', 'DISTRACTORS', 'SCORERS', 'VocabularyError', 'DetectionError', 'check_fdr',
+           'Vocabulary', 'vocabulary', 'load_vocabulary', 'benchmark_vocabulary', 'mutual_information',
+           'permutation_pvalues', 'word_stats', 'Scores', 'Scorer', 'make_scorer', 'image_embeddings',
+           'word_embeddings', 'otsu_split', 'nonsense_words', 'text_grounding', 'ClipScorer', 'DetectorUnavailable',
            'random_owl', 'load_owl', 'DetectorScorer', 'LabelScorer', 'correct_predictions', 'Detection', 'class_words',
-           'as_vocabulary', 'detect', 'plot_word_stats', 'show_ranked', 'DetectionError', 'complement',
+           'as_vocabulary', 'cluster_words', 'detect', 'plot_word_stats', 'show_ranked', 'complement',
            'detected_attributes', 'save_detection', 'load_attributes', 'check_attributes', 'pseudo_labels', 'relabel',
-           'label_free_splits', 'true_test_columns', 'default_vocabulary', 'spurnb_detect']
+           'check_attribute_grounding', 'label_free_splits', 'true_test_columns', 'default_vocabulary', 'spurnb_detect']
 
 # %% ../nbs/16_detect.ipynb #c006
 OPENAI_MEAN, OPENAI_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
@@ -43,6 +46,17 @@ VOCABULARY = {   # a project-written list of candidate attribute words, grouped 
 
 class VocabularyError(SpurnbError, ValueError):
     "A vocabulary file or list that cannot be used; the message names the file, the line and the fix."
+
+class DetectionError(SpurnbError, ValueError):
+    "Detection that cannot go on or cannot be used (no grounded word, no attribute found, a file that does not fit); the message says why and what to do."
+
+def check_fdr(fdr) -> float:
+    "The false-discovery-rate level `fdr`, checked: a number strictly between 0 and 1."
+    if isinstance(fdr, bool) or not isinstance(fdr, (int, float)) or not 0 < fdr < 1:
+        raise DetectionError(f"fdr {fdr!r}: the false discovery rate is a level strictly between 0 and 1 (the default is 0.05); "
+                             "a smaller level names fewer words, a larger one more")
+    return float(fdr)
+
 
 # %% ../nbs/16_detect.ipynb #c007
 @dataclass
@@ -119,6 +133,31 @@ def mutual_information(present, wrong) -> np.ndarray:
                 mi += np.where(pj > 0, pj * np.log2(pj / (px * pe)), 0.0)
     return np.maximum(mi, 0.0)
 
+# %% ../nbs/16_detect.ipynb #n016
+def _mi_table(k, nw, m, n) -> np.ndarray:
+    "MI (bits) of the 2×2 table of a class with `n` images, `m` errors, `nw` images with the word and `k` errors among them (`k` an array)."
+    k = np.asarray(k, float)
+    cells = [(k, nw, m), (nw - k, nw, n - m), (m - k, n - nw, m), (n - nw - m + k, n - nw, n - m)]   # (count, its row sum, its column sum)
+    mi = np.zeros_like(k)
+    for c, r, s in cells:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mi += np.where(c > 0, c / n * np.log2(c * n / (r * s)), 0.0)
+    return np.maximum(mi, 0.0)
+
+def permutation_pvalues(present, wrong) -> tuple:
+    "Exact permutation test per word of one class: `(p_gap, p_mi)`, `[V]` each. Shuffling presence among the class's images keeps both margins, so the errors among the images with the word are hypergeometric: p_gap = P(at least as many errors with the word: a gap at least as negative), p_mi = P(MI at least as large)."
+    x, e = np.asarray(present, bool), np.asarray(wrong, bool)
+    n, m = len(e), int(e.sum())
+    nw, hit = x.sum(0), (x & e[:, None]).sum(0)                            # [V] images with the word, errors among them
+    p_gap, p_mi = np.ones(x.shape[1]), np.ones(x.shape[1])
+    for v in range(x.shape[1]):
+        k = np.arange(max(0, nw[v] + m - n), min(m, nw[v]) + 1)             # the hypergeometric's support
+        pmf = hypergeom.pmf(k, n, m, nw[v])
+        mi, mi0 = _mi_table(k, nw[v], m, n), _mi_table(hit[v], nw[v], m, n)
+        p_gap[v] = pmf[k >= hit[v]].sum()
+        p_mi[v] = pmf[mi >= mi0 * (1 - 1e-9) - 1e-12].sum()               # ties (equal MI) count as at least as large
+    return np.clip(p_gap, 0, 1), np.clip(p_mi, 0, 1)
+
 # %% ../nbs/16_detect.ipynb #c019
 def _gaps(P, k, w):
     "Accuracy with/without each word under example weights `w` [B, n]: P [n, V] float, k [n] float → gap [B, V] (NaN where a side is empty)."
@@ -159,12 +198,18 @@ def word_stats(present, # [N, V] bool: the word is in image i (a scorer's decisi
                exclude: dict | None = None, # {class: words that name the class itself}, never ranked for that class
                strength=None, # [V] breaks ties in the ranking: the word the scorer sees more clearly first
                warn: bool = True,
+               fdr: float = 0.05, # false discovery rate controlled across each class's tested words (Benjamini–Hochberg)
+               grounded=None, # [V] bool: the scorer can ground the word (None: all); ungrounded words are listed, never tested
+               reason=None, # [V] why each ungrounded word is (shown in `note`)
               ) -> pd.DataFrame:
-    "One row per class and word: counts, accuracy with and without the word, their gap with a bootstrap interval, MI(presence; error), ranks."
+    "One row per class and word: counts, accuracy with and without the word, their gap with a bootstrap interval, MI(presence; error), exact permutation p-values, BH-adjusted q-values, the decision `passed` and ranks."
+    check_fdr(fdr)
     P_all, ok, y = np.asarray(present, bool), np.asarray(correct, bool), np.asarray(y)
     words = list(words); kinds = list(kinds) if kinds is not None else ["-"] * len(words)
     if P_all.shape != (len(ok), len(words)) or len(y) != len(ok):
         raise ValueError(f"present {P_all.shape} must be [N, V] with N = len(correct) = {len(ok)} = len(y) = {len(y)} and V = {len(words)} words")
+    grounded = np.ones(len(words), bool) if grounded is None else np.asarray(grounded, bool)
+    reason = list(reason) if reason is not None else [""] * len(words)
     rng, rows, q = np.random.default_rng(seed), [], [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
     for c, cname in enumerate(classnames):
         ix = np.flatnonzero(y == c); n = len(ix)
@@ -176,23 +221,36 @@ def word_stats(present, # [N, V] bool: the word is in image i (a scorer's decisi
         gap = _gaps(P, k, np.ones((1, n)))[0]                              # [V]
         lo, hi = _gap_interval(P, k, rng, n_boot, q)                       # [V] each
         mi = mutual_information(P_all[ix], ~ok[ix])
+        p_gap, p_mi = permutation_pvalues(P_all[ix], ~ok[ix])              # [V] each
         nw = P.sum(0).astype(int)
-        if warn: _warn_uninformative(cname, words, nw, n)
+        if warn: _warn_uninformative(cname, [w for w, g in zip(words, grounded) if g], nw[grounded], n)   # ungrounded words are reported apart
         skip = set((exclude or {}).get(cname, ()))
         for v, word in enumerate(words):
+            kept = bool(nw[v] >= min_count and n - nw[v] >= min_count and word.lower() not in skip)
+            note = (f"ungrounded: {reason[v]}" if not grounded[v] else "names a class" if word.lower() in skip else
+                    "" if kept else f"present in {nw[v]} of {n} images (needs ≥ {min_count} with and without)")
             rows.append(dict(cls=cname, word=word, kind=kinds[v], n=n, n_with=int(nw[v]), n_without=int(n - nw[v]),
                              acc_with=k @ P[:, v] / nw[v] if nw[v] else np.nan,
                              acc_without=k @ (1 - P[:, v]) / (n - nw[v]) if n - nw[v] else np.nan,
-                             gap=gap[v], gap_lo=lo[v], gap_hi=hi[v], mi=mi[v],
+                             gap=gap[v], gap_lo=lo[v], gap_hi=hi[v], mi=mi[v], p_gap=p_gap[v], p_mi=p_mi[v],
                              strength=float(strength[v]) if strength is not None else np.nan,
-                             kept=bool(nw[v] >= min_count and n - nw[v] >= min_count and word.lower() not in skip)))
-    return _rank(pd.DataFrame(rows))
+                             kept=kept, grounded=bool(grounded[v]), tested=kept and bool(grounded[v]), note=note))
+    return _rank(_adjust(pd.DataFrame(rows), fdr))
+
+def _adjust(df: pd.DataFrame, fdr: float) -> pd.DataFrame:
+    "Benjamini–Hochberg q-values within each class over its tested words (`q_gap`, `q_mi`), and `passed`: tested, harmful (gap < 0), both q ≤ `fdr`."
+    df = df.copy(); df["q_gap"] = df["q_mi"] = np.nan
+    for c, sub in df[df.tested].groupby("cls", sort=False):
+        df.loc[sub.index, "q_gap"] = false_discovery_control(sub.p_gap.to_numpy(), method="bh")
+        df.loc[sub.index, "q_mi"] = false_discovery_control(sub.p_mi.to_numpy(), method="bh")
+    df["passed"] = df.tested & (df.gap < 0) & (df.q_gap <= fdr) & (df.q_mi <= fdr)
+    return df
 
 # %% ../nbs/16_detect.ipynb #c021
 def _rank(df: pd.DataFrame) -> pd.DataFrame:
-    "Ranks within each class among kept words: `rank_gap` (most negative gap first), `rank_mi` (words that hurt, by MI; then the rest)."
+    "Ranks within each class among tested words (kept and grounded): `rank_gap` (most negative gap first), `rank_mi` (words that hurt, by MI; then the rest)."
     df = df.copy(); df["rank_gap"] = df["rank_mi"] = np.nan
-    for c, sub in df[df.kept].groupby("cls", sort=False):
+    for c, sub in df[df.tested].groupby("cls", sort=False):
         df.loc[sub.assign(_s=-sub.strength.fillna(0)).sort_values(["gap", "_s"], kind="stable").index, "rank_gap"] = np.arange(1, len(sub) + 1)
         key = sub.assign(_h=(sub.gap >= 0).astype(int), _m=-sub.mi, _s=-sub.strength.fillna(0)).sort_values(["_h", "_m", "_s"], kind="stable")
         df.loc[key.index, "rank_mi"] = np.arange(1, len(sub) + 1)
@@ -209,9 +267,13 @@ class Scores:
     boxes: torch.Tensor | None = None   # [N, V, 4] best box per word (cx, cy, w, h in [0, 1]); detector only
     strength: torch.Tensor | None = None  # [V] how clearly the scorer separates images with and without each word (ties in the ranking)
     info: dict = field(default_factory=dict)  # how the decision was made (thresholds, calibration)
+    grounded: torch.Tensor | None = None  # [V] bool: the scorer can ground the word (None: not assessed, taken as grounded)
+    reason: list | None = None  # [V] why a word is ungrounded ("" where it is grounded)
     def __post_init__(self):
         N, V = self.scores.shape
         if V != len(self.words) or self.present.shape != (N, V): raise ValueError(f"scores {tuple(self.scores.shape)} and present {tuple(self.present.shape)} do not match {len(self.words)} words")
+        if self.grounded is None: self.grounded = torch.ones(V, dtype=torch.bool)
+        if self.reason is None: self.reason = [""] * V
     def column(self, word) -> int:
         "Index of `word`'s column in `scores`."
         return self.words.index(word)
@@ -263,14 +325,38 @@ def otsu_split(s: torch.Tensor):
     d = (hi - lo) / ((v_lo.clamp_min(0) + v_hi.clamp_min(0)) / 2).sqrt().clamp_min(1e-12)
     return thr.float(), d.float()
 
+# %% ../nbs/16_detect.ipynb #n031
+def nonsense_words(n: int = 39, seed: int = 0) -> list:
+    "`n` pronounceable strings that mean nothing (two or three consonant–vowel syllables, fixed by `seed`): the controls of the grounding test."
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(list("bdfgklmnprstvz")) + rng.choice(list("aeiou")) for _ in range(2 + i % 2)) for i in range(n)]
+
+@torch.no_grad()
+def text_grounding(adapter, words, neutral: str = "something", templates=SHORT_TEMPLATES, phrase: str = "{}", n_controls: int = 39, z=None) -> dict:
+    "How far each word's prompt is from the neutral prompt, against `n_controls` nonsense strings: in text space (1 − cos) and, given unit image embeddings `z` [N, D], in how much its log-odds vary over the images (their standard deviation). `p` = (1 + controls at least as far) / (n_controls + 1), the larger of the two."
+    ctrl = nonsense_words(n_controls)
+    t = word_embeddings(adapter, list(words) + ctrl, templates, phrase)                    # [V + K, D] unit
+    n = word_embeddings(adapter, [neutral], templates, "{}")                               # [1, D]
+    V, out = len(words), dict(control_words=ctrl)
+    def p_of(x): return (1 + (x[None, V:] >= x[:V, None]).sum(1)) / (len(ctrl) + 1)     # [V]: controls at least as far
+    d = (1 - t @ n.T)[:, 0].numpy()                                                        # [V + K]
+    out.update(distance=d[:V], p_text=p_of(d))
+    if z is not None:
+        sd = (z @ (t - n).T).std(0).numpy()                                                # [V + K] spread of the log-odds (up to the scale)
+        out.update(spread=sd[:V], p_image=p_of(sd))
+    out["p"] = np.maximum(out["p_text"], out.get("p_image", 0))
+    return out
+
 # %% ../nbs/16_detect.ipynb #c032
 @SCORERS.register("clip")
 class ClipScorer(Scorer):
-    "Zero-shot presence from CLIP similarity, calibrated per word: log-odds against a neutral prompt, then a per-word threshold fitted on the data."
+    "Zero-shot presence from CLIP similarity, calibrated per word: log-odds against a neutral prompt, then a per-word threshold fitted on the data. A word is grounded when its prompt stands out from the neutral one more than nonsense strings do (in text and on the images) and its scores split in two modes."
     name = "clip"
-    def __init__(self, adapter, words, phrase: str = "{}", neutral: str = "something", templates=SHORT_TEMPLATES, min_separation: float = 4.0):
+    def __init__(self, adapter, words, phrase: str = "{}", neutral: str = "something", templates=SHORT_TEMPLATES, min_separation: float = 4.0,
+                 grounding_level: float = 0.1, n_controls: int = 39):
         super().__init__(adapter, words)
         self.phrase, self.neutral, self.templates, self.min_separation = phrase, neutral, list(templates), min_separation
+        self.grounding_level, self.n_controls = grounding_level, n_controls
 
     @torch.no_grad()
     def __call__(self, ds, progress: bool = False) -> Scores:
@@ -283,10 +369,18 @@ class ClipScorer(Scorer):
         split = sep >= self.min_separation                                                         # two kinds of image: a real boundary
         thr = torch.where(split, thr, torch.zeros_like(thr))                                       # otherwise: against the neutral prompt
         present = torch.where(split, s > thr, (s.median(0).values > 0).expand_as(s))              # one kind: everywhere or nowhere
-        return Scores(self.words, s - thr, present,
-                      strength=sep, info=dict(scorer="clip", calibration="log-odds vs neutral prompt, Otsu threshold per word where Ashman's D ≥ min_separation",
+        g = text_grounding(self.adapter, self.words, self.neutral, self.templates, self.phrase, self.n_controls, z)
+        text_ok = torch.as_tensor(g["p"] <= self.grounding_level)
+        reason = ["" if a and b else "; ".join(r for r in [
+                      "" if a else f"its prompt is not farther from the neutral prompt {self.neutral!r} than nonsense strings are, in text "
+                                   f"or on the images (p = {p:.2f} against {self.n_controls} controls, needs ≤ {self.grounding_level})",
+                      "" if b else f"its scores do not split in two modes (Ashman's D {d:.1f} < {self.min_separation})"] if r)
+                  for a, b, p, d in zip(text_ok.tolist(), split.tolist(), g["p"], sep.tolist())]
+        return Scores(self.words, s - thr, present, strength=sep, grounded=text_ok & split, reason=reason,
+                      info=dict(scorer="clip", calibration="log-odds vs neutral prompt, Otsu threshold per word where Ashman's D ≥ min_separation",
                                 neutral=self.neutral, phrase=self.phrase, min_separation=self.min_separation,
-                                threshold=thr.tolist(), separation=sep.tolist()))
+                                threshold=thr.tolist(), separation=sep.tolist(), grounding_level=self.grounding_level,
+                                grounding_p=g["p"].tolist(), distance_from_neutral=g["distance"].tolist(), spread=g["spread"].tolist()))
 
 # %% ../nbs/16_detect.ipynb #c034
 class DetectorUnavailable(SpurnbError, ImportError):
@@ -376,21 +470,35 @@ def correct_predictions(adapter, task, ds, source="zeroshot", progress: bool = F
     from spurnb.train import load_method
     if source == "zeroshot": m = make_method("zeroshot", adapter, task)
     elif Path(str(source), "config.json").is_file(): m = load_method(source, adapter, task)
-    else: raise ValueError(f"predictions source {source!r} is neither 'zeroshot' nor a run directory (one with config.json and best.pt, "
-                           "as spurnb_train writes under <out>/<dataset>/<run>)")
+    else: raise DetectionError(f"predictions source {source!r} is neither 'zeroshot' nor a run directory (one with config.json and best.pt, "
+                               "as spurnb_train writes under <out>/<dataset>/<run>)")
     return predict(m, Source(ds, m, progress))["logits"].argmax(1).cpu() == ds.y
 
 @dataclass
 class Detection:
     "The result of `detect`: the ranked table, the scorer's output and the predictions it was measured on."
-    table: pd.DataFrame     # `word_stats` rows: one per class and word
+    table: pd.DataFrame     # `word_stats` rows: one per class and word, with `cluster` (the attribute a word belongs to)
     scores: Scores          # [N, V] scores and decisions on the detection split
     correct: torch.Tensor   # [N] bool
-    info: dict              # scorer, predictions source, vocabulary, filter
+    info: dict              # scorer, predictions source, vocabulary, filter, fdr, clusters
     def top(self, k: int = 1, by: str = "gap") -> dict:
-        "{class: its `k` best-ranked words that hurt it} (kept words with a negative gap), by `gap` or `mi`."
-        t = self.table[self.table.kept & (self.table.gap < 0)].sort_values(f"rank_{by}")
-        return {c: t[t.cls == c].word.head(k).tolist() for c in dict.fromkeys(self.table.cls)}
+        "{class: its `k` best-ranked attributes that passed the test} (cluster names; one per cluster), by `gap` or `mi`."
+        t = self.table[self.table.passed].sort_values(f"rank_{by}")
+        return {c: t[t.cls == c].drop_duplicates("cluster").cluster.head(k).tolist() for c in dict.fromkeys(self.table.cls)}
+    def name(self, attr: str) -> str:
+        "How an attribute is printed: its word and the words that agree with it, 'water (also: sky)'."
+        also = [w for w in self.info.get("clusters", {}).get(attr, [attr]) if w != attr]
+        return f"{attr} (also: {', '.join(also)})" if also else attr
+    def verdict(self, by: str = "gap") -> dict:
+        "{class: the attributes found ('water (also: sky)'), or 'no spurious attribute found for class X (best word, its gap and adjusted p)'}."
+        out = {}
+        for c, names in self.top(3, by).items():
+            if names: out[c] = ", ".join(self.name(a) for a in names); continue
+            t = self.table[(self.table.cls == c) & self.table.tested].sort_values(f"rank_{by}")
+            best = (f"best word {t.word.iloc[0]!r}: gap {t.gap.iloc[0]:+.3f} [{t.gap_lo.iloc[0]:+.3f}, {t.gap_hi.iloc[0]:+.3f}], "
+                    f"adjusted p {max(t.q_gap.iloc[0], t.q_mi.iloc[0]):.3g}") if len(t) else "no grounded word was present and absent in enough of its images"
+            out[c] = f"no spurious attribute found for class {c!r} ({best}; fdr {self.info.get('fdr')})"
+        return out
 
 # %% ../nbs/16_detect.ipynb #c044
 def class_words(task, classnames) -> dict:
@@ -407,69 +515,112 @@ def as_vocabulary(vocab) -> Vocabulary:
     if not words: raise VocabularyError("the vocabulary is empty; give words, a file with one word per line, or None for the built-in list")
     return _dedup([(w, "user") for w in words], "a list")
 
+# %% ../nbs/16_detect.ipynb #n044
+def cluster_words(present, words, strength=None, use=None, min_agreement: float = 0.9) -> dict:
+    "{word: its cluster's name}: words whose presence agrees on at least `min_agreement` of the images are one attribute (complete linkage: every pair in a cluster agrees that much), named by its best-grounded word (largest `strength`). Words outside `use` stay alone."
+    P = np.asarray(present, bool); words = list(words)
+    use = np.ones(len(words), bool) if use is None else np.asarray(use, bool)
+    s = np.zeros(len(words)) if strength is None else np.asarray(strength, float)
+    out, ix = {w: w for w in words}, np.flatnonzero(use)
+    if len(ix) < 2: return out
+    dist = (P[:, ix, None] != P[:, None, ix]).mean(0)                                  # [U, U] 1 − agreement
+    label = fcluster(linkage(dist[np.triu_indices(len(ix), 1)], method="complete"), t=1 - min_agreement + 1e-9, criterion="distance")
+    for lab in np.unique(label):
+        members = ix[label == lab]
+        best = members[np.argsort(-s[members], kind="stable")[0]]
+        for v in members: out[words[v]] = words[best]
+    return out
+
 # %% ../nbs/16_detect.ipynb #c045
 def detect(ds, adapter, task, vocab=None, scorer: str = "clip", predictions="zeroshot", min_count: int = 10,
-           n_boot: int = 1000, seed: int = 0, progress: bool = False, **scorer_opts) -> Detection:
-    "Score `vocab` on `ds`, mark each image right or wrong under `predictions`, and rank the words per class (`word_stats`)."
+           n_boot: int = 1000, seed: int = 0, progress: bool = False, fdr: float = 0.05, min_agreement: float = 0.9, **scorer_opts) -> Detection:
+    "Score `vocab` on `ds`, mark each image right or wrong under `predictions`, test and rank the grounded words per class (`word_stats`), and join words that agree into attributes (`cluster_words`)."
+    check_fdr(fdr)
     vocab = as_vocabulary(vocab)
+    if len(vocab) < 2 and scorer != "labels":
+        raise VocabularyError(f"the vocabulary ({vocab.source}) holds one word, {vocab.words[0]!r}: detection compares candidate words, and pseudo "
+                              "groups need two attribute values. Add candidates (at least the word's opposite), or use the built-in vocabulary")
     s = make_scorer(scorer, adapter, vocab.words, **scorer_opts)(ds, progress)
+    if not s.grounded.any():
+        why = "; ".join(f"{w!r}: {r}" for w, r in list(zip(s.words, s.reason))[:5])
+        raise DetectionError(f"every word of the vocabulary ({vocab.source}, {len(s.words)} words) is ungrounded for the model "
+                             f"{getattr(adapter, 'name', '')!r} ({why}{' ...' if len(s.words) > 5 else ''}). Use words the model was trained "
+                             "to read (the built-in vocabulary, or its captions' words: --vocab benchmark), a model that knows these words, or --scorer detector")
     kind_of = dict(zip(vocab.words, vocab.kinds))
     ok = correct_predictions(adapter, task, ds, predictions, progress)
     table = word_stats(s.present, ok, ds.y, s.words, ds.classnames, [kind_of.get(w, scorer) for w in s.words],
-                       min_count=min_count, n_boot=n_boot, seed=seed, exclude=class_words(task, ds.classnames), strength=s.strength)
+                       min_count=min_count, n_boot=n_boot, seed=seed, exclude=class_words(task, ds.classnames), strength=s.strength,
+                       fdr=fdr, grounded=s.grounded.numpy(), reason=s.reason)
+    varies = s.present.any(0) & ~s.present.all(0)
+    cl = cluster_words(s.present, s.words, s.strength, (s.grounded & varies).numpy(), min_agreement)
+    table.insert(2, "cluster", table.word.map(cl))
+    clusters = {c: [w for w in s.words if cl[w] == c] for c in dict.fromkeys(cl.values())}
     info = dict(split=ds.name, scorer=scorer, predictions=str(predictions), vocabulary=vocab.source, n_words=len(s.words),
-                min_count=min_count, n_boot=n_boot, seed=seed, model=getattr(adapter, "name", None),
-                model_fingerprint=getattr(adapter, "fingerprint", None), scorer_info=s.info)
+                min_count=min_count, n_boot=n_boot, seed=seed, fdr=fdr, min_agreement=min_agreement, model=getattr(adapter, "name", None),
+                model_fingerprint=getattr(adapter, "fingerprint", None), scorer_info=s.info,
+                clusters={c: m for c, m in clusters.items() if len(m) > 1}, ungrounded=int((~s.grounded).sum()))
     return Detection(table, s, ok, info)
 
 # %% ../nbs/16_detect.ipynb #c047
 def plot_word_stats(table: pd.DataFrame, top: int = 8, by: str = "gap", path=None):
-    "One panel per class: the `top` kept words by `rank_{by}`, their accuracy gap with its bootstrap interval, coloured by MI."
+    "One panel per class: the `top` tested words by `rank_{by}`, their accuracy gap with its bootstrap interval, coloured by MI; a word that passed the test is starred."
     import matplotlib.pyplot as plt, seaborn as sns
     classes = list(dict.fromkeys(table.cls))
     fig, axes = plt.subplots(1, len(classes), figsize=(4.2 * len(classes), 0.35 * top + 1.2), squeeze=False)
     for ax, c in zip(axes[0], classes):
-        t = table[(table.cls == c) & table.kept].sort_values(f"rank_{by}").head(top)
+        t = table[(table.cls == c) & table.tested].sort_values(f"rank_{by}").head(top)
+        t = t.assign(word=[f"{w} *" if p else w for w, p in zip(t.word, t.passed)])
         sns.barplot(t, x="gap", y="word", hue="mi", palette="rocket_r", dodge=False, legend=False, ax=ax)
         ax.errorbar(t.gap, np.arange(len(t)), xerr=[t.gap - t.gap_lo, t.gap_hi - t.gap], fmt="none", ecolor="k", lw=1)
         ax.axvline(0, color="grey", lw=0.8)
         ax.set(title=f"{c} (n={int(t.n.max()) if len(t) else 0})", xlabel="accuracy gap: with − without the word", ylabel="")
-    fig.suptitle(f"words ranked by {by} (colour: mutual information with errors; bars: {100 * 0.95:.0f}% bootstrap interval)", fontsize=9)
+    fig.suptitle(f"words ranked by {by} (colour: mutual information with errors; bars: {100 * 0.95:.0f}% bootstrap interval; *: passed the test)", fontsize=9)
     fig.tight_layout()
     if path is not None: Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=90); plt.close(fig)
     return fig
 
-def show_ranked(table: pd.DataFrame, top: int = 5) -> str:
-    "The ranked table as text: the `top` kept words of each class."
-    cols = ["cls", "word", "kind", "n_with", "acc_with", "acc_without", "gap", "gap_lo", "gap_hi", "mi", "rank_gap", "rank_mi"]
-    t = table[table.kept].groupby("cls", sort=False).head(top)[cols]
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        return t.to_string(index=False, formatters={k: "{:.3f}".format for k in ("acc_with", "acc_without", "gap", "gap_lo", "gap_hi")} |
-                           {"mi": "{:.4f}".format, "rank_gap": "{:.0f}".format, "rank_mi": "{:.0f}".format})
+def show_ranked(table: pd.DataFrame, top: int = 5, ungrounded: int = 6) -> str:
+    "The ranked table as text: the `top` tested words of each class with their test, then the ungrounded words and why (the first `ungrounded`)."
+    cols = ["cls", "word", "cluster", "n_with", "acc_with", "acc_without", "gap", "gap_lo", "gap_hi", "mi", "q_gap", "q_mi", "passed", "rank_gap", "rank_mi"]
+    t = table[table.tested].groupby("cls", sort=False).head(top)[cols]
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        s = t.to_string(index=False, formatters={k: "{:.3f}".format for k in ("acc_with", "acc_without", "gap", "gap_lo", "gap_hi")} |
+                        {"mi": "{:.4f}".format, "q_gap": "{:.2g}".format, "q_mi": "{:.2g}".format, "rank_gap": "{:.0f}".format, "rank_mi": "{:.0f}".format})
+    u = table[~table.grounded].drop_duplicates("word")
+    if len(u): s += f"\nungrounded ({len(u)} words, left out): " + "; ".join(f"{w} — {n.removeprefix('ungrounded: ')}" for w, n in zip(u.word[:ungrounded], u.note)) + (" ..." if len(u) > ungrounded else "")
+    return s
 
 # %% ../nbs/16_detect.ipynb #c061
-class DetectionError(SpurnbError, ValueError):
-    "Detected attributes that cannot be used (none found, or a file that does not fit the dataset); the message says why and what to do."
-
-def complement(det: Detection, word: str, min_agreement: float = 0.9):
-    "The word present where `word` is absent (the best match among the other scored words), or None if none matches on `min_agreement` of the images."
+def complement(det: Detection, word: str, min_agreement: float | None = None):
+    "The attribute present where `word` is absent: the cluster name of the best-matching other word that splits the images, or None if none agrees with `word`'s absence on `min_agreement` of the images."
+    min_agreement = det.info.get("min_agreement", 0.9) if min_agreement is None else min_agreement
     P, v = det.scores.present, det.scores.column(word)
-    agree = (P == ~P[:, [v]]).float().mean(0); agree[v] = -1                          # [V]
+    cl = dict(zip(det.table.word, det.table.cluster)) if "cluster" in det.table else {}
+    same = torch.tensor([cl.get(w, w) == cl.get(word, word) for w in det.scores.words])     # [V] the word's own cluster
+    varies = P.any(0) & ~P.all(0)
+    agree = (P == ~P[:, [v]]).float().mean(0)                                                   # [V]
+    agree[~varies | same] = -1                                                              # a word that splits the images (its prompt may be weak)
     best = int(agree.argmax())
-    return det.scores.words[best] if agree[best] >= min_agreement else None
+    return cl.get(det.scores.words[best], det.scores.words[best]) if agree[best] >= min_agreement else None
 
 def detected_attributes(det: Detection, k: int = 1, by: str = "gap", context: str = "something on {}") -> dict:
-    "The attribute set from a detection: the union of each class's `k` top harmful words, as `Task` prompts (JSON-able)."
-    top = det.top(k, by)
+    "The attribute set from a detection: the union of each class's `k` top attributes that passed the test, as `Task` prompts (JSON-able); one attribute gets its complement as the other value."
+    top = det.top(k, by); verdict = det.verdict(by)
+    if not any(top.values()):
+        raise DetectionError("no shortcut found: " + "; ".join(verdict.values()) + ". Nothing was written. Try a larger vocabulary (--vocab FILE), "
+                             "a split with more errors (more images, or the errors of a trained run: --predictions RUN_DIR), a larger --fdr, "
+                             "or give the attributes in a file (--attrs FILE)")
     for c, ws in top.items():
-        if not ws: warnings.warn(f"class {c!r}: no kept word lowers its accuracy, so it contributes no attribute")
-    attrs = list(dict.fromkeys(w for ws in top.values() for w in ws))
-    if len(attrs) == 1 and (c := complement(det, attrs[0])): attrs.append(c)   # one harmful word: its counterpart is the other value
+        if not ws: warnings.warn(verdict[c] + ", so it contributes no attribute")
+    attrs, complements = list(dict.fromkeys(w for ws in top.values() for w in ws)), {}
+    if len(attrs) == 1 and (c := complement(det, attrs[0])): attrs.append(c); complements[c] = attrs[0]   # its counterpart is the other value
     if len(attrs) < 2:
-        raise DetectionError(f"detection found {len(attrs)} attribute word(s) {attrs} (top {k} by {by} per class {top}); pseudo groups need at least 2. "
-                             "Raise k, use a larger vocabulary or a split with more errors, or give the attributes in a file (--attrs FILE)")
+        raise DetectionError(f"detection found one attribute, {det.name(attrs[0])!r}, and no scored word is present where it is absent, "
+                             "so there is no second attribute value for pseudo groups. Add its opposite to the vocabulary, raise k, "
+                             "or give the attributes in a file (--attrs FILE)")
+    clusters = {a: det.info.get("clusters", {}).get(a, [a]) for a in attrs}
     return dict(classes=list(top), attrs=attrs, attr_prompts=attrs, attr_context_prompts=[context.format(w) for w in attrs],
-                top=top, by=by, k=k, info=det.info)
+                top=top, by=by, k=k, verdict=verdict, clusters=clusters, complement=complements, info=det.info)
 
 # %% ../nbs/16_detect.ipynb #c062
 def save_detection(det: Detection, attrs: dict | None, out) -> dict:
@@ -525,12 +676,26 @@ def relabel(ds, a: torch.Tensor, attrs: dict):
     return new
 
 # %% ../nbs/16_detect.ipynb #c064
+def check_attribute_grounding(adapter, attrs: dict, source: str = "the detected attributes") -> list:
+    "The attribute words of `attrs` that `adapter` cannot ground (text side of the `clip` scorer's test); raises `DetectionError` naming `source` when none is grounded."
+    g = text_grounding(adapter, attrs["attrs"])
+    bad = [w for w, p in zip(attrs["attrs"], g["p"]) if p > 0.1]
+    if len(bad) == len(attrs["attrs"]):
+        raise DetectionError(f"{source}: every attribute word {bad} is ungrounded for the model now loaded ({getattr(adapter, 'name', '')}, "
+                             f"weights {getattr(adapter, 'weights', None)}): their prompts are no farther from a neutral prompt than nonsense strings, so "
+                             "its attribute prompts would carry nothing. Detect again with this model (spurnb_detect with the same --model/--pretrained, "
+                             "or --attrs detect), or write attribute words this model was trained on")
+    if bad: warnings.warn(f"{source}: the attribute word(s) {bad} are ungrounded for the model now loaded; their prompts carry little")
+    return bad
+
 def label_free_splits(splits: dict, task, adapter, attrs="detect", detect_split: str = "val", vocab=None, progress: bool = False, **detect_kw):
     "Splits and `Task` whose attribute is the pseudo label: `attrs` = 'detect' (detect on `detect_split` now), a file, or a dict. Reads no attribute label."
     classnames = splits["train"].classnames
     if isinstance(attrs, dict): pass
     elif str(attrs) == "detect": attrs = detected_attributes(detect(splits[detect_split], adapter, task, vocab, progress=progress, **detect_kw))
-    else: attrs = load_attributes(attrs, classnames)
+    else:
+        p = attrs; attrs = load_attributes(p, classnames)
+        check_attributes(attrs); check_attribute_grounding(adapter, attrs, str(p))
     check_attributes(attrs)
     if list(attrs["classes"]) != list(classnames):
         raise DetectionError(f"the detected attributes are for classes {attrs['classes']}, this dataset has {list(classnames)}")
@@ -552,10 +717,11 @@ def true_test_columns(table: pd.DataFrame, summaries: list, adapter, task, ds) -
     return table.assign(true_worst_group=wg, true_average=avg)
 
 # %% ../nbs/16_detect.ipynb #c068
-def default_vocabulary(dataset: str, vocab=None):
-    "A user's vocabulary file if given; else the benchmark's own words on the benchmark, the built-in list elsewhere."
+def default_vocabulary(dataset: str = None, vocab=None):
+    "The built-in general vocabulary everywhere (the benchmark included: detection is not told the answer); `vocab='benchmark'`: the benchmark's own caption words; another string: a vocabulary file."
+    if vocab == "benchmark": return benchmark_vocabulary()
     if vocab: return load_vocabulary(vocab)
-    return benchmark_vocabulary() if dataset == "benchmark" else vocabulary()
+    return vocabulary()
 
 # %% ../nbs/16_detect.ipynb #e0398648
 def _write_detection(det, attrs: dict, dest: Path, top: int, by: str):
@@ -563,7 +729,8 @@ def _write_detection(det, attrs: dict, dest: Path, top: int, by: str):
     fig = plot_word_stats(det.table, by=by)
     paths = save_detection(det, attrs, dest)
     with atomic_write(dest / "detect.png") as f: fig.savefig(f, format="png", dpi=90)
-    print(f"\nattributes: {attrs['attrs']} (top {top} by {by} per class: {attrs['top']})")
+    comp = "".join(f"; {c!r} is the complement of {w!r}" for c, w in attrs.get("complement", {}).items())
+    print(f"\nattributes: {[det.name(a) for a in attrs['attrs']]} (top {top} by {by} per class: {attrs['top']}{comp})")
     print(f"table:      {paths['csv']}\nattributes: {paths['json']}  (use: spurnb_train --attrs {paths['json']})\nfigure:     {dest / 'detect.png'}")
 
 # %% ../nbs/16_detect.ipynb #ace158e5
@@ -575,13 +742,15 @@ def spurnb_detect(
     model: str = "tiny-rn",         # open_clip architecture
     pretrained: str = "benchmark",  # weights tag ("benchmark": the tiny CLIP pretrained here; "openai", ...)
     checkpoint: str = None,         # a local weights file instead of a tag
+    benchmark_config: str = None,   # a named benchmark (spurnb.benchmark.CONFIGS): its data and its own tiny CLIP
     scorer: str = "clip",           # a name in SCORERS: "clip", "detector" (needs transformers) or "labels" (the oracle)
-    vocab: str = None,              # a text file, one word or phrase per line (default: the benchmark's words, else the built-in list)
+    vocab: str = None,              # a text file, one word or phrase per line; "benchmark": the benchmark's caption words (default: the built-in list)
     predictions: str = "zeroshot",  # whose errors: "zeroshot" or a run directory written by spurnb_train
     split: str = "val",             # the split detection looks at (class labels only)
     min_count: int = 10,            # a word is ranked for a class if present and absent in at least this many of its images
     n_boot: int = 1000,             # bootstrap replicates for the gap's interval
-    top: int = 1,                   # words per class that become attributes
+    fdr: float = 0.05,              # false discovery rate across each class's words (Benjamini–Hochberg), in (0, 1)
+    top: int = 1,                   # attributes per class
     by: str = "gap",                # rank by "gap" or "mi"
     context: str = "something on {}",  # the attribute-in-context prompt ({} = the word)
     out: str = "detect",            # output folder: <out>/<dataset>/{detect.csv, attributes.json, detect.png}
@@ -590,27 +759,32 @@ def spurnb_detect(
     workers: int = None,            # processes decoding images from disk (default: the number of cores; 0: in this process)
     quiet: bool = False,            # no progress bars
 ):
-    "Detect the spurious attributes that hurt each class: print the ranked table; write it (CSV), the top words (JSON) and a figure."
+    "Detect the spurious attributes that hurt each class: print the ranked table and the verdict per class; write the table (CSV), the attributes (JSON) and a figure — nothing when no class has one."
     from spurnb.core import cpu_threads
     from spurnb.data import load_splits
+    from spurnb.pretrain import benchmark_setup
     from spurnb.models import load_clip, resolve_precision
     import sys
     from spurnb.core import ArgError
     cpu_threads(); t0 = time.perf_counter()
-    if by not in ("gap", "mi"): raise ValueError(f"--by must be 'gap' or 'mi', not {by!r}")
+    if by not in ("gap", "mi"): raise DetectionError(f"--by must be 'gap' or 'mi', not {by!r}")
+    check_fdr(fdr)
     if workers is not None and workers < 0: raise ArgError(f"--workers {workers}: must be an integer >= 0 (0: decode images in this process)")
     prec, note = resolve_precision(precision, device)
     if note: print(f"spurnb_detect: note: {note}", file=sys.stderr, flush=True)
     words = default_vocabulary(dataset, vocab)                         # a bad file fails before anything loads
-    splits, task = load_splits(dataset, root, **(dict(image_root=image_root) if dataset == "csv" else {}))
-    if split not in splits: raise ValueError(f"--split {split!r} is not one of {list(splits)}")
+    if benchmark_config: splits, task, adapter = benchmark_setup(benchmark_config, progress=not quiet, device=device)
+    else: splits, task = load_splits(dataset, root, **(dict(image_root=image_root) if dataset == "csv" else {}))
+    if split not in splits: raise DetectionError(f"--split {split!r} is not one of {list(splits)}")
     ds = splits[split]
-    adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device, precision=prec)
-    adapter.workers = workers
-    det = detect(ds, adapter, task, words, scorer, predictions, min_count, n_boot, progress=not quiet)
-    print(f"{dataset}/{split}: {len(ds)} images, {len(det.scores.words)} words, scorer {scorer}, errors of {predictions}; "
-          f"top {5} kept words per class, ranked by the accuracy gap (rank_mi: by mutual information)")
+    if not benchmark_config: adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
+    adapter.set_precision(prec); adapter.workers = workers   # mixed precision and decoding workers (spurnb.models)
+    det = detect(ds, adapter, task, words, scorer, predictions, min_count, n_boot, progress=not quiet, fdr=fdr)
+    print(f"{dataset}{'/' + benchmark_config if benchmark_config else ''}/{split}: {len(ds)} images, {len(det.scores.words)} words "
+          f"({det.info['ungrounded']} ungrounded), scorer {scorer}, errors of {predictions}; top {5} tested words per class, ranked by the "
+          f"accuracy gap (rank_mi: by mutual information); passed: both permutation tests at FDR {fdr}")
     print(show_ranked(det.table))
-    attrs = detected_attributes(det, top, by, context)
+    for c, v in det.verdict(by).items(): print(f"{c}: {v}")
+    attrs = detected_attributes(det, top, by, context)                 # none found: raises, nothing written
     _write_detection(det, attrs, Path(out) / dataset, top, by)
     print(f"total {time.perf_counter() - t0:.1f} s")

@@ -14,12 +14,13 @@ import seaborn as sns
 from .core import set_seed, step, check_writable
 from .data import DATASETS, Task, load_splits, check_splits
 from .methods import METHODS, make_options, route_options, check_runs
+from .pretrain import benchmark_setup   # a named benchmark's data and tiny CLIP (re-exported: the application's entry)
 from .train import TrainConfig, PRESETS, resolve_config, train, load_method
 from .distributed import current_world
 
 # %% auto #0
-__all__ = ['group_accuracy_frame', 'plot_group_accuracy', 'plot_training_curves', 'benchmark_setup', 'results_table', 'plot_runs',
-           'run_methods', 'report_attribution']
+__all__ = ['group_accuracy_frame', 'plot_group_accuracy', 'plot_training_curves', 'results_table', 'plot_runs', 'run_methods',
+           'report_attribution']
 
 # %% ../nbs/17_experiment.ipynb #b6e53f7d
 def group_accuracy_frame(results: Mapping, # name -> metrics dict or list of metrics dicts
@@ -63,17 +64,6 @@ def plot_training_curves(history: pd.DataFrame, # rows: epoch, split, avg_acc, w
     sns.lineplot(long, x="epoch", y="accuracy", hue=hue, style="metric", ax=ax)
     ax.set(ylim=(0, 1.02), title=title); ax.legend(fontsize=8, loc="lower right")
     return ax
-
-# %% ../nbs/17_experiment.ipynb #ffd12514
-def benchmark_setup(config: str = "digits", progress: bool = False, device="cpu", **benchmark_overrides) -> tuple[dict, Task, "ClipAdapter"]:
-    "(splits, task, tiny CLIP) of the named benchmark configuration `config` (`spurnb.benchmark.CONFIGS`), its `make_benchmark` arguments overridden."
-    from spurnb.benchmark import CONFIGS
-    from spurnb.pretrain import pretrain_tiny_clip
-    c = CONFIGS[config]
-    splits, task = load_splits("benchmark", **{**c.benchmark, **benchmark_overrides})
-    pre = dict(c.pretrain); name = pre.pop("name", "tiny-rn")
-    adapter = pretrain_tiny_clip(name, benchmark=c.pretraining_benchmark(), device=device, progress=progress, **pre)   # shipped, cached or pretrained now
-    return splits, task, adapter
 
 # %% ../nbs/17_experiment.ipynb #99c2d120
 def results_table(summaries: list, split: str = "test"):

@@ -15,12 +15,13 @@ from fastcore.basics import patch
 from .core import keyed, late, versions, cache_dir, atomic_write, file_lock, torch_save, save_json, fingerprint, remove_orphans, torch_load, read_json, CheckpointError
 from .core import progress as progress_bar, step as long_step
 from .models import load_clip, ClipAdapter, TEMPLATES, SHORT_TEMPLATES, TINY_CONFIGS, encode_prompts
-from .benchmark import make_benchmark, caption as corpus_caption
+from .benchmark import make_benchmark, caption as corpus_caption, CONFIGS
+from .data import Task, load_splits
 
 # %% auto #0
 __all__ = ['PRETRAIN_VERSION', 'WEIGHTS_DIR', 'CaptionSampler', 'multi_positive_clip_loss', 'PretrainConfig', 'recipe_config',
            'train_tiny_clip', 'zeroshot_report', 'ShippedWeightsError', 'shipped_weights', 'make_shipped_weights',
-           'pretrain_tiny_clip']
+           'pretrain_tiny_clip', 'benchmark_setup']
 
 # %% ../nbs/10_pretrain.ipynb #1ce8bc9c
 class CaptionSampler:
@@ -316,3 +317,12 @@ def _load_pretrained(name, path, key, device, precision) -> ClipAdapter:
     ad.pretrain_meta = json.loads(path.with_suffix(".json").read_text())
     ad.weights = f"benchmark:{key}" + (":shipped" if "sha256" in ad.pretrain_meta else "")
     return ad
+
+# %% ../nbs/10_pretrain.ipynb #ffd12514
+def benchmark_setup(config: str = "digits", progress: bool = False, device="cpu", **benchmark_overrides) -> tuple[dict, Task, "ClipAdapter"]:
+    "(splits, task, tiny CLIP) of the named benchmark configuration `config` (`spurnb.benchmark.CONFIGS`), its `make_benchmark` arguments overridden."
+    c = CONFIGS[config]
+    splits, task = load_splits("benchmark", **{**c.benchmark, **benchmark_overrides})
+    pre = dict(c.pretrain); name = pre.pop("name", "tiny-rn")
+    adapter = pretrain_tiny_clip(name, benchmark=c.pretraining_benchmark(), device=device, progress=progress, **pre)   # shipped, cached or pretrained now
+    return splits, task, adapter

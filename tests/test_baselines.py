@@ -1,4 +1,4 @@
-"""Tests of spurnb.baselines through the registry: every method x every policy it declares takes one step with a finite,
+"""Tests of spurnb.methods.baselines through the registry: every method x every policy it declares takes one step with a finite,
 non-zero gradient on every trainable parameter; every registered policy is used by some method; resume after a kill equals
 an uninterrupted run for GroupDRO (its group weights) and JTT (its two stages); bad options and data raise by name.
 

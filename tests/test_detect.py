@@ -146,7 +146,7 @@ def test_label_free_run_ignores_attribute_labels(registered, tmp_path):
     runs = {}
     for name in ("lf-true", "lf-garbage"):
         torch.manual_seed(0)    # the random-init tiny CLIP is drawn from the global generator
-        runs[name] = run_methods("spurnb", name, "-", "tiny-rn", None, out=tmp_path / name, progress=False, attrs=str(p),
+        runs[name] = run_methods("spurnb", name, "-", "tiny-rn", "benchmark", out=tmp_path / name, progress=False, attrs=str(p),
                                  sampler="balanced", epochs=2, batch_size=32)
     a, b = (runs[k]["summaries"][0] for k in ("lf-true", "lf-garbage"))
     assert a["selection"] == "worst-class"
@@ -167,3 +167,81 @@ def test_label_free_bad_inputs(registered, tmp_path):
     q = tmp_path / "a.json"; q.write_text(json.dumps(ATTRS))
     with pytest.raises(ValueError, match="--selection worst-group cannot be used"):
         run_methods("spurnb", "lf-true", "-", "tiny-rn", None, out=tmp_path / "o", progress=False, attrs=str(q), selection="worst-group", epochs=1)
+
+
+# ---------- a decision that can fail, and its bad inputs (issue #22) ----------
+@pytest.fixture(scope="module")
+def shipped():
+    return load_clip("tiny-rn", pretrained="benchmark")          # the default benchmark's tiny CLIP: it reads land, water, sky, snow, ...
+
+
+def test_errors_are_spurnb_errors():
+    from spurnb.core import SpurnbError
+    for e in (T.DetectionError, T.VocabularyError, T.DetectorUnavailable): assert issubclass(e, SpurnbError), e
+
+
+@pytest.mark.parametrize("fdr", [0, 1, -0.5, 2.0, float("nan"), "0.05", None])
+def test_fdr_outside_0_1(world, fdr, tmp_path):
+    b, task, ad = world
+    with pytest.raises(T.DetectionError, match="strictly between 0 and 1"): T.detect(b.val, ad, task, ["land", "water"], fdr=fdr)
+    with pytest.raises(T.DetectionError, match="strictly between 0 and 1"): T.spurnb_detect(fdr=fdr, out=str(tmp_path / "o"), quiet=True)
+    assert not (tmp_path / "o").exists()
+
+
+def test_one_word_vocabulary(world, tmp_path):
+    b, task, ad = world
+    with pytest.raises(T.VocabularyError, match="holds one word, 'water'.*word's opposite"): T.detect(b.val, ad, task, ["water"])
+    v = tmp_path / "one.txt"; v.write_text("water\n")
+    with pytest.raises(T.VocabularyError, match=f"{v}.*holds one word"): T.spurnb_detect(vocab=str(v), out=str(tmp_path / "o"), quiet=True)
+    assert not (tmp_path / "o").exists()
+
+
+def test_every_word_ungrounded(world, shipped, tmp_path):
+    b, task, _ = world
+    words = ["smooth", "rough", "indoors", "purple"]              # never in the tiny CLIP's captions
+    with pytest.raises(T.DetectionError, match="every word of the vocabulary .* is ungrounded.*'smooth': its prompt is not farther"):
+        T.detect(b.val, shipped, task, words)
+    v = tmp_path / "v.txt"; v.write_text("\n".join(words))
+    with pytest.raises(T.DetectionError, match=f"{v}.*ungrounded"): T.spurnb_detect(vocab=str(v), out=str(tmp_path / "o"), quiet=True, n_boot=10)
+    assert not (tmp_path / "o").exists()
+
+
+def test_ungrounded_words_are_listed_not_tested(world, shipped):
+    b, task, _ = world
+    d = T.detect(b.val, shipped, task, ["land", "water", "smooth", "kitchen"], min_count=2, n_boot=20)
+    t = d.table.drop_duplicates("word").set_index("word")
+    assert t.loc["land"].grounded and t.loc["water"].grounded
+    for w in ("smooth", "kitchen"):
+        assert not t.loc[w].grounded and not d.table[d.table.word == w].tested.any() and t.loc[w].note.startswith("ungrounded: its prompt")
+    assert "ungrounded (2 words, left out): smooth" in T.show_ranked(d.table)
+
+
+def test_attrs_detect_that_finds_nothing_writes_nothing(registered, tmp_path):
+    # 32 images per class and a handful of zero-shot errors: no word passes at the default level
+    with pytest.raises(T.DetectionError, match="no shortcut found: no spurious attribute found for class 'even digit'.*Nothing was written. Try a larger vocabulary"):
+        run_methods("spurnb", "lf-true", "-", "tiny-rn", "benchmark", out=tmp_path / "o", progress=False, attrs="detect", epochs=1)
+    assert not (tmp_path / "o").exists()
+
+
+def test_attribute_file_ungrounded_for_this_model(registered, shipped, tmp_path):
+    p = tmp_path / "attributes.json"
+    p.write_text(json.dumps(dict(ATTRS, attrs=["indoors", "purple"], attr_prompts=["indoors", "purple"])))
+    with pytest.raises(T.DetectionError, match=f"{p}: every attribute word \\['indoors', 'purple'\\] is ungrounded.*Detect again with this model"):
+        T.label_free_splits(registered.splits, Task.from_dataset(registered.train), shipped, str(p))
+    with pytest.raises(T.DetectionError, match="is ungrounded for the model now loaded"):
+        run_methods("spurnb", "lf-true", "-", "tiny-rn", "benchmark", out=tmp_path / "o", progress=False, attrs=str(p), epochs=1)
+    assert not (tmp_path / "o").exists()
+
+
+def test_single_attribute_gets_its_complement():
+    # one class hurt by "water"; "land" (present exactly where water is absent) becomes the second value, named as the complement
+    rng = np.random.default_rng(0); n = 200
+    water = np.arange(n) % 2 == 0; y = (np.arange(n) // 2) % 2
+    ok = ~(water & (y == 1) & (rng.random(n) < 0.6))
+    P = torch.as_tensor(np.c_[water, ~water, rng.random(n) < 0.5])
+    s = T.Scores(["water", "land", "noise"], P.float(), P)
+    table = T.word_stats(P.numpy(), ok, y, s.words, ["c0", "c1"], n_boot=50).assign(cluster=lambda t: t.word)
+    det = T.Detection(table, s, torch.as_tensor(ok), dict(fdr=0.05, min_agreement=0.9))
+    with pytest.warns(UserWarning, match="no spurious attribute found for class 'c0'.*contributes no attribute"): a = T.detected_attributes(det)
+    assert a["attrs"] == ["water", "land"] and a["complement"] == {"land": "water"}
+    assert det.verdict()["c0"].startswith("no spurious attribute found for class 'c0'")

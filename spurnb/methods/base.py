@@ -112,7 +112,7 @@ class Method(nn.Module):
     policies = ("projection", "projection+text-embeddings", "full")  # the trainable sets it supports (tests cross them all)
     samplers = ("natural", "balanced")  # the samplers it can train under (JTT samples by its own weights)
     name_options = ()             # options whose values name its runs (e.g. spurnb's recipe and mode)
-    paper = trains_what = groups_train = groups_select = attr_text = ""   # what `spurnb.baselines.methods_table` says about it
+    paper = trains_what = groups_train = groups_select = attr_text = ""   # what `spurnb.methods.baselines.methods_table` says about it
     def __init__(self, adapter, task: Task, opts=None, **kw):
         super().__init__()
         self.opts = make_options(type(self), opts, **kw)
