@@ -98,7 +98,7 @@ class JTT(ERM):
     def stage1_config(self, cfg):
         "The stage-1 run's config: ERM with this method's shared options, natural sampling, `T` epochs."
         T = self.opts.stage1_epochs or max(1, math.ceil(cfg.epochs / 5))
-        return replace(cfg, method="erm", opts={k: getattr(self.opts, k) for k in method_options("erm")}, epochs=T, sampler="natural")
+        return replace(cfg, method="erm", opts={k: getattr(self.opts, k) for k in method_options("erm") if hasattr(self.opts, k)}, epochs=T, sampler="natural")
 
     def prepare(self, run):
         from spurnb.train import train, run_name, load_method, predict, Source

@@ -18,8 +18,8 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['METHODS', 'TERM_WEIGHTS', 'Task', 'trunk_trains', 'Prompts', 'Options', 'TunedOptions', 'make_options', 'Method',
-           'method_options', 'make_method', 'route_options', 'ZeroShot', 'ERM', 'SpurNBOptions', 'SpurNB',
-           'term_gradients']
+           'method_options', 'make_method', 'route_options', 'ZeroShot', 'ERM', 'SpurNBOptions', 'weighted_mean',
+           'SpurNB', 'ERMOptions', 'term_gradients']
 
 # %% ../nbs/05_methods.ipynb #2056628f
 def _names(x): return [n if isinstance(n, str) else list(n) for n in x]
@@ -297,9 +297,9 @@ class _Tuned(Method):
 
 @METHODS.register("erm")
 class ERM(_Tuned):
-    "Cross-entropy on the zero-shot head τ·z·ē[c], trained with the method's policy — the paper's ERM."
+    "Cross-entropy on the zero-shot head τ·z·ē[c], trained with the method's policy — the paper's ERM (with `term_weights`: reweighted ERM)."
     paper, trains_what = "Yang et al. 2023 (arXiv 2304.03916), its ERM", "the policy's parameters + τ"
-    groups_train, groups_select, attr_text = "no", "the selection rule", "no"
+    groups_train, groups_select, attr_text = "no (term_weights=group: group labels)", "the selection rule", "no"
     def loss(self, batch):
         "Per-sample cross-entropy of the logits: `{'ce', 'total'}`, each `Tensor[B]`."
         ce = F.cross_entropy(self.logits(batch["x"]), batch["y"], reduction="none")  # [B]
@@ -342,6 +342,14 @@ def _train_group_weights(g, task):
     if not task.train_group_counts: raise ValueError("term_weights='group-train' needs the task's train_group_counts (Task.from_dataset sets them)")
     return 1.0 / torch.as_tensor(task.train_group_counts, dtype=torch.float64)[g]   # [B]
 
+def weighted_mean(total, batch: dict, task: Task, term_weights: str = "none"):
+    "The batch mean of per-sample `total` [B], each sample weighted by `TERM_WEIGHTS[term_weights]` of its group ('none': the plain mean)."
+    g = batch["g"] if "g" in batch else batch["y"] * task.n_attrs + batch["a"]
+    w = TERM_WEIGHTS[term_weights](g.long(), task)
+    if w is None: return total.mean()
+    w = w.to(total)
+    return (w * total).sum() / w.sum()
+
 # %% ../nbs/05_methods.ipynb #fd1ac926
 @METHODS.register("spurnb")
 class SpurNB(_Tuned):
@@ -368,11 +376,7 @@ class SpurNB(_Tuned):
         return {**out, "total": weighted_total(out, w)}
     def objective(self, terms, batch):
         "The batch mean of `total`, each sample weighted by option `term_weights` (`TERM_WEIGHTS`; 'none': the plain mean)."
-        g = batch["g"] if "g" in batch else batch["y"] * self.task.n_attrs + batch["a"]
-        w = TERM_WEIGHTS[self.opts.term_weights](g.long(), self.task)
-        if w is None: return terms["total"].mean()
-        w = w.to(terms["total"])
-        return (w * terms["total"]).sum() / w.sum()
+        return weighted_mean(terms["total"], batch, self.task, self.opts.term_weights)
 
 # %% ../nbs/05_methods.ipynb #5cdd42a4
 @patch
@@ -400,6 +404,23 @@ def draw_contrast_batch(self: SpurNB, n: int) -> dict:
     idx = torch.multinomial(w, n, replacement=True, generator=gen)   # [n]
     self.contrast_rng.copy_(gen.get_state())
     return src.batch(idx)
+
+# %% ../nbs/05_methods.ipynb #f62a7eff
+@dataclass
+class ERMOptions(TunedOptions):
+    "Options of ERM."
+    term_weights: str = "none"  # per-sample weights of the batch mean, a key of TERM_WEIGHTS: "none" (the paper's ERM), "group" (reweighted ERM), "group-train"
+    late_defaults = {"term_weights": "none"}   # not a field: options added after runs were cached, left out of run fingerprints at this default
+    def check(self):
+        super().check()
+        TERM_WEIGHTS[self.term_weights]
+
+ERM.Options = ERMOptions   # set here, after TERM_WEIGHTS; ERM's subclasses keep their own options (JTT, WiSE-FT: the plain mean)
+
+@patch
+def objective(self: ERM, terms, batch):
+    "The batch mean of `total`, each sample weighted by option `term_weights` (a subclass whose options lack it: the plain mean)."
+    return weighted_mean(terms["total"], batch, self.task, getattr(self.opts, "term_weights", "none"))
 
 # %% ../nbs/05_methods.ipynb #8a3d8914
 def term_gradients(method: Method, batch: dict, terms=None) -> dict:

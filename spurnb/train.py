@@ -56,7 +56,8 @@ TRAIN_FIELDS = ("sampler", "selection", "optimizer", "lr", "weight_decay", "mome
 def resolve_config(cfg: TrainConfig) -> dict:
     "The config as a dict: the method's options complete, and the training fields None for a method that trains nothing."
     d, cls = asdict(cfg), METHODS[cfg.method]
-    d["opts"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(make_options(cls, cfg.opts)).items()}
+    late = getattr(cls.Options, "late_defaults", {})   # options added later, at their default: out, so older runs keep their fingerprints
+    d["opts"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(make_options(cls, cfg.opts)).items() if not (k in late and v == late[k])}
     if not cls.trains:
         for k in TRAIN_FIELDS:
             if not (k == "seed" and cls.stochastic): d[k] = None
