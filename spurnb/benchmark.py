@@ -18,11 +18,12 @@ from .data import GroupDataset, DataError, DataNotFoundError, DATASETS, to_tenso
 
 # %% auto #0
 __all__ = ['OBJECT_SOURCES', 'DIGIT_NAMES', 'FASHION_NAMES', 'FASHION_DIRS', 'BACKGROUNDS', 'POOL_FRACTIONS', 'BENCHMARK_VERSION',
-           'CORPUS_BACKGROUNDS', 'WATERBIRDS_TRAIN_COUNTS', 'CORPUS_ARGS', 'CONFIGS', 'ObjectSource', 'digits_source',
-           'read_idx', 'fashion_mnist_source', 'resize_stack', 'value_noise', 'land_texture', 'water_texture',
-           'sky_texture', 'forest_texture', 'snow_texture', 'desert_texture', 'render_scenes', 'pool_split',
-           'group_sizes', 'caption', 'draw_split', 'Benchmark', 'make_benchmark', 'benchmark_splits', 'CaptionDataset',
-           'BenchmarkConfig', 'config_missing', 'spurnb_benchmark']
+           'CORPUS_BACKGROUNDS', 'WATERBIRDS_TRAIN_COUNTS', 'CORPUS_ARGS', 'CONFIGS', 'SWAP_VERSION', 'ObjectSource',
+           'digits_source', 'read_idx', 'fashion_mnist_source', 'resize_stack', 'value_noise', 'land_texture',
+           'water_texture', 'sky_texture', 'forest_texture', 'snow_texture', 'desert_texture', 'render_scenes',
+           'pool_split', 'group_sizes', 'caption', 'draw_split', 'Benchmark', 'make_benchmark', 'benchmark_splits',
+           'CaptionDataset', 'BenchmarkConfig', 'config_missing', 'background_flips', 'background_reliance',
+           'spurnb_benchmark']
 
 # %% ../nbs/06_benchmark.ipynb #08de491d
 @dataclass
@@ -160,29 +161,45 @@ def desert_texture(rng, n, size):
     return _lerp(0.7 * dunes + 0.3 * value_noise(rng, n, size), (0.72, 0.50, 0.28), (0.90, 0.76, 0.50))
 
 # %% ../nbs/06_benchmark.ipynb #d65a5a67
-def render_scenes(objects: np.ndarray, backgrounds: Sequence[str], rng, image_size: int = 64,
-                  obj_size=(14, 22), contrast: float = 0.6, frames: Sequence[str] | None = None, frame: int = 8):
-    "Composite grey `objects` [N,h,w] onto textures named by `backgrounds` (framed by the textures named by `frames`, `frame` pixels wide) → (uint8 images [N,S,S,3], uint8 masks [N,S,S])."
-    n, S = len(objects), image_size; backgrounds = np.asarray(backgrounds)
-    canvas = np.empty((n, S, S, 3), np.float32)
+def _canvases(backgrounds: np.ndarray, rng, S: int) -> np.ndarray:
+    "Fresh textures [N,S,S,3] named by `backgrounds` [N], drawn one background name at a time (sorted)."
+    canvas = np.empty((len(backgrounds), S, S, 3), np.float32)
     for name in sorted(set(backgrounds.tolist())):
         ix = np.flatnonzero(backgrounds == name); canvas[ix] = BACKGROUNDS[name](rng, len(ix), S)
+    return canvas
+
+def _composite(canvas, alpha, u_light, u_dark, gain, grain, contrast) -> np.ndarray:
+    "Ink blended over `canvas` with opacity `contrast`·`alpha` (light ink on dark textures), then brightness `gain` and `grain` → uint8."
+    lum = canvas.reshape(len(canvas), -1, 3).mean(1) @ np.float32([0.299, 0.587, 0.114])   # [N]
+    ink = np.where((lum < 0.55)[:, None], 0.80 + 0.20 * u_light, 0.20 * u_dark)            # [N, 3]
+    w = (contrast * alpha)[..., None]
+    img = (canvas * (1 - w) + ink[:, None, None, :] * w) * gain + 0.02 * grain
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+def render_scenes(objects: np.ndarray, backgrounds: Sequence[str], rng, image_size: int = 64,
+                  obj_size=(14, 22), contrast: float = 0.6, frames: Sequence[str] | None = None, frame: int = 8,
+                  swap_to: Sequence[str] | None = None, swap_rng=None):
+    "Composite grey `objects` [N,h,w] onto textures named by `backgrounds` (framed by the textures named by `frames`, `frame` pixels wide) → (uint8 images [N,S,S,3], uint8 masks [N,S,S]); with `swap_to`, also the same scenes on those backgrounds (textures from `swap_rng`, the frames kept) as a third array."
+    n, S = len(objects), image_size; backgrounds = np.asarray(backgrounds)
+    canvas = _canvases(backgrounds, rng, S)
     if frames is not None:                                          # a second attribute: a border of another texture, under the object
-        border = np.ones((S, S), bool); border[frame:S - frame, frame:S - frame] = False; frames = np.asarray(frames)
-        for name in sorted(set(frames.tolist())):
-            ix = np.flatnonzero(frames == name); canvas[ix[:, None], border] = BACKGROUNDS[name](rng, len(ix), S)[:, border]
+        border = np.ones((S, S), bool); border[frame:S - frame, frame:S - frame] = False
+        framing = _canvases(np.asarray(frames), rng, S)[:, border]; canvas[:, border] = framing
     sizes = rng.integers(obj_size[0], obj_size[1] + 1, n); r0, c0 = rng.integers(0, S - sizes + 1), rng.integers(0, S - sizes + 1)
     alpha = np.zeros((n, S, S), np.float32)
     for s in np.unique(sizes):
         ix = np.flatnonzero(sizes == s); ar = np.arange(s)
         alpha[ix[:, None, None], r0[ix, None, None] + ar[None, :, None], c0[ix, None, None] + ar[None, None, :]] = \
             np.clip(resize_stack(objects[ix], s), 0, 1)
-    lum = canvas.reshape(n, -1, 3).mean(1) @ np.float32([0.299, 0.587, 0.114])            # [N]
-    ink = np.where((lum < 0.55)[:, None], 0.80 + 0.20 * rng.random((n, 3), np.float32), 0.20 * rng.random((n, 3), np.float32))
-    w = (contrast * alpha)[..., None]
-    img = canvas * (1 - w) + ink[:, None, None, :] * w
-    img = img * rng.uniform(0.85, 1.15, (n, 1, 1, 1)).astype(np.float32) + 0.02 * rng.standard_normal(img.shape, np.float32)
-    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), (alpha >= 0.35).astype(np.uint8)
+    # every draw after the textures is kept, in the order the stream has always been consumed, so a swap can reuse it
+    u_light, u_dark = rng.random((n, 3), np.float32), rng.random((n, 3), np.float32)
+    gain = rng.uniform(0.85, 1.15, (n, 1, 1, 1)).astype(np.float32); grain = rng.standard_normal((n, S, S, 3), np.float32)
+    out = (_composite(canvas, alpha, u_light, u_dark, gain, grain, contrast), (alpha >= 0.35).astype(np.uint8))
+    if swap_to is None: return out
+    if swap_rng is None or len(swap_to) != n: raise ValueError(f"swap_to needs one background per object ({n}) and its own generator swap_rng")
+    swapped = _canvases(np.asarray(swap_to), swap_rng, S)
+    if frames is not None: swapped[:, border] = framing             # only the background changes: the frame stays
+    return out + (_composite(swapped, alpha, u_light, u_dark, gain, grain, contrast),)
 
 # %% ../nbs/06_benchmark.ipynb #172c5385
 POOL_FRACTIONS = {"corpus": 0.3, "train": 0.4, "val": 0.1, "test": 0.2}
@@ -229,13 +246,16 @@ def _pick_sources(rng, kinds: np.ndarray, pool: np.ndarray, labels: np.ndarray, 
         ix = np.flatnonzero(kinds == k); out[ix] = cand[rng.integers(0, len(cand), len(ix))]
     return out
 
-def _render_chunked(src, src_ix, bgs, rng, chunk=1000, frames=None, **kw):
-    ims, ms = zip(*[render_scenes(src.images[src_ix[i:i + chunk]], bgs[i:i + chunk], rng, frames=None if frames is None else frames[i:i + chunk], **kw)
-                    for i in range(0, len(src_ix), chunk)])
-    return np.concatenate(ims), np.concatenate(ms)
+def _render_chunked(src, src_ix, bgs, rng, chunk=1000, frames=None, swap_to=None, swap_rng=None, **kw):
+    "Render in chunks (bounded memory) → (images, masks) or, with `swap_to`, (images, masks, swapped images)."
+    parts = [render_scenes(src.images[src_ix[i:i + chunk]], bgs[i:i + chunk], rng, frames=None if frames is None else frames[i:i + chunk], **kw,
+                           **({} if swap_to is None else dict(swap_to=swap_to[i:i + chunk], swap_rng=swap_rng)))
+             for i in range(0, len(src_ix), chunk)]
+    return tuple(np.concatenate(x) for x in zip(*parts))
 
-def draw_split(src: ObjectSource, pool: np.ndarray, members: list, counts: np.ndarray, attrs: Sequence[str], rng, nuisance=None, **render_kw) -> dict:
-    "Render a split with exact group `counts` [C,A]; class c's objects are drawn uniformly from `members[c]` (object labels); `nuisance`: frame textures drawn uniformly, independent of everything."
+def draw_split(src: ObjectSource, pool: np.ndarray, members: list, counts: np.ndarray, attrs: Sequence[str], rng, nuisance=None,
+               swap_rng=None, **render_kw) -> dict:
+    "Render a split with exact group `counts` [C,A]; class c's objects are drawn uniformly from `members[c]` (object labels); `nuisance`: frame textures drawn uniformly, independent of everything; with `swap_rng`, also `swapped` images: each scene on the next background `attrs[(a + 1) % A]`."
     C, A = counts.shape
     y = np.repeat(np.arange(C * A) // A, counts.ravel()); a = np.repeat(np.arange(C * A) % A, counts.ravel())
     perm = rng.permutation(len(y)); y, a = y[perm], a[perm]
@@ -243,8 +263,12 @@ def draw_split(src: ObjectSource, pool: np.ndarray, members: list, counts: np.nd
     for c in range(C): ix = np.flatnonzero(y == c); kind[ix] = np.asarray(members[c])[rng.integers(0, len(members[c]), len(ix))]
     src_ix = _pick_sources(rng, kind, pool, src.labels, src.objectnames)
     nui = rng.integers(0, len(nuisance), len(y)) if nuisance else None          # independent of class and background
-    images, masks = _render_chunked(src, src_ix, np.asarray(attrs)[a], rng, frames=None if nui is None else np.asarray(nuisance)[nui], **render_kw)
-    return dict(images=images, masks=masks, y=y, a=a, object=kind, source_index=src_ix) | ({} if nui is None else dict(nuisance=nui))
+    swap = None if swap_rng is None else np.asarray(attrs)[(a + 1) % A]
+    arrs = _render_chunked(src, src_ix, np.asarray(attrs)[a], rng, frames=None if nui is None else np.asarray(nuisance)[nui],
+                           swap_to=swap, swap_rng=swap_rng, **render_kw)
+    out = dict(images=arrs[0], masks=arrs[1], y=y, a=a, object=kind, source_index=src_ix) | ({} if nui is None else dict(nuisance=nui))
+    return out if swap is None else {**out, "swapped": arrs[2], "swapped_a": (a + 1) % A}
+
 
 # %% ../nbs/06_benchmark.ipynb #7d6f7561
 BENCHMARK_VERSION = 1
@@ -338,6 +362,14 @@ def _split_datasets(arrs: dict, splits: list, classes: dict, attrs: list, src: O
     return out
 
 # %% ../nbs/06_benchmark.ipynb #023867d9
+def _split_plan(p: dict, src: ObjectSource) -> tuple[list, dict]:
+    "From resolved parameters `p`: the object labels of each class's members, and each split's group counts [C, A] (in drawing order)."
+    C, A = len(p["classes"]), len(p["attrs"])
+    members = [[src.objectnames.index(o) for o in objs] for objs in p["classes"].values()]
+    eval_prior = np.ones(C) / C if p["eval_balance"] == "group" else p["class_prior"]
+    return members, {"train": group_sizes(p["n_train"], p["class_prior"], p["corr"], A), "val": group_sizes(p["n_val"], eval_prior, None, A),
+                     "test": group_sizes(p["n_test"], eval_prior, None, A)}
+
 def make_benchmark(source: str = "digits",          # object source: "digits" (bundled) or "fashion-mnist"
                    classes=None,                     # {class name: [object names]} or [object names]; None: the source's superordinate default
                    attrs=("land", "water"),          # backgrounds carrying the spurious attribute; class k is aligned with attrs[k % len(attrs)]
@@ -367,10 +399,7 @@ def make_benchmark(source: str = "digits",          # object source: "digits" (b
         if len(set(nuisance)) < 2: raise DataError(f"`nuisance` needs at least 2 different frame textures, got {nuisance}")
         params["nuisance"] = nuisance
     fp = fingerprint(params, src.images, src.labels)
-    members = [[src.objectnames.index(o) for o in objs] for objs in classes.values()]
-    eval_prior = np.ones(C) / C if eval_balance == "group" else class_prior
-    sizes = {"train": group_sizes(n_train, class_prior, corr, A), "val": group_sizes(n_val, eval_prior, None, A),
-             "test": group_sizes(n_test, eval_prior, None, A)}
+    members, sizes = _split_plan(params, src)
     def build():
         pools, out = pool_split(src.labels), {}
         for k, (split, counts) in enumerate(sizes.items()):
@@ -481,6 +510,63 @@ CONFIGS["two-nuisances"] = BenchmarkConfig(dict(nuisance=("snow", "desert")), di
                                            "the digits shortcut plus a frame of snow or desert on every image, independent of class and background; the biased tiny CLIP of digits-shortcut (its corpus has no frames)")
 CONFIGS["other-backgrounds"] = BenchmarkConfig(dict(attrs=("forest", "desert")), dict(home_bias=0.95),
                                                "the digits shortcut on forest and desert instead of land and water, with a tiny CLIP pretrained on its own biased corpus")
+
+# %% ../nbs/06_benchmark.ipynb #d556f057
+SWAP_VERSION = 1   # bump when the swapped rendering changes (the cache file name carries it)
+
+@patch
+def swapped(self: Benchmark, split: str = "test", cache: bool = True) -> GroupDataset:
+    "Split `split` with every object moved onto the next background `attrs[(a + 1) % A]` (same object, place, size, ink, grain); item i pairs with item i of the split."
+    p, src = self.params, self.source
+    members, sizes = _split_plan(p, src)
+    if split not in sizes: raise DataError(f"`split` must be one of {list(sizes)}, got {split!r}")
+    ds, k = self.splits[split], list(sizes).index(split)
+    def build():
+        d = draw_split(src, pool_split(src.labels)[split], members, sizes[split], p["attrs"], np.random.default_rng([p["seed"], k]),
+                       swap_rng=np.random.default_rng([p["seed"], k, 1]), image_size=p["image_size"], obj_size=p["obj_size"], contrast=p["contrast"])
+        if not np.array_equal(d["images"], ds.images):   # the replay must be the split itself, or the pairs mean nothing
+            raise DataError(f"replaying benchmark/{split} did not give its cached images: the cache at {self.path} was written by another "
+                            f"version of the drawing code; delete it (or raise BENCHMARK_VERSION) and build again")
+        return dict(images=d["swapped"], a=d["swapped_a"])
+    path = self.path.with_name(f"{p['source']}-{self.fingerprint}-{split}-swapped-v{SWAP_VERSION}.npz") if cache and self.path is not None else None
+    arrs = _cached_arrays(path, build, f"rendering benchmark/{split} on the other background")
+    out = GroupDataset(ds.y, arrs["a"], ds.classnames, ds.attrnames, images=arrs["images"], masks=ds.masks, name=f"benchmark/{split}-swapped",
+                       attr_prompts=ds.attr_prompts, attr_context_prompts=ds.attr_context_prompts, meta={**ds.meta, "original_a": ds.a.numpy()})
+    if hasattr(ds, "class_prompts"): out.class_prompts = ds.class_prompts
+    return out
+
+# %% ../nbs/06_benchmark.ipynb #2d44ba2e
+def background_flips(logits,                 # [N, C] logits (or [N] predicted labels) on the items
+                     logits_swapped,         # [N, C] (or [N]) on their background-swapped copies, same order
+                     y,                      # [N] classes
+                     g=None,                 # [N] original groups, for the per-group flip rates
+                     n_groups: int | None = None,
+                     level: float = 0.95,    # coverage of the flip rate's Clopper–Pearson interval
+                    ) -> dict:
+    "Background reliance of one model: flip rate (with interval), accuracy on the items and on the swapped copies, BG-gap, flip rate per group."
+    from scipy.stats import binomtest
+    def preds(z):
+        z = torch.as_tensor(np.asarray(z) if not torch.is_tensor(z) else z)
+        return (z.argmax(-1) if z.ndim == 2 else z).long().cpu()
+    p, q, y = preds(logits), preds(logits_swapped), torch.as_tensor(np.asarray(y)).long()
+    if not len(p) == len(q) == len(y) or len(y) == 0:
+        raise ValueError(f"logits ({len(p)}), logits_swapped ({len(q)}) and y ({len(y)}) must describe the same non-empty items, in the same order")
+    flip = p != q; k, n = int(flip.sum()), len(y)
+    ci = binomtest(k, n).proportion_ci(level, method="exact")
+    acc, acc_s = (p == y).double().mean().item(), (q == y).double().mean().item()
+    out = dict(n=n, flip_rate=k / n, flip_lo=ci.low, flip_hi=ci.high, acc=acc, acc_swapped=acc_s, bg_gap=acc - acc_s,
+               flip_bound=min(1.0, 2 - acc - acc_s))   # flips ≤ errors on either copy
+    if g is not None:
+        g = torch.as_tensor(np.asarray(g)).long(); G = n_groups or int(g.max()) + 1
+        cnt = torch.bincount(g, minlength=G).double()
+        out["per_group_flip"] = (torch.bincount(g, weights=flip.double(), minlength=G) / cnt.clamp_min(1)).where(cnt > 0, torch.tensor(float("nan"))).tolist()
+    return out
+
+def background_reliance(classify: Callable,       # GroupDataset -> logits [N, C] (or predicted labels [N]) in the dataset's order
+                        bench: Benchmark, split: str = "test", cache: bool = True) -> dict:
+    "`background_flips` of `classify` on the benchmark's `split` and its `swapped` copy."
+    ds, sw = bench[split], bench.swapped(split, cache)
+    return background_flips(classify(ds), classify(sw), ds.y, ds.g, ds.n_groups)
 
 # %% ../nbs/06_benchmark.ipynb #ef004323
 @call_parse

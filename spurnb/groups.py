@@ -8,7 +8,7 @@ import torch
 from .core import Registry
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'TERM_WEIGHTS', 'natural_weights', 'balanced_weights', 'epoch_batches']
+__all__ = ['SAMPLERS', 'TERM_WEIGHTS', 'natural_weights', 'balanced_weights', 'epoch_batches', 'weighted_mean']
 
 # %% ../nbs/02_groups.ipynb #b2db74cc
 SAMPLERS = Registry("sampler")
@@ -45,3 +45,11 @@ def _train_group_weights(g, task):
     "1/(training count of each sample's group): the natural batch weighted as the group-balanced distribution."
     if not task.train_group_counts: raise ValueError("term_weights='group-train' needs the task's train_group_counts (Task.from_dataset sets them)")
     return 1.0 / torch.as_tensor(task.train_group_counts, dtype=torch.float64)[g]   # [B]
+
+def weighted_mean(total, batch: dict, task, term_weights: str = "none"):
+    "The batch mean of per-sample `total` [B], each sample weighted by `TERM_WEIGHTS[term_weights]` of its group ('none': the plain mean)."
+    g = batch["g"] if "g" in batch else batch["y"] * task.n_attrs + batch["a"]
+    w = TERM_WEIGHTS[term_weights](g.long(), task)
+    if w is None: return total.mean()
+    w = w.to(total)
+    return (w * total).sum() / w.sum()

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, fields, asdict, replace, MISSING
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import Registry, did_you_mean, ArgError
+from ..core import Registry, did_you_mean, ArgError, late
+from ..groups import TERM_WEIGHTS, weighted_mean
 from .. import models as M
 from ..models import resolve_templates
 from ..cache import cached_text_features
@@ -20,7 +21,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['METHODS', 'trunk_trains', 'Prompts', 'Options', 'TunedOptions', 'make_options', 'Method', 'Stage', 'Setup',
-           'method_options', 'make_method', 'route_options', 'check_runs', 'ZeroShot', 'ERM']
+           'method_options', 'make_method', 'route_options', 'check_runs', 'ZeroShot', 'ERMOptions', 'ERM']
 
 # %% ../../nbs/12_methods.ipynb #357fe24c
 def trunk_trains(adapter, tower: str) -> bool:
@@ -299,12 +300,24 @@ class _Tuned(Method):
         self.log_scale = nn.Parameter(torch.tensor(math.log(self.opts.init_scale)))
     def scale(self): return self.log_scale.exp().clamp(max=100.0)
 
+@dataclass
+class ERMOptions(TunedOptions):
+    "Options of ERM."
+    term_weights: str = late("none")  # per-sample weights of the batch mean, a key of spurnb.groups.TERM_WEIGHTS: "none" (the paper's ERM), "group" (reweighted ERM), "group-train"; added later: out of run names at "none"
+    def check(self):
+        super().check()
+        TERM_WEIGHTS[self.term_weights]
+
 @METHODS.register("erm")
 class ERM(_Tuned):
-    "Cross-entropy on the zero-shot head τ·z·ē[c], trained with the method's policy — the paper's ERM."
+    "Cross-entropy on the zero-shot head τ·z·ē[c], trained with the method's policy — the paper's ERM (with `term_weights`: reweighted ERM)."
     paper, trains_what = "Yang et al. 2023 (arXiv 2304.03916), its ERM", "the policy's parameters + τ"
-    groups_train, groups_select, attr_text = "no", "the selection rule", "no"
+    groups_train, groups_select, attr_text = "no (term_weights=group: group labels)", "the selection rule", "no"
+    Options = ERMOptions
     def loss(self, batch):
         "Per-sample cross-entropy of the logits: `{'ce', 'total'}`, each `Tensor[B]`."
         ce = F.cross_entropy(self.logits(batch["x"]), batch["y"], reduction="none")  # [B]
         return {"ce": ce, "total": ce}
+    def objective(self, terms, batch):
+        "The batch mean of `total`, each sample weighted by option `term_weights` (a subclass whose options lack it: the plain mean)."
+        return weighted_mean(terms["total"], batch, self.task, getattr(self.opts, "term_weights", "none"))

@@ -101,7 +101,7 @@ class JTT(ERM):
         if cfg.sampler != "natural":
             raise ValueError(f"jtt samples by its own upweighting; use sampler 'natural' (got {cfg.sampler!r})")
         T = self.opts.stage1_epochs or max(1, math.ceil(cfg.epochs / 5))
-        c1 = replace(cfg, method="erm", opts={k: getattr(self.opts, k) for k in method_options("erm")}, epochs=T, sampler="natural")
+        c1 = replace(cfg, method="erm", opts={k: getattr(self.opts, k) for k in method_options("erm") if hasattr(self.opts, k)}, epochs=T, sampler="natural")
         return [Stage(c1, train=self.opts.train_stage1, which="last",   # the model at the end of epoch T, not a selected one
                       why=f"Train it (option train_stage1=True, the default), or run method 'erm' with epochs={T} into the same folder first.")]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from fastcore.basics import patch
 from ..losses import multimodal_loss, weighted_total, RECIPES
-from ..groups import SAMPLERS, TERM_WEIGHTS
+from ..groups import SAMPLERS, TERM_WEIGHTS, weighted_mean
 from .base import METHODS, TunedOptions, Prompts, Method, Setup, _Tuned
 
 # %% auto #0
@@ -59,11 +59,7 @@ class SpurNB(_Tuned):
         return {**out, "total": weighted_total(out, w)}
     def objective(self, terms, batch):
         "The batch mean of `total`, each sample weighted by option `term_weights` (`TERM_WEIGHTS`; 'none': the plain mean)."
-        g = batch["g"] if "g" in batch else batch["y"] * self.task.n_attrs + batch["a"]
-        w = TERM_WEIGHTS[self.opts.term_weights](g.long(), self.task)
-        if w is None: return terms["total"].mean()
-        w = w.to(terms["total"])
-        return (w * terms["total"]).sum() / w.sum()
+        return weighted_mean(terms["total"], batch, self.task, self.opts.term_weights)
 
 # %% ../../nbs/13_spurnb.ipynb #5cdd42a4
 @patch
