@@ -21,7 +21,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['METHODS', 'trunk_trains', 'Prompts', 'Options', 'TunedOptions', 'make_options', 'Method', 'Stage', 'Setup',
-           'method_options', 'make_method', 'route_options', 'check_runs', 'ZeroShot', 'ERMOptions', 'ERM']
+           'method_options', 'make_method', 'route_options', 'ZeroShot', 'ERMOptions', 'ERM', 'check_runs']
 
 # %% ../../nbs/12_methods.ipynb #357fe24c
 def trunk_trains(adapter, tower: str) -> bool:
@@ -267,19 +267,6 @@ def route_options(methods, opts) -> dict:
         for t in targets: out[t][opt] = v
     return out
 
-# %% ../../nbs/12_methods.ipynb #4aaa60bc
-def check_runs(names: list, sampler: str | None, per: dict | None = None):
-    "Raise `ArgError` before anything trains when `names` repeats a method, or one of them cannot train with `sampler` or its options' policy (`per`: `route_options`)."
-    dup = sorted({m for m in names if names.count(m) > 1})
-    if dup: raise ArgError(f"--method {','.join(names)}: {', '.join(dup)} named twice; each method runs once (another seed or option is another command)")
-    for m in names:
-        cls, opts = METHODS[m], make_options(METHODS[m], (per or {}).get(m))
-        if cls.trains and sampler is not None and sampler not in cls.samplers:
-            raise ArgError(f"--sampler {sampler}: method {m} cannot train with it (it trains with {', '.join(cls.samplers)}); "
-                           f"run {m} in a separate command without --sampler {sampler}")
-        if getattr(opts, "policy", None) is not None and opts.policy not in cls.policies:
-            raise ArgError(f"--policy {opts.policy}: method {m} does not support it (it supports {', '.join(cls.policies)}); run it in a separate command")
-
 # %% ../../nbs/12_methods.ipynb #ee3e27c6
 @METHODS.register("zeroshot")
 class ZeroShot(Method):
@@ -321,3 +308,16 @@ class ERM(_Tuned):
     def objective(self, terms, batch):
         "The batch mean of `total`, each sample weighted by option `term_weights` (a subclass whose options lack it: the plain mean)."
         return weighted_mean(terms["total"], batch, self.task, getattr(self.opts, "term_weights", "none"))
+
+# %% ../../nbs/12_methods.ipynb #4aaa60bc
+def check_runs(names: list, sampler: str | None, per: dict | None = None):
+    "Raise `ArgError` before anything trains when `names` repeats a method, or one of them cannot train with `sampler` or its options' policy (`per`: `route_options`)."
+    dup = sorted({m for m in names if names.count(m) > 1})
+    if dup: raise ArgError(f"--method {','.join(names)}: {', '.join(dup)} named twice; each method runs once (another seed or option is another command)")
+    for m in names:
+        cls, opts = METHODS[m], make_options(METHODS[m], (per or {}).get(m))
+        if cls.trains and sampler is not None and sampler not in cls.samplers:
+            raise ArgError(f"--sampler {sampler}: method {m} cannot train with it (it trains with {', '.join(cls.samplers)}); "
+                           f"run {m} in a separate command without --sampler {sampler}")
+        if getattr(opts, "policy", None) is not None and opts.policy not in cls.policies:
+            raise ArgError(f"--policy {opts.policy}: method {m} does not support it (it supports {', '.join(cls.policies)}); run it in a separate command")
