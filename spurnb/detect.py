@@ -785,6 +785,7 @@ def spurnb_detect(
           f"accuracy gap (rank_mi: by mutual information); passed: both permutation tests at FDR {fdr}")
     print(show_ranked(det.table))
     for c, v in det.verdict(by).items(): print(f"{c}: {v}")
-    attrs = detected_attributes(det, top, by, context)                 # none found: raises, nothing written
+    with warnings.catch_warnings():                                    # the verdicts are printed above: no warning repeats them
+        warnings.simplefilter("ignore"); attrs = detected_attributes(det, top, by, context)   # none found: raises, nothing written
     _write_detection(det, attrs, Path(out) / dataset, top, by)
     print(f"total {time.perf_counter() - t0:.1f} s")
