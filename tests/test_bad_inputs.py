@@ -610,7 +610,7 @@ def _rewrite_entry(npy, arr):
     C._VERIFIED.clear()
 
 
-@i26("2a. feature-cache rows reversed with the checksum recomputed")
+@i26("2a. feature-cache rows reversed with the checksum recomputed", "elw")
 def test_feature_cache_reordered_rows_rejected(world, tmp_path):
     splits, _, ad = world
     ds = splits["val"]
@@ -621,7 +621,7 @@ def test_feature_cache_reordered_rows_rejected(world, tmp_path):
     assert torch.equal(again, good)
 
 
-@i26("2b. feature-cache entry with fewer rows than the split (consistent metadata)")
+@i26("2b. feature-cache entry with fewer rows than the split (consistent metadata)", "elw")
 def test_feature_cache_row_count_checked(world, tmp_path):
     splits, _, ad = world
     ds = splits["val"]
@@ -634,7 +634,7 @@ def test_feature_cache_row_count_checked(world, tmp_path):
     assert m["rows"] == len(ds) and m["dataset_fingerprint"] == ds.fingerprint and m["trunk"] == C.trunk_fingerprint(ad) and m["transform"]
 
 
-@i26("3. a moved or copied run directory reads its own files")
+@i26("3. a moved or copied run directory reads its own files", "lw")
 def test_run_directory_relocatable(world, tmp_path):
     splits, task, ad = world
     s = T.train(CFG, ad, splits, tmp_path / "a", task, progress=False)
@@ -661,7 +661,7 @@ def test_config_json_must_match_checkpoint(world, tmp_path, key, value, diff):
     T.load_method(d, ad, task)
 
 
-@i26("4b. --resume across a config change names the differing keys and the fix")
+@i26("4b. --resume across a config change names the differing keys and the fix", "ehw")
 def test_resume_config_change_diff(world, tmp_path):
     splits, task, ad = world
     s = T.train(CFG, ad, splits, tmp_path, task, progress=False)
@@ -719,7 +719,7 @@ def test_missing_test_group(tmp_path, capsys):
     assert r["summaries"][0]["test"]["missing_groups"] == ["1 / 1"] and json.loads((Path(r["summaries"][0]["run_dir"]) / "final.json").read_text())["test"]["missing_groups"] == ["1 / 1"]
 
 
-@i26("6c. unknown split value ('trian') refused with its line", "ehw")
+@i26("6c. unknown split value ('trian') refused with its line", "ehlw")
 def test_split_typo(tmp_path):
     rows = list(FULL); rows[1] = (0, 1, "trian")
     p = split_csv(tmp_path, rows)
@@ -735,7 +735,7 @@ def test_float_looking_labels(tmp_path):
     assert ds.classnames == ["0", "1"] and ds.attrnames == ["0", "1"] and ds.y.tolist() == [y for y, a, s in FULL if s == "train"]
 
 
-@i26("7. a FIFO in the image root: refused at once, no hang, no lock held", "ehw")
+@i26("7. a FIFO in the image root: refused at once, no hang, no lock held", "ew")
 def test_fifo_refused(tmp_path):
     p = split_csv(tmp_path, FULL); fifo = tmp_path / "im" / "3.png"; fifo.unlink(); os.mkfifo(fifo)
     ds = D.load_csv(p, split="train"); got = []
@@ -776,7 +776,7 @@ def test_full_disk_out(world, tmp_path, capsys, small_cli):
     code, err = small_cli(capsys, out=str(tmp_path / "roomy"), method="erm"); assert code == 0, err
 
 
-@i26("8c. read-only and file --out refused before loading")
+@i26("8c. read-only and file --out refused before loading", "ew")
 def test_read_only_out(tmp_path, capsys, small_cli, no_loading):
     (tmp_path / "f").write_text("x")
     code, err = small_cli(capsys, out=str(tmp_path / "f"))
@@ -787,7 +787,7 @@ def test_read_only_out(tmp_path, capsys, small_cli, no_loading):
         assert code == 1 and re.search(r"ro is read-only \(.*\): set SPURNB_CACHE or --out to a writable folder", err) and "Traceback" not in err, err
 
 
-@i26("9. a complete read-only cache works (shipped model and features, no lock taken); an empty one names the fix")
+@i26("9. a complete read-only cache works (shipped model and features, no lock taken); an empty one names the fix", "elw")
 def test_read_only_cache_for_real(world, tmp_path, monkeypatch):
     from spurnb import pretrain as P
     splits, _, ad = world
@@ -811,13 +811,13 @@ def test_conflicting_methods(small_cli, capsys, tmp_path, no_loading, kw, msg):
     assert code == 2 and msg in err and files(tmp_path / "o") == []
 
 
-@i26("11a. --seed too large for a 64-bit seed", "ehw")
+@i26("11a. --seed too large for a 64-bit seed", "ew")
 def test_seed_overflow(small_cli, capsys, tmp_path, no_loading):
     code, err = small_cli(capsys, seed=10**20, out=str(tmp_path / "o"))
     assert code == 2 and "--seed 100000000000000000000: must be an integer from 0 to 2**63 - 1" in err and "Overflow" not in err
 
 
-@i26("11b. a refused --checkpoint pickle: no advice to use weights_only=False", "ehw")
+@i26("11b. a refused --checkpoint pickle: no advice to use weights_only=False", "ew")
 def test_checkpoint_pickle_no_weights_only_hint(tmp_path):
     marker = tmp_path / "code-ran"; torch.save({"x": _Evil(str(marker))}, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError) as e: load_clip("tiny-rn", checkpoint=tmp_path / "evil.pt")
@@ -840,7 +840,7 @@ def test_non_utf8_csv(tmp_path):
     with no_new_files(tmp_path), pytest.raises(D.DataError, match=r"d.csv, line 7: byte 0xe9 is not UTF-8 text; save the file as UTF-8"): D.load_csv(p)
 
 
-@i26("11e. an image over PIL's pixel limit is refused, not decoded with a warning", "ehw")
+@i26("11e. an image over PIL's pixel limit is refused, not decoded with a warning", "ew")
 def test_large_image_refused(tmp_path, monkeypatch):
     p = split_csv(tmp_path, FULL); ds = D.load_csv(p, split="train")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 150)                   # 16x12 = 192 pixels: over the limit, under twice it

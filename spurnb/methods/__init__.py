@@ -118,3 +118,9 @@ from .base import *
 from .base import Task, resolve_templates, _Tuned   # names its callers import from here, not in base's __all__
 from .spurnb import *
 from .baselines import *
+
+# %% ../../nbs/14_baselines.ipynb #0f570d95
+from .base import *
+from .base import Task, resolve_templates, _Tuned   # names its callers import from here, not in base's __all__
+from .spurnb import *
+from .baselines import *
