@@ -21,8 +21,8 @@ from .distributed import World, current_world, barrier, gathered_embeddings, ave
 
 # %% auto #0
 __all__ = ['PRESETS', 'TRAIN_FIELDS', 'SELECTIONS', 'SCHEDULES', 'TrainConfig', 'resolve_config', 'selection_score',
-           'select_epoch', 'NonFiniteLoss', 'check_finite', 'run_name', 'Run', 'RunDiverged', 'config_diff', 'train',
-           'load_method']
+           'select_epoch', 'NonFiniteLoss', 'check_finite', 'run_name', 'config_key', 'Run', 'RunDiverged',
+           'config_diff', 'train', 'load_method']
 
 # %% ../nbs/15_train.ipynb #fddb8415
 @dataclass
@@ -101,8 +101,11 @@ def run_name(cfg: TrainConfig | dict, data_fp: str = "", model_fp: str = "") -> 
     parts = [cfg.method] + [str(r["opts"][k]) for k in METHODS[cfg.method].name_options]
     if r["sampler"] is not None: parts += [r["sampler"]]
     if r["seed"] is not None: parts += [f"s{cfg.seed}"]
-    key = {**keyed(r, TrainConfig), "opts": keyed(r["opts"], METHODS[cfg.method].Options)}   # fields added later, at their default, stay out
-    return "-".join(parts).replace("+", "") + "-" + fingerprint(key, data_fp, model_fp, n=8)
+    return "-".join(parts).replace("+", "") + "-" + fingerprint(config_key(r), data_fp, model_fp, n=8)
+
+def config_key(r: dict) -> dict:
+    "A resolved config's identity — what its run name hashes and what resume and `load_method` compare: every field but the late ones (`spurnb.core.late`) at their default, absent or not."
+    return {**keyed(r, TrainConfig), "opts": keyed(r.get("opts") or {}, METHODS[r["method"]].Options)}
 
 def _rng_state():
     "Every generator's state as tensors and plain types (a checkpoint holds nothing else)."
@@ -260,7 +263,7 @@ def load_last(self: Run) -> bool:
                           f"to retry from the last finite checkpoint ({d['resume_from']}).")
     if not p.exists(): return False
     s = torch_load(p, "checkpoint", f"delete {self.dir} (or run without --resume) to start this run again")
-    if diff := config_diff(s["meta"]["config"], self.meta["config"]):
+    if diff := config_diff(config_key(s["meta"]["config"]), config_key(self.meta["config"])):
         raise CheckpointError(f"{p} was written by a different config: {'; '.join(diff)} (the checkpoint's value, then this run's). "
                               f"Run with the checkpoint's options to resume it, or without --resume (or into another --out) to start anew")
     self.method.set_state(s["method"])
@@ -363,7 +366,7 @@ def load_method(run_dir, adapter, task: Task, which: str = "best"):
     c = read_json(run_dir / "config.json", "run config", f"the run in {run_dir} is incomplete; train it again")["config"]
     s = torch_load(ck, "checkpoint", fix)
     own = (s.get("meta") or {}).get("config")
-    if own is not None and (diff := config_diff(own, c)):      # the checkpoint holds its own config: the two must agree
+    if own is not None and (diff := config_diff(config_key(own), config_key(c))):      # the checkpoint holds its own config: the two must agree
         raise CheckpointError(f"{run_dir / 'config.json'} and {ck} disagree: {'; '.join(diff)} (the checkpoint's value, then config.json's). "
                               f"One of them was edited or copied from another run; {fix}")
     c = own or c
