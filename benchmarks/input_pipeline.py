@@ -70,7 +70,7 @@ def cache_build_seconds(adapter, ds, workers: int, batch_size: int = 32) -> floa
     return s
 
 
-def precision_rates(n_images: int = 8, threads: int = 2) -> list:
+def precision_rates(n_images: int = 2, threads: int = 2) -> list:
     "RN50's trunk (224 px) and one `projection+text-embeddings` forward of the text side (5 templates) in fp32 and with bf16 autocast: seconds, on this CPU."
     from spurnb.models import cpu_has_bf16, encode_prompts
     cpu_threads(threads); torch.manual_seed(0); ad = load_clip("RN50")
