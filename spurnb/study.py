@@ -87,10 +87,10 @@ def _select(df: pd.DataFrame, arm: dict) -> pd.DataFrame:
     return df[m]
 
 def paired(df: pd.DataFrame, a: dict, b: dict, col: str = "worst_group", by: str = "seed", level: float = 0.95) -> dict:
-    "`a − b` paired by `by` (`spurnb.eval.paired_delta`): n, delta, sd, lo, hi and the paired t-test's p; an arm with one row is compared with every row of the other."
+    "`a − b` paired by `by` (`spurnb.eval.paired_delta`): n, delta, sd, lo, hi and the paired t-test's p; an arm run once (its one `by` value absent from the other arm) is compared with every row of the other."
     va, vb = _select(df, a).set_index(by)[col], _select(df, b).set_index(by)[col]
-    if len(va) == 1 and len(vb) > 1: va = pd.Series(float(va.iloc[0]), index=vb.index)
-    if len(vb) == 1 and len(va) > 1: vb = pd.Series(float(vb.iloc[0]), index=va.index)
+    if len(va) == 1 and va.index[0] not in vb.index: va = pd.Series(float(va.iloc[0]), index=vb.index)   # run once (zero-shot): against every run of b
+    elif len(vb) == 1 and vb.index[0] not in va.index: vb = pd.Series(float(vb.iloc[0]), index=va.index)
     d = paired_delta(va, vb, level)
     t = d["delta"] / (d["sd"] / math.sqrt(d["n"])) if d["n"] > 1 and d["sd"] > 0 else math.nan
     d["p"] = float(2 * stats.t.sf(abs(t), d["n"] - 1)) if not math.isnan(t) else (0.0 if d["n"] > 1 and d["delta"] != 0 else math.nan)
