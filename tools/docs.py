@@ -205,7 +205,7 @@ SECTIONS = {
     "The method": ["methods", "spurnb", "train"],
     "Baselines": ["baselines"],
     "Detection": ["detect", "tutorials/label_free"],
-    "Application": ["experiment", "study", "cli"],
+    "Application": ["experiment", "study", "front", "cli"],
     "Studies": ["tutorials/paper_regime", "tutorials/mechanism", "speed"],
 }
 
