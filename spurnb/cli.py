@@ -143,7 +143,9 @@ def _main(args: dict):
     "Check the arguments, then train; a project error prints as one message (exit 2 for a bad argument, 1 otherwise), `--debug` shows the traceback."
     try: _check_fast(args)                                         # names, numbers, paths: answered before torch loads
     except BadArg as e:
-        if args["debug"]: raise
+        if args["debug"]:
+            from spurnb.core import ArgError
+            raise ArgError(str(e)) from e                          # the library's error, with the check's traceback
         _fail("spurnb_train", str(e))
     if args["benchmark_config"] is None and _is_default_benchmark(args): args["benchmark_config"] = DEFAULT_CONFIG
     from spurnb.core import SpurnbError, ArgError, show_progress    # after parsing: --help never imports torch
@@ -359,6 +361,8 @@ def spurnb_results(
     try:
         if not Path(folder).expanduser().is_dir(): raise BadArg(f"{folder}: no such folder of runs; give the --out folder of spurnb_train --out")
         _name("split", split, ("test", "val"))
+        if not next(Path(folder).expanduser().rglob("final.json"), None):       # before torch loads
+            raise BadArg(f"{folder}: no finished run under it (a run is finished when its final.json is written); run spurnb_train --out {folder} first")
     except BadArg as e:
         if debug: raise
         _fail("spurnb_results", str(e))
@@ -368,7 +372,6 @@ def spurnb_results(
     except SpurnbError as e:
         if debug: raise
         _fail("spurnb_results", str(e), 1)
-    if not len(t): _fail("spurnb_results", f"no finished run under {folder} (a run is finished when its final.json is written); run spurnb_train --out {folder} first", 1)
     print(f"{split} accuracy, mean ± 95 % interval over seeds (t-interval; blank with one seed), {int(t.seeds.sum())} runs under {folder}:")
     print(format_results(t).to_string(index=False))
     for f in write_results(t, Path(dest) if dest else Path(folder) / "results_all"): print(f"written: {f}")

@@ -6,9 +6,10 @@
 __all__ = ['DEFAULT_METHODS', 'DEFAULT_CONFIG', 'BadArg', 'did_you_mean', 'canonical', 'method_specs', 'spec_label',
            'flag_aliases', 'unknown_flag']
 
-# %% ../nbs/18_front.ipynb #a00b28e7
+# %% ../nbs/18_front.ipynb #ff9e995d
 import difflib
 
+# %% ../nbs/18_front.ipynb #a00b28e7
 DEFAULT_METHODS = "zeroshot,erm:natural,erm:balanced,spurnb:balanced,spurnb:natural:term_weights=group"
 DEFAULT_CONFIG = "digits-shortcut"    # the default run's benchmark (spurnb.benchmark.CONFIGS): the paper's regime
 
