@@ -128,7 +128,7 @@ def plot_runs(summaries: list, path=None):
                            for s in summaries for r in s.get("history", [])])
     plot_training_curves(curves, ("worst_group_acc", "avg_acc"), ax=ax[1], hue="run", title="validation accuracy per epoch")
     ax[1].set_ylim(max(0.0, curves[["worst_group_acc", "avg_acc"]].min().min() - 0.05), 1.0)   # zoomed: the runs often differ by a few points
-    for a in ax: a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=7, frameon=False)   # below the data, never over it
+    for a in ax: a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize=7, frameon=False)   # below the data, never over it
     ax[0].tick_params(axis="x", labelsize=7)
     fig.tight_layout()
     if path is not None:
