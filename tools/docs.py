@@ -243,6 +243,7 @@ def build_readme(proc: Path, cfg) -> Path:
     for c in nb.cells:
         if c.metadata.get("hide_input"): c.source = ""
     md, _ = MarkdownExporter(exclude_input_prompt=True).from_notebook_node(nb)
+    md = re.sub(r"```python\s*```\n*", "", md)                 # an `echo: false` cell leaves an empty code block: only its output shows
     md = re.sub(r"\n{3,}", "\n\n", md).strip() + "\n"
     md = re.sub(r"\]\(([^):#]+\.ipynb)\)", lambda m: f"]({cfg.nbs_path.relative_to(cfg.config_path)}/{m.group(1)})", md)  # links work from the repo root
     out = cfg.config_path / "README.md"
