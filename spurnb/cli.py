@@ -208,7 +208,9 @@ def _command(fn, name: str, argv=None):
     args.pop("pdb", None); args.pop("xtra", None)
     return fn(**args)
 
-def train_main(): return _command(spurnb_train, "spurnb_train")
+def train_main():
+    "The `spurnb_train` console script: `spurnb_train` behind the front (`_command`)."
+    return _command(spurnb_train, "spurnb_train")
 
 # %% ../nbs/19_cli.ipynb #0aad111a
 def _train(dataset, root, image_root, model, pretrained, checkpoint, method, opt, recipe, mode, policy, templates, sampler, selection,
@@ -346,8 +348,12 @@ def spurnb_benchmark(
         return run(**a)
     _run_front("spurnb_benchmark", debug, lambda: _check_benchmark_args(a), body)
 
-def detect_main(): return _command(spurnb_detect, "spurnb_detect")
-def benchmark_main(): return _command(spurnb_benchmark, "spurnb_benchmark")
+def detect_main():
+    "The `spurnb_detect` console script."
+    return _command(spurnb_detect, "spurnb_detect")
+def benchmark_main():
+    "The `spurnb_benchmark` console script."
+    return _command(spurnb_benchmark, "spurnb_benchmark")
 
 # %% ../nbs/19_cli.ipynb #a81c2699
 @call_parse
@@ -376,4 +382,6 @@ def spurnb_results(
     print(format_results(t).to_string(index=False))
     for f in write_results(t, Path(dest) if dest else Path(folder) / "results_all"): print(f"written: {f}")
 
-def results_main(): return _command(spurnb_results, "spurnb_results")
+def results_main():
+    "The `spurnb_results` console script."
+    return _command(spurnb_results, "spurnb_results")
