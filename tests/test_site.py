@@ -175,8 +175,10 @@ def test_site_in_browser(site, capsys):
         # the CLI page: every command's parameter table gives each option a type (a `Param` option once showed its help as the type)
         page.goto(base + "cli.html", wait_until="load")
         for cmd in ("spurnb_train", "spurnb_detect", "spurnb_benchmark", "spurnb_results"):
-            rows = page.evaluate("""(id) => { const a = document.getElementById(id); if (!a) return null;
-                const sec = (a.closest('p') || a).nextElementSibling; const t = sec && sec.querySelector('table'); if (!t) return [];
+            rows = page.evaluate("""(id) => { if (!document.getElementById(id)) return null;
+                const sec = [...document.querySelectorAll('section')].find(s => { const h = s.querySelector(':scope > h3');
+                    return h && h.innerText.replace('¶', '').trim() === id; });
+                const t = sec && sec.querySelector('table'); if (!t) return [];
                 return [...t.rows].slice(1).map(r => [...r.cells].map(c => c.innerText.trim())); }""", cmd)
             if rows is None: problems.append(f"cli.html: no anchor #{cmd}"); continue
             if not rows: problems.append(f"cli.html: {cmd} has no parameter table")
