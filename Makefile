@@ -9,12 +9,25 @@ TEST_CACHE ?= $(CURDIR)/.cache/spurnb
 
 .PHONY: setup browser datasets run speed test check-sync nbtest pytest test-realsize readme docs clean-cache release lowest-bounds
 
-setup: $(VENV)/.spurnb-setup browser datasets
-$(VENV)/.spurnb-setup: .ci/requirements.txt settings.ini setup.py
+# `make run` installs only what the job needs: the package and its pinned user requirements (.ci/requirements-run.txt).
+# torch: where no NVIDIA GPU is present, the CPU-only build (no CUDA libraries: 3 GB less) when the package index
+# here has it (TORCH_CPU), else the default build (TORCH); a venv that already has torch keeps it.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+TORCH_CPU ?= torch==2.13.0+cpu torchvision==0.28.0
+$(VENV)/.spurnb-run: .ci/requirements-run.txt settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r .ci/requirements.txt
+	@if $(BIN)/python -c "import torch" 2>/dev/null; then echo "torch already installed: kept"; \
+	elif ! command -v nvidia-smi >/dev/null && $(BIN)/python -m pip install -q $(TORCH_CPU) 2>/dev/null; then echo "no NVIDIA GPU: CPU-only torch ($(TORCH_CPU))"; \
+	else echo "torch: $(TORCH)"; $(BIN)/python -m pip install -q $(TORCH); fi
+	$(BIN)/python -m pip install -q -r .ci/requirements-run.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+# `make test` (and docs, release, ...) adds the development toolchain (.ci/requirements.txt), Debian's chromium and Fashion-MNIST.
+setup: $(VENV)/.spurnb-setup browser datasets
+$(VENV)/.spurnb-setup: $(VENV)/.spurnb-run .ci/requirements.txt
+	$(BIN)/python -m pip install -q -r .ci/requirements.txt
 	touch $@
 
 # The docs site's browser test (tests/test_site.py) drives Debian's chromium: Playwright's own browser
@@ -37,11 +50,11 @@ datasets:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
 	  else echo "$(FASHION_MNIST) missing: run 'sudo apt-get install -y dataset-fashion-mnist' (the fashion benchmark needs it), or set SPURNB_FASHION_MNIST to a folder with its four IDX files"; fi; }
 
-# The main job on the built-in benchmark.
-run: setup
+# The main job on the built-in benchmark: the default table (zero-shot, ERM and spurnb under both samplers).
+run: $(VENV)/.spurnb-run
 	$(BIN)/spurnb_train
 
-# spurnb against the reference's training loop (benchmarks/speed.py, shown by nbs/20_speed.ipynb): writes nbs/images/speed.{csv,json,png} and speed_scaling.csv.
+# spurnb against the reference's training loop (benchmarks/speed.py, shown by nbs/21_speed.ipynb): writes nbs/images/speed.{csv,json,png} and speed_scaling.csv.
 speed: setup
 	SPURNB_PROGRESS=0 $(BIN)/python benchmarks/speed.py --out nbs/images
 

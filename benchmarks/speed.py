@@ -1,6 +1,6 @@
 """What spurnb's cached, truncated recipe costs against the reference's training loop, side by side on the same work; how that cost grows with the data and the model; and what the feature cache needs on disk and in memory."""
 
-# The benchmark behind nbs/20_speed.ipynb (`make speed`); it is not part of the installed package.
+# The benchmark behind nbs/21_speed.ipynb (`make speed`); it is not part of the installed package.
 # Run: python benchmarks/speed.py --out nbs/images
 
 from __future__ import annotations

@@ -281,6 +281,11 @@ def _denormalizer(adapter) -> Callable:
     except (AttributeError, ValueError): return lambda x: x.float().cpu().clamp(0, 1)
     return lambda x: (x.float().cpu() * std[0] + mean[0]).clamp(0, 1)
 
+def _fit_title(name: str, size: float) -> str:
+    "`name` wrapped to the width of a gallery column (`size` inches: about 9 characters of 7-point text per inch) at spaces, '-' and ':'."
+    import re, textwrap
+    return textwrap.fill(re.sub(r"([-:])", r"\1 ", name), max(6, int(size * 9))).replace("- ", "-").replace(": ", ":")
+
 def plot_gallery(results: dict, group_names: Sequence[str], n_show: int = 2, denorm: Callable | None = None,
                  size: float = 1.25, cmap: str = "jet", alpha: float = 0.5):
     "Gallery figure from `{model name: attribution_maps output}` (same items for every model): rows = groups × `n_show`."
@@ -299,10 +304,10 @@ def plot_gallery(results: dict, group_names: Sequence[str], n_show: int = 2, den
                 continue
             name, m = cols[j - 1]; a = results[name]["maps"][m][r].clamp(min=0)
             ax.imshow((a / a.max().clamp(min=1e-30)).numpy(), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
-            sh = object_share(a[None], results[name]["mask"][r:r + 1]).item()
-            ax.text(1, 1, f"{sh:.2f}", color="white", fontsize=7, va="top", ha="left", transform=ax.transData,
+            sh = object_share(a[None], results[name]["mask"][r:r + 1]).item()   # nan: the map has no positive mass
+            ax.text(1, 1, "–" if math.isnan(sh) else f"{sh:.2f}", color="white", fontsize=7, va="top", ha="left", transform=ax.transData,
                     bbox=dict(facecolor="black", alpha=0.5, pad=1, lw=0))
-            if i == 0: ax.set_title(f"{name}\n{m}" if multi else name, fontsize=8)
+            if i == 0: ax.set_title(_fit_title(f"{name} {m}" if multi else name, size), fontsize=7)
     fig.tight_layout(pad=0.3)
     return fig
 

@@ -94,13 +94,16 @@ def test_console_scripts_run_from_outside_the_clone(user_env):
     env = user(py, home)
     out = run(["spurnb_train", "--help"], cwd=home, env=env)
     assert "--method" in out and "--epochs" in out
-    # one epoch of every default method on the built-in benchmark, with the shipped tiny CLIP: no pretraining
+    # one epoch of every default entry on the default benchmark (digits-shortcut), with its shipped tiny CLIP: no pretraining
     run(["spurnb_train", "--epochs", "1", "--quiet", "--out", str(home / "runs")], cwd=home, env=env)
     import csv
-    rows = {r["method"]: r for r in csv.DictReader(open(home / "runs" / "benchmark" / "results.csv"))}
-    assert list(rows) == ["zeroshot", "erm", "spurnb"], list(rows)
-    assert rows["erm"]["epoch"] == rows["spurnb"]["epoch"] == "1", rows
-    # the shipped tiny CLIP knows the digits: zero-shot is far above what a random CLIP gets (about chance, 0.5, or worse)
-    assert float(rows["zeroshot"]["worst_group"]) > 0.8 and all(0 <= float(r["average"]) <= 1 for r in rows.values()), rows
+    table = list(csv.DictReader(open(home / "runs" / "digits-shortcut" / "results.csv")))
+    assert [(r["method"], r["sampler"]) for r in table] == [("zeroshot", ""), ("erm", "natural"), ("erm", "balanced"),
+                                                            ("spurnb", "balanced"), ("spurnb", "natural")], table
+    rows = {r["method"]: r for r in table}
+    assert all(r["epoch"] == "1" for r in table if r["method"] != "zeroshot"), table
+    # the shipped tiny CLIP knows the digits: zero-shot's average is far above what a random CLIP gets (about chance, 0.5).
+    # digits-shortcut's CLIP is biased by design (tutorials/paper_regime): measured zero-shot average 0.76, worst group 0.50
+    assert float(rows["zeroshot"]["average"]) > 0.7 and all(0 <= float(r["average"]) <= 1 for r in rows.values()), rows
     models = sorted(p.name for p in (home / "cache" / "models").glob("tiny-rn-benchmark-*.pt"))
     assert models and all("-shipped-" in m for m in models), f"the run pretrained instead of using the shipped weights: {models}"

@@ -102,9 +102,15 @@ def param_table(obj) -> str:
     "The parameter table nbdev's Quarto pages show (type, default, details from fastcore's docments), or '' when no parameter is documented."
     import inspect
     from fastcore.docments import docments
+    from fastcore.script import Param
     try: dm = docments(obj, full=True)
     except Exception: return ""
     dm.pop("self", None)
+    for v in dm.values():           # a command's `Param(help, type)` option: its type in Type, its help in Details (not the help as a type)
+        a = v.get("anno")
+        if isinstance(a, Param):
+            v["anno"] = a.type if a.type is not None else (bool if a.action in ("store_true", "store_false") else str)
+            v["docment"] = v.get("docment") or re.sub(r" \(default: .*\)$", "", a.help or "")
     if not any(v.get("docment") for v in dm.values()): return ""
     empty = inspect.Parameter.empty
     def cell(x):
@@ -112,11 +118,12 @@ def param_table(obj) -> str:
         x = x if isinstance(x, str) else getattr(x, "__name__", repr(x))
         return str(x).replace("|", "\\|").replace("\n", " ")
     def anno(v): return "" if v.get("anno") is type(None) else cell(v.get("anno", empty))    # NoneType: inferred from `=None`, not written
+    def flags(t): return re.sub(r"(?<![\w`])(--[\w-]+)", r"`\1`", t)     # `--opt`, not Markdown's en dash
     rows = ["|  | **Type** | **Default** | **Details** |", "| -- | -- | -- | -- |"]
     for k, v in dm.items():
         if k == "return": continue
         d = v.get("default", empty)
-        rows.append(f"| {cell(k)} | {anno(v)} | {'' if d is empty else cell(repr(d) if isinstance(d, str) else d)} | {cell(v.get('docment') or '')} |")
+        rows.append(f"| {cell(k)} | {anno(v)} | {'' if d is empty else cell(repr(d) if isinstance(d, str) else d)} | {flags(cell(v.get('docment') or ''))} |")
     r = dm.get("return")
     if r and (r.get("docment") or r.get("anno", empty) is not empty):
         rows.append(f"| **Returns** | {anno(r)} |  | {cell(r.get('docment') or '')} |")
@@ -205,7 +212,7 @@ SECTIONS = {
     "The method": ["methods", "spurnb", "train"],
     "Baselines": ["baselines"],
     "Detection": ["detect", "tutorials/label_free"],
-    "Application": ["experiment", "study", "cli"],
+    "Application": ["experiment", "study", "front", "cli"],
     "Studies": ["tutorials/paper_regime", "tutorials/mechanism", "speed"],
 }
 
@@ -236,6 +243,7 @@ def build_readme(proc: Path, cfg) -> Path:
     for c in nb.cells:
         if c.metadata.get("hide_input"): c.source = ""
     md, _ = MarkdownExporter(exclude_input_prompt=True).from_notebook_node(nb)
+    md = re.sub(r"```python\s*```\n*", "", md)                 # an `echo: false` cell leaves an empty code block: only its output shows
     md = re.sub(r"\n{3,}", "\n\n", md).strip() + "\n"
     md = re.sub(r"\]\(([^):#]+\.ipynb)\)", lambda m: f"]({cfg.nbs_path.relative_to(cfg.config_path)}/{m.group(1)})", md)  # links work from the repo root
     out = cfg.config_path / "README.md"
@@ -247,6 +255,8 @@ def build(readme_only: bool = False, out: str = "build/docs", quiet: bool = True
     "Process `nbs/` with nbdev, write README.md and (unless `readme_only`) the HTML site in `out` (relative to the repo root)."
     from nbdev.config import get_config
     from nbdev.serve import proc_nbs
+    from fastcore.script import Param
+    Param.__repr__ = lambda self: getattr(self.type, "__name__", None) or ("bool" if self.action else "str")   # signatures: `dataset:str`, not the help text
     cfg = get_config()
     t0 = time.time()
     proc = cfg.config_path / "_proc" if reuse_proc else proc_nbs(force=True, n_workers=0, **({"file_glob": cfg.readme_nb} if readme_only else {}))

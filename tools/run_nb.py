@@ -25,7 +25,9 @@ def run_nb(path, flags=()):
     def preproc(cell):
         if cell.cell_type != "code": return True
         d = directives(cell.source)
-        return d.get("eval", "").lower() == "false" or bool(skip & d.keys())
+        if d.get("eval", "").lower() == "false" or bool(skip & d.keys()): return True
+        cell.outputs = []           # execnb keeps a cell's old outputs when it prints nothing now: a fixed warning would stay
+        return False
     cwd, t0 = os.getcwd(), time.time(); os.chdir(path.parent)
     try: CaptureShell(path).run_all(nb, exc_stop=True, preproc=preproc)
     finally: os.chdir(cwd)
