@@ -26,7 +26,11 @@ $(VENV)/.spurnb-run: .ci/requirements-run.txt settings.ini setup.py
 
 # `make test` (and docs, release, ...) adds the development toolchain (.ci/requirements.txt), Debian's chromium and Fashion-MNIST.
 setup: $(VENV)/.spurnb-setup browser datasets
+# The tests run on the pinned torch (TORCH), whatever `make run` chose: a fresh `make test` installs it directly
+# (setup's TORCH_CPU is TORCH), and a venv made by `make run` is moved to it here.
+setup: TORCH_CPU = $(TORCH)
 $(VENV)/.spurnb-setup: $(VENV)/.spurnb-run .ci/requirements.txt
+	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -r .ci/requirements.txt
 	touch $@
 
