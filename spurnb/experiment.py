@@ -15,7 +15,7 @@ from .core import set_seed, step, check_writable, ArgError
 from .data import DATASETS, Task, load_splits, check_splits
 from .methods import METHODS, make_options, route_options, check_runs
 from .groups import SAMPLERS
-from .front import DEFAULT_METHODS, method_specs, spec_label
+from .front import DEFAULT_METHODS, BadArg, method_specs, spec_label
 from .pretrain import benchmark_setup   # a named benchmark's data and tiny CLIP (re-exported: the application's entry)
 from .train import TrainConfig, PRESETS, resolve_config, train, load_method
 from .distributed import current_world
@@ -130,7 +130,8 @@ def plot_runs(summaries: list, path=None):
 # %% ../nbs/17_experiment.ipynb #71804f05
 def method_runs(methods: str, opts=None) -> list:
     "`(name, sampler or None, Options)` per entry `name[:sampler][:option=value...]` of `methods` (`spurnb.front.method_specs`): `opts` routed to the methods (`route_options`), each entry's own options over them."
-    specs = method_specs(methods, tuple(SAMPLERS))
+    try: specs = method_specs(methods, tuple(SAMPLERS))
+    except BadArg as e: raise ArgError(str(e)) from None   # the front's error, as the library's
     for n, _, _ in specs: METHODS[n]            # an unknown name raises with the known ones
     routed = route_options(list(dict.fromkeys(n for n, _, _ in specs)), opts or {})
     return [(n, s, make_options(METHODS[n], {**routed[n], **o})) for n, s, o in specs]
