@@ -158,7 +158,7 @@ def check_zip(path, what: str = "checkpoint", fix: str = "delete it and run agai
     if bad is not None: raise CheckpointError(f"{what} {path} is damaged: its record {bad!r} does not match its checksum; {fix}")
 
 def torch_reason(e: BaseException) -> str:
-    "What went wrong in PyTorch's error `e`, in one line, without its advice to retry with `weights_only=False` (which would run the file's code)."
+    "What went wrong in PyTorch's error `e`, in one line, without its advice to retry with weights-only loading turned off (which would run the file's code)."
     msg = str(e)
     if "WeightsUnpickler error:" in msg: msg = msg.split("WeightsUnpickler error:", 1)[1]
     msg = " ".join(s for s in re.split(r"(?<=[.!?])\s+", " ".join(msg.split())) if "weights_only" not in s and "safe_globals" not in s)

@@ -436,7 +436,7 @@ def load_clip(name: str, pretrained: str | None = None, checkpoint: str | os.Pat
                 name, pretrained=path, device=device, precision="fp32" if precision.startswith("amp") else precision, weights_only=True, **kw)
     except Exception as e:
         if path is None: raise
-        if type(e).__name__ == "UnpicklingError":                # PyTorch's advice (retry with weights_only=False) would run the file's code: not passed on
+        if type(e).__name__ == "UnpicklingError":                # PyTorch's advice (retry with weights-only loading off) would run the file's code: not passed on
             raise refused_pickle(path, e, "weights file", "Give a file of tensors only (a state_dict saved with torch.save, or safetensors).") from None
         raise WeightsLoadError(f"Could not load the weights in {path} into {name!r} ({torch_reason(e)}). "
                                "Is the checkpoint for this architecture?") from None
