@@ -52,8 +52,9 @@ def test_spurnb_train_at_real_size(model, wb, tmp_path):
         assert 0 <= final["test"]["worst_group_acc"] <= final["test"]["avg_acc"] <= 1
     trained = [p for p in runs if not p.name.startswith("zeroshot")]
     assert all(any(n.startswith("adapter.token_embedding") for n in json.loads((p / "config.json").read_text())["trainable"]) for p in trained)
-    assert (d / "results.csv").is_file() and (d / "figures" / "runs.png").is_file()
-    att = (d / "attribution" / "attribution_share.csv")
+    calls = sorted((d / "calls").glob("call-*"))                         # each command's figures and reports: its own folder
+    assert (d / "results.csv").is_file() and len(calls) == 1 and (calls[0] / "runs.png").is_file()
+    att = calls[0] / "attribution" / "attribution_share.csv"
     assert att.is_file() and "share of positive Grad-CAM attribution on the object" in r.stdout
     feats = sorted(cache.glob(f"features/{model}-image-*.npy"))
     assert len(feats) == 3                               # train, val, test: each built once, by the workers
