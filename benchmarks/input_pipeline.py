@@ -11,10 +11,10 @@ work and nothing in the pipeline grows with the split):
 3. the cache build end to end (`spurnb.cache.cached_image_features`, a fresh cache), with 0 and with 2 workers, and its
    ratio to the trunk alone (the target: within 1.15x with 2 workers, i.e. decoding hidden behind the trunk);
 4. the trunk of ViT-L/14@336 on a few images, for the extrapolation;
-5. the `projection+text-embeddings` step at RN50 with the 80 ImageNet templates, one step (loss + backward) with the text
-   trunk in one pass (`text_chunk = 0`, as before issue 24) and in checkpointed chunks (`text_chunk = 64`): the step's
-   peak resident memory above what the process held before it (VmHWM reset through /proc/self/clear_refs) and its time,
-   each in its own child process;
+5. the `projection+text-embeddings` step at RN50 with the 80 ImageNet templates (loss + backward) with the text trunk in
+   one pass (`text_chunk = 0`, as before issue 24) and in checkpointed chunks (`text_chunk` 32, 64 and 80): the first step's
+   peak resident memory above what the process held before it (VmHWM reset through /proc/self/clear_refs), the median
+   time of five more steps and of the loss's forward pass without gradients, each chunk size in its own child process;
 6. (`--precision-only`, added to a previous run's results) RN50's trunk and text side in fp32 and with bf16 autocast.
 
 Ratios are taken within one run of this script, each pair measured back to back; the load average is recorded, since the
@@ -34,6 +34,7 @@ from spurnb.data import load_waterbirds, write_waterbirds_like
 from spurnb.models import load_clip
 
 SIZES = {"Waterbirds": 11_788, "CelebA": 202_599}
+CHUNKS = (0, 32, 64, 80)      # the text step: one pass (no recompute), and checkpointed chunks (each text call of the step encodes 160 prompts: 2 names x 80 templates)
 
 
 def _load(): return [round(x, 2) for x in os.getloadavg()]
@@ -92,8 +93,11 @@ def _vm(key: str) -> int:
     raise KeyError(key)
 
 
-def text_step_child(chunk: int, batch: int, threads: int, warmup: bool = True) -> dict:
-    "In a fresh process: one spurnb step (policy projection+text-embeddings, 80 templates, RN50) after a warm-up step; its peak RSS above the start, its seconds."
+def text_step_child(chunk: int, batch: int, threads: int, warmup: bool = True, repeats: int = 5) -> dict:
+    """In a fresh process: spurnb steps (policy projection+text-embeddings, 80 templates, RN50). The first step's peak RSS
+    above the start (memory: nothing pooled yet); then the median time of `repeats` steps (kernels and allocator warm), and
+    the median time of the loss's forward pass without gradients (the text trunk is most of it; a checkpointed step computes
+    the text trunk's forward twice, so its time is at least the one-pass step's plus about this)."""
     from spurnb.methods import Task, make_method
     torch.set_num_threads(threads); torch.manual_seed(0)
     task = Task(["landbird", "waterbird"], ["land", "water"], ["bird on land", "bird on water"], 2, [10, 2, 2, 10])
@@ -106,14 +110,54 @@ def text_step_child(chunk: int, batch: int, threads: int, warmup: bool = True) -
         for p in params: p.grad = None
         terms = m.loss(b); m.objective(terms, b).backward()
         return float(terms["total"].mean())
-    if warmup: step()                                         # warm-up: allocator pools and kernels
     Path("/proc/self/clear_refs").write_text("5")            # reset VmHWM to the current RSS
     before = _vm("VmRSS")
-    s, loss = _timed(step)
+    first_s, loss = _timed(step)
+    peak = (_vm("VmHWM") - before) / 2**20
     grads = torch.cat([p.grad.flatten() for p in params if p.grad is not None])
+    times = [_timed(step)[0] for _ in range(repeats if warmup else 0)]
+    with torch.no_grad():                                    # the loss's forward alone: all the step's prompts through the text trunk
+        fwd = [_timed(lambda: m.loss(b))[0] for _ in range(repeats if warmup else 0)]
     return dict(text_chunk=chunk, n_prompts=m.class_prompts.T * (m.class_prompts.M + m.attr.M + m.ctx.M), batch=batch,
-                step_s=s, peak_above_start_mb=(_vm("VmHWM") - before) / 2**20, rss_before_mb=before / 2**20,
-                loss=loss, grad_norm=float(grads.norm()), grad_sum=float(grads.double().sum()), warmup=warmup)
+                first_step_s=first_s, step_s=float(np.median(times)) if times else first_s,
+                forward_no_grad_s=float(np.median(fwd)) if fwd else None, peak_above_start_mb=peak, rss_before_mb=before / 2**20,
+                loss=loss, grad_norm=float(grads.norm()), grad_sum=float(grads.double().sum()), warmup=warmup, repeats=len(times))
+
+
+def text_timing_child(chunks, batch: int, threads: int, rounds: int = 6) -> dict:
+    """In a fresh process: the step times of every chunk size interleaved (round r times each chunk size once, in an order
+    that rotates), so that a change of the machine's speed falls on all of them alike; per chunk size the median step time
+    and the median of its per-round ratio to the one-pass step."""
+    from spurnb.methods import Task, make_method
+    torch.set_num_threads(threads); torch.manual_seed(0)
+    task = Task(["landbird", "waterbird"], ["land", "water"], ["bird on land", "bird on water"], 2, [10, 2, 2, 10])
+    m = make_method("spurnb", load_clip("RN50"), task, policy="projection+text-embeddings", templates="imagenet")
+    g = torch.Generator().manual_seed(0)
+    b = dict(x=torch.randn(batch, 2048, 7, 7, generator=g), y=torch.arange(batch) % 2, a=(torch.arange(batch) // 2) % 2)
+    params = [p for _, p in m.trainable()]
+    def step(c):
+        m.adapter.text_chunk = c
+        for p in params: p.grad = None
+        terms = m.loss(b); m.objective(terms, b).backward()
+    for c in chunks: step(c)                                  # warm-up: every path once
+    times = {c: [] for c in chunks}
+    for r in range(rounds):
+        order = list(chunks)[r % len(chunks):] + list(chunks)[:r % len(chunks)]
+        for c in order: times[c].append(_timed(lambda: step(c))[0])
+    with torch.no_grad(): fwd = float(np.median([_timed(lambda: m.loss(b))[0] for _ in range(3)]))
+    base = np.array(times[chunks[0]])
+    return dict(rounds=rounds, forward_no_grad_s=fwd,
+                steps={str(c): dict(step_s=float(np.median(t)), ratio=float(np.median(np.array(t) / base))) for c, t in times.items()})
+
+
+def text_timing(chunks, batch: int, threads: int) -> dict:
+    "`text_timing_child` in a child process."
+    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import input_pipeline as b; "
+            f"print('RESULT', json.dumps(b.text_timing_child({tuple(chunks)!r}, {batch}, {threads})))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
+    line = [l for l in r.stdout.splitlines() if l.startswith("RESULT ")]
+    if r.returncode or not line: raise RuntimeError(f"text timing child failed:\n{r.stderr[-3000:]}")
+    return json.loads(line[0][7:])
 
 
 def text_step(chunk: int, batch: int, threads: int, warmup: bool = True) -> dict:
@@ -131,10 +175,15 @@ def run(n: int = 240, threads: int = 2, vitl_images: int = 4, step_batch: int = 
     t_start, load0 = time.perf_counter(), _load()
     tmp = Path(tempfile.mkdtemp(prefix="spurnb-bench-wb-"))
     try:
+        if stages == ["timing"]:                                # the interleaved step times alone, added to earlier results
+            timing = text_timing(CHUNKS, step_batch, threads)
+            return dict(meta=dict(timing_date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), timing_load_before=load0,
+                                  timing_load_after=_load(), timing_seconds=time.perf_counter() - t_start), text_timing=timing)
         if "pipeline" not in stages:
-            steps = [text_step(c, step_batch, threads, warmup) for c in (0, 64)]
+            steps = [text_step(c, step_batch, threads, warmup) for c in CHUNKS]
+            timing = text_timing(CHUNKS, step_batch, threads)
             return dict(meta=dict(text_date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), text_load_before=load0, text_load_after=_load(),
-                                  text_seconds=time.perf_counter() - t_start), text_step=steps)
+                                  text_seconds=time.perf_counter() - t_start), text_step=steps, text_timing=timing)
         root = Path(folder) if folder else write_waterbirds_like(tmp / "waterbirds", n=n, masks=False)
         ds = load_waterbirds(root, "train")
         rows = []
@@ -166,11 +215,12 @@ def run(n: int = 240, threads: int = 2, vitl_images: int = 4, step_batch: int = 
                                   cache_build_hours=N / rate * max(r_, 1.0) / 3600,
                                   assumption="cache build = trunk time x the measured RN50 build/trunk ratio" if model == "RN50"
                                   else "cache build = trunk time (decoding hidden: at 336 px the trunk is far slower than decoding)"))
-        steps = [text_step(c, step_batch, threads, warmup) for c in (0, 64)] if "text" in stages else None
+        steps = [text_step(c, step_batch, threads, warmup) for c in CHUNKS] if "text" in stages else None
+        timing = text_timing(CHUNKS, step_batch, threads) if "text" in stages else None
         return dict(meta=dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), cpus=os.cpu_count(), threads=threads,
                               torch=torch.__version__, platform=platform.platform(), load_before=load0, load_after=_load(),
                               seconds=time.perf_counter() - t_start, n_generated=n, n_train=len(ds), gpu="not measured (no GPU)"),
-                    pipeline=rows, extrapolation=extra, **({"text_step": steps} if steps else {}))
+                    pipeline=rows, extrapolation=extra, **({"text_step": steps, "text_timing": timing} if steps else {}))
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -210,8 +260,8 @@ if __name__ == "__main__":
     ap.add_argument("--folder", default=None, help="an existing Waterbirds-format folder instead of a generated one")
     ap.add_argument("--out", default=None, help="write input_pipeline.{json,csv,png} here (nothing is written without it)")
     ap.add_argument("--precision-only", action="store_true", help="only `precision_rates`, added to the results already in --out")
-    ap.add_argument("--stages", default="pipeline,text", help="pipeline (items 1-4), text (item 5), or both")
-    ap.add_argument("--no-warmup", action="store_true", help="time the text step's first step (no warm-up step first)")
+    ap.add_argument("--stages", default="pipeline,text", help="pipeline (items 1-4), text (item 5), both, or timing (item 5's interleaved step times alone)")
+    ap.add_argument("--no-warmup", action="store_true", help="the text step's first step only (no repeated steps, no forward-only timing)")
     a = ap.parse_args()
     if a.precision_only:
         res = json.loads((Path(a.out) / "input_pipeline.json").read_text())

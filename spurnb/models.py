@@ -361,9 +361,10 @@ def preprocessed(self: ClipAdapter, dataset, transform=None):
     return ds
 
 def default_workers() -> int:
-    "DataLoader workers that decode images: the cores this process may use, 0 under the test runner."
+    "DataLoader workers that decode images: the cores this process may use, shared among the processes torchrun starts on this machine (`LOCAL_WORLD_SIZE`); 0 under the test runner."
     if in_test(): return 0
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
 
 class _Decoded(torch.utils.data.Dataset):
     "Item i of a `preprocessed` dataset as `(model input, None)`, or `(None, error)` when its image cannot be read (the error crosses the process boundary as a value)."

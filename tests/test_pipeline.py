@@ -145,3 +145,14 @@ def test_evaluation_of_images_decodes_with_workers(wb):
     for b in got: assert torch.equal(b["x"], src.batch(b["idx"])["x"]) and torch.equal(b["g"], ds.g[b["idx"]])
     part = list(src.batches(batch_size=3, rows=range(2, 7)))                  # a rank's share under torchrun
     assert torch.equal(torch.cat([b["x"] for b in part]), src.batch(torch.arange(2, 7))["x"])
+
+
+def test_default_workers_share_the_cores_among_torchrun_processes(monkeypatch):
+    # torchrun starts LOCAL_WORLD_SIZE processes on a machine: each decodes with its share of the cores, never 0
+    import spurnb.models as M
+    monkeypatch.setattr(M, "in_test", lambda: False)
+    monkeypatch.setattr(M.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert M.default_workers() == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4"); assert M.default_workers() == 2
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16"); assert M.default_workers() == 1
