@@ -356,6 +356,11 @@ def _random_trunk(shape, chunk: int = 4096):
 
 def scale_point(model: str, n: int, task: Task, recipe: str = "lc+vc+ls", batch_size: int = 128, mmap: bool = False) -> dict:
     "Cache build, `Run` construction (reading the cache) and one `projection` epoch on `n` synthetic trunk features of `model`, with the peak RSS; `mmap`: also `mmap_epoch` on its file."
+    # The trunk is mocked (random features): they go to a cache of their own, never under the real model's key in the user's cache.
+    with tempfile.TemporaryDirectory(prefix="spurnb-scale-") as d, mock.patch.dict(os.environ, SPURNB_CACHE=d):
+        return _scale_point(model, n, task, recipe, batch_size, mmap)
+
+def _scale_point(model: str, n: int, task: Task, recipe: str, batch_size: int, mmap: bool) -> dict:
     set_seed(0); adapter = load_clip(model); shape = trunk_shape(adapter)
     tr, ev = synthetic_split(n), synthetic_split(256, name="synthetic-eval")
     r = dict(model=model, n=n, feature_shape=list(shape), rss_start_mb=PeakRSS.now() / 2**20)

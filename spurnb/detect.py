@@ -177,14 +177,15 @@ def _gap_interval(P, k, rng, n_boot: int, q) -> tuple:
         lo, hi = np.nanpercentile(gb, q, axis=0)
     return lo, hi
 
-def _warn_uninformative(cname: str, words: list, nw, n: int):
-    "Warn about the words never present, or present in every image, of class `cname` (`nw` [V]: images with each word, of `n`)."
+def _warn_uninformative(words: list, nw, n: int):
+    "Warn about the words never present, or present in every image, of the whole split (`nw` [V]: images with each word, of `n`)."
+    # Per class, a word absent from every image is normal (a digit's name in the other class): the table's `note` says so.
     never, always = [words[v] for v in np.flatnonzero(nw == 0)], [words[v] for v in np.flatnonzero(nw == n)]
     if never or always:
-        warnings.warn(f"class {cname!r}: " + "; ".join(s for s in [
+        warnings.warn(f"in all {n} images: " + "; ".join(s for s in [
             f"never present: {never[:8]}{' ...' if len(never) > 8 else ''}" if never else "",
             f"present in every image: {always[:8]}{' ...' if len(always) > 8 else ''}" if always else ""] if s) +
-            " — these words cannot explain errors in this class and are left out of its ranking (drop them from the vocabulary to silence this)")
+            " — these words cannot explain any error and are left out of the ranking (drop them from the vocabulary to silence this)")
 
 # %% ../nbs/16_detect.ipynb #c020
 def word_stats(present, # [N, V] bool: the word is in image i (a scorer's decision)
@@ -211,6 +212,7 @@ def word_stats(present, # [N, V] bool: the word is in image i (a scorer's decisi
     grounded = np.ones(len(words), bool) if grounded is None else np.asarray(grounded, bool)
     reason = list(reason) if reason is not None else [""] * len(words)
     rng, rows, q = np.random.default_rng(seed), [], [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    if warn: _warn_uninformative([w for w, g in zip(words, grounded) if g], P_all[:, grounded].sum(0), len(ok))   # ungrounded: apart
     for c, cname in enumerate(classnames):
         ix = np.flatnonzero(y == c); n = len(ix)
         if n < 2 * min_count and warn:
@@ -223,7 +225,6 @@ def word_stats(present, # [N, V] bool: the word is in image i (a scorer's decisi
         mi = mutual_information(P_all[ix], ~ok[ix])
         p_gap, p_mi = permutation_pvalues(P_all[ix], ~ok[ix])              # [V] each
         nw = P.sum(0).astype(int)
-        if warn: _warn_uninformative(cname, [w for w, g in zip(words, grounded) if g], nw[grounded], n)   # ungrounded words are reported apart
         skip = set((exclude or {}).get(cname, ()))
         for v, word in enumerate(words):
             kept = bool(nw[v] >= min_count and n - nw[v] >= min_count and word.lower() not in skip)
@@ -431,7 +432,7 @@ class DetectorScorer(Scorer):
 
     def pixels(self, images) -> torch.Tensor:
         "uint8 [B, H, W, 3] → the detector's input [B, 3, S, S]: padded to a square (grey, as OWLv2), resized, normalised."
-        x = torch.as_tensor(np.asarray(images)).permute(0, 3, 1, 2).float() / 255
+        x = torch.as_tensor(np.array(images)).permute(0, 3, 1, 2).float() / 255
         H, W = x.shape[-2:]; s = max(H, W)
         x = F.pad(x, (0, s - W, 0, s - H), value=0.5)
         x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
@@ -572,7 +573,7 @@ def plot_word_stats(table: pd.DataFrame, top: int = 8, by: str = "gap", path=Non
         t = t.assign(word=[f"{w} *" if p else w for w, p in zip(t.word, t.passed)])
         sns.barplot(t, x="gap", y="word", hue="mi", palette="rocket_r", dodge=False, legend=False, ax=ax)
         ax.errorbar(t.gap, np.arange(len(t)), xerr=[t.gap - t.gap_lo, t.gap_hi - t.gap], fmt="none", ecolor="k", lw=1)
-        ax.axvline(0, color="grey", lw=0.8)
+        ax.axvline(0, color="grey", lw=0.8); ax.xaxis.set_major_locator(plt.MaxNLocator(4))   # few ticks: labels never touch
         ax.set(title=f"{c} (n={int(t.n.max()) if len(t) else 0})", xlabel="accuracy gap: with − without the word", ylabel="")
     fig.suptitle(f"words ranked by {by} (colour: mutual information with errors; bars: {100 * 0.95:.0f}% bootstrap interval; *: passed the test)", fontsize=9)
     fig.tight_layout()

@@ -51,7 +51,7 @@ def test_filter_and_bad_word_warnings():
     with pytest.warns(UserWarning) as rec:
         t = T.word_stats(P, ok, y, ["sky", "digit", "w"], ["big", "small"], min_count=3, n_boot=20)
     msgs = " ".join(str(m.message) for m in rec)
-    assert "class 'big': never present: ['sky']; present in every image: ['digit']" in msgs
+    assert "in all 12 images: never present: ['sky']; present in every image: ['digit']" in msgs
     assert "class 'small' has 4 images" in msgs and "lower min_count" in msgs
     kept = t[t.kept].set_index(["cls", "word"]).index.tolist()
     assert kept == [("big", "w")]                                               # 4 with, 4 without in 'big'; nothing in 'small'

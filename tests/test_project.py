@@ -102,10 +102,7 @@ def test_no_progress_bar_glyphs_saved_in_notebooks():
 # test fails when a pending notebook is clean, so the entry cannot outlive its fix).
 MACHINE_NOISE = re.compile(r"/tmp/|/work/|/home/|Warning:")
 NOISE_ALLOWED = {}       # {("nbs/xx.ipynb", "cell id"): "why a warning is the point of this cell"}
-NOISE_PENDING = {
-    "nbs/16_detect.ipynb": "spurnb.detect warns about its own default vocabulary (detect.py's _warn_uninformative and the "
-                           "few-images warning) and prints tmp output paths: fixed at the source and re-executed by its owner (issue 22)",
-}
+NOISE_PENDING = {}      # {"nbs/xx.ipynb": "why its owner still has to re-execute it"}
 
 
 def _output_text(o: dict) -> str:

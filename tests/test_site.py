@@ -23,7 +23,7 @@ REPO = _ini["DEFAULT"]["git_url"].rstrip("/")
 DEPLOYED = _ini["DEFAULT"]["doc_host"].rstrip("/") + _ini["DEFAULT"]["doc_baseurl"].rstrip("/") + "/"
 RAW_TEX = re.compile(r"\$\$|\\(?:frac|mathbb|mathcal|mathrm|text|sum|left|right|cdot|lambda|tau|exp|log|operatorname|hat|top|mid|in|le|ge)\b|\$[^$\n]{1,80}\$")
 MACHINE_NOISE = re.compile(r"/tmp/|/work/|/home/|Warning:")   # as tests/test_project.py checks the notebooks' saved outputs
-NOISE_PENDING = {"detect.html"}  # their notebooks are in tests/test_project.py's NOISE_PENDING (issue 22)
+NOISE_PENDING = set()  # pages whose notebooks are in tests/test_project.py's NOISE_PENDING
 
 _SPILL_JS = """function _spill(art) {   // elements that stick out of the text column, other than inside a scrolling box
   const R = art.getBoundingClientRect(), out = [];   // Furo lets headings and table frames reach .5rem (8 px) out, by design
