@@ -213,7 +213,7 @@ SECTIONS = {
     "Baselines": ["baselines"],
     "Detection": ["detect", "tutorials/label_free"],
     "Application": ["experiment", "study", "front", "cli"],
-    "Studies": ["tutorials/paper_regime", "tutorials/mechanism", "speed"],
+    "Studies": ["tutorials/paper_regime", "tutorials/replication", "tutorials/mechanism", "speed"],
 }
 
 
