@@ -28,15 +28,23 @@ __all__ = ['ATTRIBUTIONS', 'ZeroShotHead', 'attribute', 'object_share', 'overlap
 
 # %% ../nbs/11_attribution.ipynb #4e390495
 class ZeroShotHead(nn.Module):
-    "Images → zero-shot logits `τ · normalise(adapter.encode_image(x)) @ normalise(text_emb).T`, `[B, K]`."
+    """Images → zero-shot logits `τ · normalise(adapter.encode_image(x)) @ normalise(text_emb).T`,
+    `[B, K]`."""
     def __init__(self, adapter, text_emb: torch.Tensor, logit_scale: float | None = None):
         super().__init__()
         t = text_emb.detach().float()
-        if t.ndim not in (2, 3): raise ValueError(f"text_emb must be [K, D] or [T, K, D], got shape {tuple(text_emb.shape)}")
-        self.adapter, self.text = adapter, class_head(F.normalize(t, dim=-1))   # [K, D]: ē, as every method's head
-        self.scale = float(torch.as_tensor(adapter.logit_scale if logit_scale is None else logit_scale).detach())
+        if t.ndim not in (2, 3):
+            raise ValueError(
+                f"text_emb must be [K, D] or [T, K, D], got shape {tuple(text_emb.shape)}"
+            )
+        # [K, D]: ē, as every method's head
+        self.adapter, self.text = adapter, class_head(F.normalize(t, dim=-1))
+        self.scale = float(
+            torch.as_tensor(adapter.logit_scale if logit_scale is None else logit_scale).detach()
+        )
     def forward(self, x):
-        "Zero-shot logits `[B, K]`: the scaled cosines of the images `x` with the fixed text directions."
+        """Zero-shot logits `[B, K]`: the scaled cosines of the images `x` with the fixed text
+        directions."""
         z = self.adapter.encode_image(x)                                  # [B, D]
         return zeroshot_logits(z, self.text.to(z.device), self.scale)     # [B, K]
 
@@ -45,18 +53,33 @@ def _as_forward(adapter, head) -> Callable:
     "A forward function images → logits from `head` (text embeddings or a callable)."
     if isinstance(head, torch.Tensor): return ZeroShotHead(adapter, head)
     if callable(head): return head
-    raise TypeError(f"head must be text embeddings [K, D] / [T, K, D] or a callable images → logits, got {type(head).__name__}")
+    raise TypeError(
+        "head must be text embeddings [K, D] / [T, K, D] or a callable images → logits, got"
+        f" {type(head).__name__}"
+    )
 
 def _resolve(adapter, images, head, targets):
     "→ (forward, LongTensor[B] targets) for `attribute`."
     B = len(images)
-    if isinstance(targets, str) or (isinstance(targets, (list, tuple)) and targets and isinstance(targets[0], str)):
+    if isinstance(targets, str) or (
+        isinstance(targets, (list, tuple)) and targets and isinstance(targets[0], str)
+    ):
         texts = [targets] if isinstance(targets, str) else list(targets)
-        if len(texts) not in (1, B): raise ValueError(f"give one target text or one per image ({B}), got {len(texts)}")
-        tokens = adapter.tokenize(texts) if hasattr(adapter, "tokenize") else adapter.tokenizer(texts).to(images.device)
-        with torch.no_grad(): emb = adapter.encode_text(tokens).float()                                        # [n, D]
+        if len(texts) not in (1, B):
+            raise ValueError(f"give one target text or one per image ({B}), got {len(texts)}")
+        tokens = (
+            adapter.tokenize(texts)
+            if hasattr(adapter, "tokenize")
+            else adapter.tokenizer(texts).to(images.device)
+        )
+        # [n, D]
+        with torch.no_grad(): emb = adapter.encode_text(tokens).float()
         fwd = ZeroShotHead(adapter, emb)
-        return fwd, torch.arange(len(texts)).expand(B).clone() if len(texts) == B else torch.zeros(B, dtype=torch.long)
+        return fwd, (
+            torch.arange(len(texts)).expand(B).clone()
+            if len(texts) == B
+            else torch.zeros(B, dtype=torch.long)
+        )
     fwd = _as_forward(adapter, head)
     if targets is None:
         with torch.no_grad(): return fwd, fwd(images).argmax(-1).cpu()
@@ -72,13 +95,19 @@ class _GridProbe(nn.Module):
 
 @contextlib.contextmanager
 def _grid_layer(adapter, layer: nn.Module | None = None):
-    "Yield a module whose output is the Grad-CAM grid `[B, C, h, w]` of `layer` (default `adapter.gradcam_layer`)."
+    """Yield a module whose output is the Grad-CAM grid `[B, C, h, w]` of `layer` (default
+    `adapter.gradcam_layer`)."""
     layer, reshape = layer or adapter.gradcam_layer, getattr(adapter, "reshape_transform", None)
     if reshape is None: yield layer; return
     probe = _GridProbe()
     def hook(mod, inp, out):
-        src = reshape(torch.arange(out.numel(), device=out.device, dtype=torch.float64).view_as(out)).round().long()
-        grid = probe(reshape(out))                                         # [B, C, h, w]; Captum hooks here
+        src = (
+            reshape(torch.arange(out.numel(), device=out.device, dtype=torch.float64).view_as(out))
+            .round()
+            .long()
+        )
+        # [B, C, h, w]; Captum hooks here
+        grid = probe(reshape(out))
         flat = out.flatten().clone(); flat[src.flatten()] = grid.flatten().to(out.dtype)
         return flat.view_as(out)
     handle = layer.register_forward_hook(hook)
@@ -90,9 +119,12 @@ ATTRIBUTIONS = Registry("attribution method")
 
 @ATTRIBUTIONS.register("gradcam")
 def _gradcam(adapter, forward, x, target, relu: bool = True, layer: nn.Module | None = None):
-    "Grad-CAM on `layer` (default `adapter.gradcam_layer`; ViT tokens reshaped by `adapter.reshape_transform`) → `[B, h, w]`."
+    """Grad-CAM on `layer` (default `adapter.gradcam_layer`; ViT tokens reshaped by
+    `adapter.reshape_transform`) → `[B, h, w]`."""
     with _grid_layer(adapter, layer) as layer:
-        return LayerGradCam(forward, layer).attribute(x, target=target, relu_attributions=relu)[:, 0]
+        return LayerGradCam(forward, layer).attribute(x, target=target, relu_attributions=relu)[
+            :, 0
+        ]
 
 # %% ../nbs/11_attribution.ipynb #9f7b8a57
 def _pixels(a): return a.sum(1)   # [B, 3, H, W] → [B, H, W], signed sum over colour channels
@@ -100,14 +132,16 @@ def _pixels(a): return a.sum(1)   # [B, 3, H, W] → [B, H, W], signed sum over 
 @ATTRIBUTIONS.register("integrated_gradients")
 def _integrated_gradients(adapter, forward, x, target, n_steps: int = 16, baseline: float | torch.Tensor = 0.0,
                           internal_batch_size: int = 64):
-    "Integrated Gradients from `baseline` with `n_steps` Riemann/Gauss–Legendre steps → `[B, H, W]`."
+    """Integrated Gradients from `baseline` with `n_steps` Riemann/Gauss–Legendre steps → `[B, H,
+    W]`."""
     return _pixels(IntegratedGradients(forward).attribute(x, baselines=baseline, target=target, n_steps=n_steps,
                                                            internal_batch_size=internal_batch_size))
 
 @ATTRIBUTIONS.register("occlusion")
 def _occlusion(adapter, forward, x, target, window: int | None = None, stride: int | None = None,
                baseline: float = 0.0, perturbations_per_eval: int = 64):
-    "Occlusion with a square `window` (default H/8) moved by `stride` (default: the window, no overlap) → `[B, H, W]`."
+    """Occlusion with a square `window` (default H/8) moved by `stride` (default: the window, no
+    overlap) → `[B, H, W]`."""
     w = window or max(1, x.shape[-1] // 8); s = stride or w
     return _pixels(Occlusion(forward).attribute(x, sliding_window_shapes=(x.shape[1], w, w), strides=(x.shape[1], s, s),
                                                 baselines=baseline, target=target, perturbations_per_eval=perturbations_per_eval))
@@ -117,7 +151,11 @@ def _gradient_shap(adapter, forward, x, target, n_samples: int = 16, stdevs: flo
     "GradientShap with `n_baselines` Gaussian baselines around zero → `[B, H, W]`."
     g = torch.Generator(device="cpu").manual_seed(seed)
     baselines = (0.5 * torch.randn((n_baselines, *x.shape[1:]), generator=g)).to(x.device)
-    return _pixels(GradientShap(forward).attribute(x, baselines=baselines, target=target, n_samples=n_samples, stdevs=stdevs))
+    return _pixels(
+        GradientShap(forward).attribute(
+            x, baselines=baselines, target=target, n_samples=n_samples, stdevs=stdevs
+        )
+    )
 
 # %% ../nbs/11_attribution.ipynb #3cd8122d
 def attribute(adapter, images: torch.Tensor, head=None, targets=None, method: str = "gradcam", smooth: float = 0.0,
@@ -125,12 +163,14 @@ def attribute(adapter, images: torch.Tensor, head=None, targets=None, method: st
     """Attribution maps `[B, H, W]` (input resolution, detached) of `head`'s target logits for `images` `[B, 3, H, W]`.
     `head`: class text embeddings `[K, D]`/`[T, K, D]` (CLIP zero-shot head) or a callable images → logits.
     `targets`: None (predicted class), int or `[B]` class indices, or a text / `B` texts to explain instead.
-    `method`: a name in `ATTRIBUTIONS`; `smooth`: Gaussian sigma in pixels (0 = none); `upsample`: "bilinear" or "nearest"."""
+    `method`: a name in `ATTRIBUTIONS`; `smooth`: Gaussian sigma in pixels (0 = none); `upsample`: "bilinear" or "nearest".
+    """
     fn = ATTRIBUTIONS[method]
     model = adapter.model; was_training = model.training; model.eval()
     try:
         fwd, t = _resolve(adapter, images, head, targets)
-        a = fn(adapter, fwd, images, t.to(images.device), **kw).detach().float()          # [B, h, w]
+        # [B, h, w]
+        a = fn(adapter, fwd, images, t.to(images.device), **kw).detach().float()
     finally: model.train(was_training)
     if a.shape[-2:] != images.shape[-2:]:
         a = F.interpolate(a[:, None], size=images.shape[-2:], mode=upsample,
@@ -143,22 +183,34 @@ def attribute(adapter, images: torch.Tensor, head=None, targets=None, method: st
 # %% ../nbs/11_attribution.ipynb #bce7af48
 def _mask_like(masks, maps):
     m = masks.float()
-    if m.ndim == maps.ndim + 1: m = m[:, 0]                                    # [B, 1, H, W] → [B, H, W]
+    # [B, 1, H, W] → [B, H, W]
+    if m.ndim == maps.ndim + 1: m = m[:, 0]
     if m.shape != maps.shape:
-        raise ValueError(f"masks {tuple(masks.shape)} do not match maps {tuple(maps.shape)}: give masks at the maps' resolution")
+        raise ValueError(
+            f"masks {tuple(masks.shape)} do not match maps {tuple(maps.shape)}: give masks at the"
+            " maps' resolution"
+        )
     return m.to(maps.device)
 
 def object_share(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    "Σ_mask A⁺ / Σ A⁺ per image (`[B]`, nan where the map has no positive mass); masks `[B, H, W]` or `[B, 1, H, W]`."
+    """Σ_mask A⁺ / Σ A⁺ per image (`[B]`, nan where the map has no positive mass); masks `[B, H, W]`
+    or `[B, 1, H, W]`."""
     pos = maps.float().clamp(min=0); m = _mask_like(masks, pos)
     tot = pos.flatten(1).sum(1)
-    return torch.where(tot > 0, (pos * m).flatten(1).sum(1) / tot.clamp(min=1e-30), torch.full_like(tot, float("nan")))
+    return torch.where(
+        tot > 0,
+        (pos * m).flatten(1).sum(1) / tot.clamp(min=1e-30),
+        torch.full_like(tot, float("nan")),
+    )
 
 def overlap_score(maps: torch.Tensor, masks: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-    "Σ(M·C) / (ΣM + ΣC) per image (`[B]`), C = A⁺ scaled to max 1 per image when `normalize` (the reference's score)."
+    """Σ(M·C) / (ΣM + ΣC) per image (`[B]`), C = A⁺ scaled to max 1 per image when `normalize` (the
+    reference's score)."""
     cam = maps.float().clamp(min=0); m = _mask_like(masks, cam)
     if normalize: cam = cam / cam.flatten(1).amax(1).clamp(min=1e-30)[:, None, None]
-    return (m * cam).flatten(1).sum(1) / (m.flatten(1).sum(1) + cam.flatten(1).sum(1)).clamp(min=1e-30)
+    return (m * cam).flatten(1).sum(1) / (m.flatten(1).sum(1) + cam.flatten(1).sum(1)).clamp(
+        min=1e-30
+    )
 
 def mask_fraction(masks: torch.Tensor) -> torch.Tensor:
     "Area fraction of each mask (`[B]`): the object share of a uniform map."
@@ -167,27 +219,44 @@ def mask_fraction(masks: torch.Tensor) -> torch.Tensor:
 # %% ../nbs/11_attribution.ipynb #de395374
 def group_scores(scores: torch.Tensor, g: torch.Tensor, n_groups: int | None = None, n_boot: int = 1000,
                  ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    "Per-group mean of `scores` `[N]` (nan dropped) with a stratified-bootstrap `ci` interval: columns group, n, mean, lo, hi."
-    s, g = torch.as_tensor(scores, dtype=torch.float64).flatten(), torch.as_tensor(g).long().flatten()
+    """Per-group mean of `scores` `[N]` (nan dropped) with a stratified-bootstrap `ci` interval:
+    columns group, n, mean, lo, hi."""
+    s, g = (
+        torch.as_tensor(scores, dtype=torch.float64).flatten(),
+        torch.as_tensor(g).long().flatten(),
+    )
     ok = ~s.isnan(); s, g = s[ok], g[ok]
     G = int(n_groups if n_groups is not None else (int(g.max()) + 1 if len(g) else 0))
     n = torch.bincount(g, minlength=G).double()                                       # [G]
     mean = torch.zeros(G, dtype=torch.float64).scatter_add_(0, g, s) / n
-    order = torch.argsort(g, stable=True); start = torch.cumsum(n, 0) - n             # group blocks in sorted order
+    # group blocks in sorted order
+    order = torch.argsort(g, stable=True); start = torch.cumsum(n, 0) - n
     gen = torch.Generator().manual_seed(seed)
-    pos = (torch.rand(n_boot, len(g), generator=gen, dtype=torch.float64) * n[g]).long()  # [n_boot, N] within-group draws
-    draws = s[order[(start[g].long() + pos)]]                                          # resampled scores, same groups
-    boot = torch.zeros(n_boot, G, dtype=torch.float64).scatter_add_(1, g.expand(n_boot, -1), draws) / n
-    lo, hi = (torch.quantile(boot, q, dim=0) for q in ((1 - ci) / 2, (1 + ci) / 2)) if len(g) else (mean, mean)
-    return pd.DataFrame(dict(group=range(G), n=n.long().numpy(), mean=mean.numpy(), lo=lo.numpy(), hi=hi.numpy()))
+    # [n_boot, N] within-group draws
+    pos = (torch.rand(n_boot, len(g), generator=gen, dtype=torch.float64) * n[g]).long()
+    # resampled scores, same groups
+    draws = s[order[(start[g].long() + pos)]]
+    boot = (
+        torch.zeros(n_boot, G, dtype=torch.float64).scatter_add_(1, g.expand(n_boot, -1), draws) / n
+    )
+    lo, hi = (
+        (torch.quantile(boot, q, dim=0) for q in ((1 - ci) / 2, (1 + ci) / 2))
+        if len(g)
+        else (mean, mean)
+    )
+    return pd.DataFrame(
+        dict(group=range(G), n=n.long().numpy(), mean=mean.numpy(), lo=lo.numpy(), hi=hi.numpy())
+    )
 
 # %% ../nbs/11_attribution.ipynb #998dff34
 def head_prefixes(adapter) -> tuple:
-    "Parameter-name prefixes of the adapter's image head: its model family's `head_params` (`spurnb.models.Family`)."
+    """Parameter-name prefixes of the adapter's image head: its model family's `head_params`
+    (`spurnb.models.Family`)."""
     return tuple(adapter.fam.head_params)
 
 def randomized_copy(adapter, prefixes: Sequence[str] | None = None, seed: int = 0):
-    "A deep copy of `adapter` whose parameters under `prefixes` (default: the image head) are re-drawn at random."
+    """A deep copy of `adapter` whose parameters under `prefixes` (default: the image head) are
+    re-drawn at random."""
     prefixes = tuple(prefixes or head_prefixes(adapter)); new = copy.deepcopy(adapter)
     gen = torch.Generator().manual_seed(seed); hit = []
     with torch.no_grad():
@@ -195,22 +264,29 @@ def randomized_copy(adapter, prefixes: Sequence[str] | None = None, seed: int = 
             if name.startswith(prefixes):
                 std = float(p.std()) if p.numel() > 1 and float(p.std()) > 0 else 0.02
                 p.copy_(torch.randn(p.shape, generator=gen) * std); hit.append(name)
-    if not hit: raise ValueError(f"no parameter of {type(new.model).__name__} starts with {prefixes}")
+    if not hit:
+        raise ValueError(f"no parameter of {type(new.model).__name__} starts with {prefixes}")
     return new
 
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    "Spearman rank correlation (ties averaged) between each pair of maps `a[i]`, `b[i]` (`[B]`; nan for a constant map)."
-    a, b = (pd.DataFrame(x.detach().flatten(1).double().cpu().numpy().T) for x in (a, b))   # one column per map
-    with np.errstate(all="ignore"): return torch.tensor(a.rank().corrwith(b.rank()).values)           # Pearson of ranks
+    """Spearman rank correlation (ties averaged) between each pair of maps `a[i]`, `b[i]` (`[B]`;
+    nan for a constant map)."""
+    # one column per map
+    a, b = (pd.DataFrame(x.detach().flatten(1).double().cpu().numpy().T) for x in (a, b))
+    # Pearson of ranks
+    with np.errstate(all="ignore"): return torch.tensor(a.rank().corrwith(b.rank()).values)
 
 # %% ../nbs/11_attribution.ipynb #637a0edf
 def sample_per_group(dataset, n_per_group: int = 8, seed: int = 0) -> torch.Tensor:
-    "Indices of up to `n_per_group` random items of each group of `dataset` (by `dataset.g`), group by group."
+    """Indices of up to `n_per_group` random items of each group of `dataset` (by `dataset.g`),
+    group by group."""
     g = torch.as_tensor(dataset.g).long()
     perm = torch.randperm(len(g), generator=torch.Generator().manual_seed(seed))
-    order = perm[torch.argsort(g[perm], stable=True)]                        # random within group, groups ascending
+    # random within group, groups ascending
+    order = perm[torch.argsort(g[perm], stable=True)]
     counts = torch.bincount(g, minlength=int(g.max()) + 1); start = counts.cumsum(0) - counts
-    rank = torch.arange(len(g)) - start[g[order]]                              # position inside its group
+    # position inside its group
+    rank = torch.arange(len(g)) - start[g[order]]
     return order[rank < n_per_group]
 
 # %% ../nbs/11_attribution.ipynb #c852dc1a
@@ -219,8 +295,14 @@ def _batch(dataset, idx) -> dict:
     return {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in items[0]}
 
 def _preprocessed(dataset, adapter, preprocess: bool = True):
-    "A shallow copy of `dataset` that feeds the model as it was trained: the adapter's `preprocess`, masks resized alike."
-    if not preprocess or getattr(adapter, "preprocess", None) is None or not hasattr(dataset, "transform"): return dataset
+    """A shallow copy of `dataset` that feeds the model as it was trained: the adapter's
+    `preprocess`, masks resized alike."""
+    if (
+        not preprocess
+        or getattr(adapter, "preprocess", None) is None
+        or not hasattr(dataset, "transform")
+    ):
+        return dataset
     ds = adapter.preprocessed(dataset)
     ds.mask_transform = mask_resize_center_crop(adapter.image_size)
     return ds
@@ -232,7 +314,11 @@ def attribution_maps(adapter, dataset, head, idx, methods: Sequence[str] = ("gra
     `target`: "pred" (predicted class), "label" (true class), any other string = a text to explain, or a function
     batch dict → targets (e.g. one text per image).
     `preprocess`: feed images through `adapter.preprocess` (as `spurnb.methods` does); `method_kw`: {method: options}."""
-    if not getattr(dataset, "has_masks", True): raise ValueError(f"{getattr(dataset, 'name', 'dataset')} has no object masks; attribution scores need them")
+    if not getattr(dataset, "has_masks", True):
+        raise ValueError(
+            f"{getattr(dataset, 'name', 'dataset')} has no object masks; attribution scores need"
+            " them"
+        )
     dataset = _preprocessed(dataset, adapter, preprocess)
     device = device or next(adapter.model.parameters()).device
     out = {k: [] for k in ("image", "mask", "y", "g", "idx", "pred")}; maps = {m: [] for m in methods}
@@ -240,16 +326,27 @@ def attribution_maps(adapter, dataset, head, idx, methods: Sequence[str] = ("gra
     for b0 in range(0, len(idx), batch_size):
         b = _batch(dataset, idx[b0:b0 + batch_size]); x = b["image"].to(device)
         with torch.no_grad(): pred = fwd(x).argmax(-1).cpu()
-        t = target(b) if callable(target) else pred if target == "pred" else b["y"] if target == "label" else target
-        for m in methods: maps[m].append(attribute(adapter, x, head, t, method=m, **kw, **(method_kw or {}).get(m, {})).cpu())
+        t = (
+            target(b)
+            if callable(target)
+            else pred if target == "pred" else b["y"] if target == "label" else target
+        )
+        for m in methods:
+            maps[m].append(
+                attribute(adapter, x, head, t, method=m, **kw, **(method_kw or {}).get(m, {})).cpu()
+            )
         for k in ("image", "mask", "y", "g", "idx"): out[k].append(b[k])
         out["pred"].append(pred)
-    return {**{k: torch.cat(v) for k, v in out.items()}, "maps": {m: torch.cat(v) for m, v in maps.items()}}
+    return {
+        **{k: torch.cat(v) for k, v in out.items()},
+        "maps": {m: torch.cat(v) for m, v in maps.items()},
+    }
 
 # %% ../nbs/11_attribution.ipynb #f15a9fc0
 def score_table(res: dict, n_groups: int | None = None, group_names: Sequence[str] | None = None, n_boot: int = 1000,
                 seed: int = 0) -> pd.DataFrame:
-    "Per method × group: n, share (+ lo/hi), overlap (+ lo/hi) and chance (mean mask area), from `attribution_maps` output."
+    """Per method × group: n, share (+ lo/hi), overlap (+ lo/hi) and chance (mean mask area), from
+    `attribution_maps` output."""
     g = res["g"]; G = n_groups or int(g.max()) + 1; rows = []
     chance = group_scores(mask_fraction(res["mask"]), g, G, n_boot=1, seed=seed)["mean"]
     for m, maps in res["maps"].items():
@@ -266,9 +363,19 @@ def group_accuracy(adapter, dataset, head, batch_size: int = 128, device: str | 
     device = device or next(adapter.model.parameters()).device; fwd = _as_forward(adapter, head)
     was = adapter.model.training; adapter.model.eval()
     try:
-        if hasattr(adapter, "input_batches") and hasattr(dataset, "transform") and hasattr(dataset, "g"):   # images decoded by DataLoader workers (spurnb.models)
+        # images decoded by DataLoader workers (spurnb.models)
+        if (
+            hasattr(adapter, "input_batches")
+            and hasattr(dataset, "transform")
+            and hasattr(dataset, "g")
+        ):
             ix = torch.arange(len(dataset)).split(batch_size)
-            loader = (dict(image=x, y=dataset.y[i], g=dataset.g[i]) for i, x in zip(ix, adapter.input_batches(dataset, batch_size, transform=dataset.transform)))
+            loader = (
+                dict(image=x, y=dataset.y[i], g=dataset.g[i])
+                for i, x in zip(
+                    ix, adapter.input_batches(dataset, batch_size, transform=dataset.transform)
+                )
+            )
         else: loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0)
         c = collect(lambda b: fwd(b["image"].to(device)), loader)
     finally: adapter.model.train(was)
@@ -277,23 +384,34 @@ def group_accuracy(adapter, dataset, head, batch_size: int = 128, device: str | 
 # %% ../nbs/11_attribution.ipynb #69c0edac
 def _denormalizer(adapter) -> Callable:
     "A function undoing the `Normalize` in `adapter.preprocess` (if any), then clipping to [0, 1]."
-    try: mean, std = _normalize_of(adapter.preprocess)                  # spurnb.models finds it, as preprocess_batch does
+    # spurnb.models finds it, as preprocess_batch does
+    try: mean, std = _normalize_of(adapter.preprocess)
     except (AttributeError, ValueError): return lambda x: x.float().cpu().clamp(0, 1)
     return lambda x: (x.float().cpu() * std[0] + mean[0]).clamp(0, 1)
 
 def _fit_title(name: str, size: float) -> str:
-    "`name` wrapped to the width of a gallery column (`size` inches: about 9 characters of 7-point text per inch) at spaces, '-' and ':'."
+    """`name` wrapped to the width of a gallery column (`size` inches: about 9 characters of 7-point
+    text per inch) at spaces, '-' and ':'."""
     import re, textwrap
-    return textwrap.fill(re.sub(r"([-:])", r"\1 ", name), max(6, int(size * 9))).replace("- ", "-").replace(": ", ":")
+    return (
+        textwrap.fill(re.sub(r"([-:])", r"\1 ", name), max(6, int(size * 9)))
+        .replace("- ", "-")
+        .replace(": ", ":")
+    )
 
 def plot_gallery(results: dict, group_names: Sequence[str], n_show: int = 2, denorm: Callable | None = None,
                  size: float = 1.25, cmap: str = "jet", alpha: float = 0.5):
-    "Gallery figure from `{model name: attribution_maps output}` (same items for every model): rows = groups × `n_show`."
+    """Gallery figure from `{model name: attribution_maps output}` (same items for every model):
+    rows = groups × `n_show`."""
     first = next(iter(results.values())); denorm = denorm or (lambda x: x.float().clamp(0, 1))
-    rows = torch.cat([(first["g"] == k).nonzero().flatten()[:n_show] for k in range(len(group_names))])
+    rows = torch.cat(
+        [(first["g"] == k).nonzero().flatten()[:n_show] for k in range(len(group_names))]
+    )
     cols = [(name, m) for name, r in results.items() for m in r["maps"]]
     multi = len({m for _, m in cols}) > 1
-    fig, axs = plt.subplots(len(rows), 1 + len(cols), figsize=(size * (1 + len(cols)), size * len(rows)), squeeze=False)
+    fig, axs = plt.subplots(
+        len(rows), 1 + len(cols), figsize=(size * (1 + len(cols)), size * len(rows)), squeeze=False
+    )
     for i, r in enumerate(rows.tolist()):
         img, mask = denorm(first["image"][r]).permute(1, 2, 0).numpy(), first["mask"][r, 0].numpy()
         for j, ax in enumerate(axs[i]):
@@ -303,8 +421,11 @@ def plot_gallery(results: dict, group_names: Sequence[str], n_show: int = 2, den
                 if i == 0: ax.set_title("image", fontsize=8)
                 continue
             name, m = cols[j - 1]; a = results[name]["maps"][m][r].clamp(min=0)
-            ax.imshow((a / a.max().clamp(min=1e-30)).numpy(), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
-            sh = object_share(a[None], results[name]["mask"][r:r + 1]).item()   # nan: the map has no positive mass
+            ax.imshow(
+                (a / a.max().clamp(min=1e-30)).numpy(), cmap=cmap, alpha=alpha, vmin=0, vmax=1
+            )
+            # nan: the map has no positive mass
+            sh = object_share(a[None], results[name]["mask"][r:r + 1]).item()
             ax.text(1, 1, "–" if math.isnan(sh) else f"{sh:.2f}", color="white", fontsize=7, va="top", ha="left", transform=ax.transData,
                     bbox=dict(facecolor="black", alpha=0.5, pad=1, lw=0))
             if i == 0: ax.set_title(_fit_title(f"{name} {m}" if multi else name, size), fontsize=7)
@@ -313,26 +434,47 @@ def plot_gallery(results: dict, group_names: Sequence[str], n_show: int = 2, den
 
 # %% ../nbs/11_attribution.ipynb #741553d6
 def plot_share(table: pd.DataFrame, score: str = "share", size=(8.5, 2.8)):
-    "Object share (or `score`='overlap') per group and model/method, next to group accuracy (`acc` column, if present)."
-    t = table.assign(series=table["model"] + ("/" + table["method"] if table["method"].nunique() > 1 else "") if "model" in table else table["method"])
+    """Object share (or `score`='overlap') per group and model/method, next to group accuracy (`acc`
+    column, if present)."""
+    t = table.assign(
+        series=(
+            table["model"] + ("/" + table["method"] if table["method"].nunique() > 1 else "")
+            if "model" in table
+            else table["method"]
+        )
+    )
     has_acc = "acc" in t and t["acc"].notna().any()
-    fig, axs = plt.subplots(1, 2 if has_acc else 1, figsize=size if has_acc else (size[0] / 1.6, size[1]), squeeze=False)
+    fig, axs = plt.subplots(
+        1, 2 if has_acc else 1, figsize=size if has_acc else (size[0] / 1.6, size[1]), squeeze=False
+    )
     groups = list(dict.fromkeys(t["group_name"])); series = list(dict.fromkeys(t["series"]))
     x, w = np.arange(len(groups)), 0.8 / len(series); colors = sns.color_palette("colorblind", len(series))
     for k, name in enumerate(series):
         d = t[t.series == name].set_index("group_name").loc[groups]
         axs[0, 0].bar(x + (k - (len(series) - 1) / 2) * w, d[score], w, color=colors[k], label=name,
                       yerr=[d[score] - d[f"{score}_lo"], d[f"{score}_hi"] - d[score]], capsize=2, error_kw=dict(lw=0.8))
-    if has_acc:                                                                 # accuracy belongs to a model, not a method
+    # accuracy belongs to a model, not a method
+    if has_acc:
         models = list(dict.fromkeys(t["model"])) if "model" in t else ["model"]; wa = 0.8 / len(models)
-        acc = t.assign(model=t["model"] if "model" in t else "model").groupby(["model", "group_name"])["acc"].first()
+        acc = (
+            t.assign(model=t["model"] if "model" in t else "model")
+            .groupby(["model", "group_name"])["acc"]
+            .first()
+        )
         for k, name in enumerate(models):
             axs[0, 1].bar(x + (k - (len(models) - 1) / 2) * wa, acc.loc[name].loc[groups], wa, label=name,
                           color=colors[series.index(next(sr for sr in series if sr.split("/")[0] == name))] if "model" in t else colors[0])
     chance = t.groupby("group_name", sort=False)["chance"].first().loc[groups]
-    axs[0, 0].scatter(x, chance, marker="_", s=400, color="black", label="chance (mask area)", zorder=3)
-    axs[0, 0].set(ylabel="object share" if score == "share" else "overlap score", ylim=(0, 1 if score == "share" else 0.5))
-    if has_acc: axs[0, 1].set(ylabel="group accuracy", ylim=(0, 1)); axs[0, 1].legend(fontsize=7, frameon=False)
+    axs[0, 0].scatter(
+        x, chance, marker="_", s=400, color="black", label="chance (mask area)", zorder=3
+    )
+    axs[0, 0].set(
+        ylabel="object share" if score == "share" else "overlap score",
+        ylim=(0, 1 if score == "share" else 0.5),
+    )
+    if has_acc:
+        axs[0, 1].set(ylabel="group accuracy", ylim=(0, 1))
+        axs[0, 1].legend(fontsize=7, frameon=False)
     for ax in axs[0]: ax.set_xticks(x, [g.replace(" / ", "\n") for g in groups], fontsize=7)
     axs[0, 0].legend(fontsize=7, frameon=False)
     sns.despine(fig); fig.tight_layout()
@@ -340,11 +482,16 @@ def plot_share(table: pd.DataFrame, score: str = "share", size=(8.5, 2.8)):
 
 # %% ../nbs/11_attribution.ipynb #978ba74a
 def _as_pair(model, head=None) -> tuple:
-    "(adapter, head) from a pair, or from a trained method (`.adapter` and `.image_classifier()`, see `spurnb.methods`)."
+    """(adapter, head) from a pair, or from a trained method (`.adapter` and `.image_classifier()`,
+    see `spurnb.methods`)."""
     if isinstance(model, tuple): return model
-    if hasattr(model, "image_classifier") and hasattr(model, "adapter"): return model.adapter, model.image_classifier()
-    if head is None: raise TypeError(f"{type(model).__name__} is neither an (adapter, head) pair nor a method with "
-                                     "`.adapter` and `.image_classifier()`; with an adapter, pass head= as well")
+    if hasattr(model, "image_classifier") and hasattr(model, "adapter"):
+        return model.adapter, model.image_classifier()
+    if head is None:
+        raise TypeError(
+            f"{type(model).__name__} is neither an (adapter, head) pair nor a method with "
+            "`.adapter` and `.image_classifier()`; with an adapter, pass head= as well"
+        )
     return model, head
 
 def compare_attributions(models: dict, dataset, out_dir=None, n_per_group: int = 8, methods: Sequence[str] = ("gradcam",),
@@ -360,24 +507,36 @@ def compare_attributions(models: dict, dataset, out_dir=None, n_per_group: int =
     models = {name: _as_pair(m) for name, m in models.items()}
     for name, (adapter, head) in models.items():
         results[name] = attribution_maps(adapter, dataset, head, idx, methods, target, batch_size=batch_size, preprocess=preprocess, **kw)
-        acc = (accuracy or {}).get(name) or group_accuracy(adapter, dataset, head, preprocess=preprocess)
+        acc = (accuracy or {}).get(name) or group_accuracy(
+            adapter, dataset, head, preprocess=preprocess
+        )
         tab = score_table(results[name], dataset.n_groups, names, n_boot, seed)
-        tables.append(tab.assign(model=name, acc=np.asarray(acc, float)[tab.group.values],
-                                 target=target if isinstance(target, str) else getattr(target, "__name__", "custom")))
+        tables.append(
+            tab.assign(
+                model=name,
+                acc=np.asarray(acc, float)[tab.group.values],
+                target=target if isinstance(target, str) else getattr(target, "__name__", "custom"),
+            )
+        )
     table = pd.concat(tables, ignore_index=True)[["model", "method", "target", "group", "group_name", "n", "share", "share_lo",
         "share_hi", "overlap", "overlap_lo", "overlap_hi", "chance", "acc"]]
     if out_dir is not None:
         out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
         with atomic_write(out / f"{prefix}_share.csv", "w") as f: table.to_csv(f, index=False)
         denorm = _denormalizer(next(iter(models.values()))[0])
-        for fname, fig in ((f"{prefix}_gallery.png", plot_gallery(results, names, n_show, denorm)), (f"{prefix}_share.png", plot_share(table))):
-            with atomic_write(out / fname, "wb") as f: fig.savefig(f, format="png", dpi=80 if "gallery" in fname else 110)
+        for fname, fig in (
+            (f"{prefix}_gallery.png", plot_gallery(results, names, n_show, denorm)),
+            (f"{prefix}_share.png", plot_share(table)),
+        ):
+            with atomic_write(out / fname, "wb") as f:
+                fig.savefig(f, format="png", dpi=80 if "gallery" in fname else 110)
             plt.close(fig)
     return (table, results) if return_maps else table
 
 # %% ../nbs/11_attribution.ipynb #7034fbdb
 def attribution_report(model, dataset, out_dir=None, head=None, name: str = "model", **kw) -> pd.DataFrame:
     """Write `attribution_share.csv`, `attribution_gallery.png` and `attribution_share.png` into `out_dir` (a run directory).
-    `model`: a trained method (`.adapter`, `.image_classifier()`), an adapter with `head=`, or a dict {name: either}."""
+    `model`: a trained method (`.adapter`, `.image_classifier()`), an adapter with `head=`, or a dict {name: either}.
+    """
     models = dict(model) if isinstance(model, dict) else {name: _as_pair(model, head)}
     return compare_attributions(models, dataset, out_dir, **kw)

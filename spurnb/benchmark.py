@@ -28,7 +28,8 @@ __all__ = ['OBJECT_SOURCES', 'DIGIT_NAMES', 'FASHION_NAMES', 'FASHION_DIRS', 'BA
 # %% ../nbs/06_benchmark.ipynb #08de491d
 @dataclass
 class ObjectSource:
-    "Grey object images (`images` float32 [N,h,w] in [0,1]) with integer `labels` naming `objectnames[label]`."
+    """Grey object images (`images` float32 [N,h,w] in [0,1]) with integer `labels` naming
+    `objectnames[label]`."""
     name: str
     images: np.ndarray
     labels: np.ndarray
@@ -44,49 +45,70 @@ def digits_source(source_dir=None) -> ObjectSource:
     "scikit-learn's bundled handwritten digits (1,797 images of 8×8, 17 grey levels)."
     from sklearn.datasets import load_digits
     d = load_digits()
-    return ObjectSource("digits", (d.images / 16).astype(np.float32), d.target.astype(np.int64), DIGIT_NAMES, "digit",
-                        {"even digit": DIGIT_NAMES[0::2], "odd digit": DIGIT_NAMES[1::2]})
+    return ObjectSource(
+        "digits",
+        (d.images / 16).astype(np.float32),
+        d.target.astype(np.int64),
+        DIGIT_NAMES,
+        "digit",
+        {"even digit": DIGIT_NAMES[0::2], "odd digit": DIGIT_NAMES[1::2]},
+    )
 
 # %% ../nbs/06_benchmark.ipynb #dbaad798
 FASHION_NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
 FASHION_DIRS = ["/usr/share/datasets/fashion-mnist"]
 
 def read_idx(path) -> np.ndarray:
-    "Read an IDX file (`.gz` or raw) of unsigned bytes into a numpy array, with torchvision's MNIST-format reader."
+    """Read an IDX file (`.gz` or raw) of unsigned bytes into a numpy array, with torchvision's
+    MNIST-format reader."""
     import tempfile
     from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
     path = Path(path)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             raw = path
-            if path.suffix == ".gz":                          # torchvision reads the raw file; its MNIST class unpacks first too
+            # torchvision reads the raw file; its MNIST class unpacks first too
+            if path.suffix == ".gz":
                 raw = Path(tmp) / path.stem
                 with gzip.open(path, "rb") as f: raw.write_bytes(f.read())
             x = read_sn3_pascalvincent_tensor(str(raw), strict=True)
     except (OSError, EOFError, AssertionError, KeyError, RuntimeError, ValueError) as e:
-        raise DataError(f"{path} is not an IDX file of unsigned bytes ({type(e).__name__}{': ' + str(e) if str(e) else ''}; "
-                        "expected the header 0000 08 <ndim>, one size per dimension, then exactly that many bytes)") from None
-    if x.dtype != torch.uint8: raise DataError(f"{path} holds {x.dtype} values, not the unsigned bytes of (Fashion-)MNIST")
+        raise DataError(
+            f"{path} is not an IDX file of unsigned bytes"
+            f" ({type(e).__name__}{': ' + str(e) if str(e) else ''}; expected the header 0000 08"
+            " <ndim>, one size per dimension, then exactly that many bytes)"
+        ) from None
+    if x.dtype != torch.uint8:
+        raise DataError(f"{path} holds {x.dtype} values, not the unsigned bytes of (Fashion-)MNIST")
     return x.numpy()
 
 @OBJECT_SOURCES.register("fashion-mnist")
 def fashion_mnist_source(source_dir=None) -> ObjectSource:
-    "Fashion-MNIST's 70,000 28×28 articles (train and t10k files together) from `source_dir` or the usual places."
+    """Fashion-MNIST's 70,000 28×28 articles (train and t10k files together) from `source_dir` or
+    the usual places."""
     dirs = [source_dir] if source_dir else [os.environ.get("SPURNB_FASHION_MNIST")] + FASHION_DIRS
     def find(d, stem):
         for suf in (".gz", ""):
             if (Path(d) / (stem + suf)).exists(): return Path(d) / (stem + suf)
     for d in filter(None, dirs):
-        files = [find(d, f"{p}-{k}") for p in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+        files = [
+            find(d, f"{p}-{k}")
+            for p in ("train", "t10k")
+            for k in ("images-idx3-ubyte", "labels-idx1-ubyte")
+        ]
         if all(files):
             ims = np.concatenate([read_idx(files[0]), read_idx(files[2])]); labs = np.concatenate([read_idx(files[1]), read_idx(files[3])])
-            if len(ims) != len(labs): raise DataError(f"{d}: {len(ims)} images but {len(labs)} labels")
+            if len(ims) != len(labs):
+                raise DataError(f"{d}: {len(ims)} images but {len(labs)} labels")
             return ObjectSource("fashion-mnist", ims.astype(np.float32) / 255, labs.astype(np.int64), FASHION_NAMES, "item",
                                 {"clothing": ["t-shirt", "trouser", "pullover", "dress", "coat", "shirt"],
                                  "footwear or bag": ["sandal", "sneaker", "bag", "ankle boot"]})
-    raise DataNotFoundError(f"Fashion-MNIST not found in {[str(d) for d in filter(None, dirs)]}: need train-images-idx3-ubyte.gz, "
-                    "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz. Install Debian's "
-                    "`dataset-fashion-mnist`, or pass `source_dir` (published at https://github.com/zalandoresearch/fashion-mnist).")
+    raise DataNotFoundError(
+        f"Fashion-MNIST not found in {[str(d) for d in filter(None, dirs)]}: need"
+        " train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,"
+        " t10k-labels-idx1-ubyte.gz. Install Debian's `dataset-fashion-mnist`, or pass"
+        " `source_dir` (published at https://github.com/zalandoresearch/fashion-mnist)."
+    )
 
 # %% ../nbs/06_benchmark.ipynb #5238e68a
 def _interp_matrix(src: int, dst: int) -> np.ndarray:
@@ -104,7 +126,8 @@ def resize_stack(x: np.ndarray, h: int, w: int | None = None) -> np.ndarray:
 def value_noise(rng, n: int, size: int, cells=(4, 8, 16), weights=(0.5, 0.3, 0.2)) -> np.ndarray:
     "Smooth random fields [n,size,size] in about [0,1]: octaves of upsampled random grids."
     out = np.zeros((n, size, size), np.float32)
-    for c, wt in zip(cells, weights): out += wt * resize_stack(rng.random((n, c + 1, c + 1), np.float32), size)
+    for c, wt in zip(cells, weights):
+        out += wt * resize_stack(rng.random((n, c + 1, c + 1), np.float32), size)
     return out / sum(weights)
 
 # %% ../nbs/06_benchmark.ipynb #8240b9e8
@@ -116,7 +139,11 @@ def _lerp(t, c0, c1):
     return c0 + t[..., None] * (c1 - c0)
 
 def _coords(n, size):
-    yy, xx = np.meshgrid(np.linspace(0, 1, size, dtype=np.float32), np.linspace(0, 1, size, dtype=np.float32), indexing="ij")
+    yy, xx = np.meshgrid(
+        np.linspace(0, 1, size, dtype=np.float32),
+        np.linspace(0, 1, size, dtype=np.float32),
+        indexing="ij",
+    )
     return yy[None], xx[None]
 
 @BACKGROUNDS.register("land")
@@ -128,8 +155,12 @@ def land_texture(rng, n, size):
 def water_texture(rng, n, size):
     "Blue water with horizontal, noise-warped waves."
     yy, _ = _coords(n, size); f = rng.uniform(4, 9, (n, 1, 1)).astype(np.float32); ph = rng.uniform(0, 6.283, (n, 1, 1)).astype(np.float32)
-    waves = 0.5 + 0.5 * np.sin(6.283 * (f * yy + 0.6 * value_noise(rng, n, size, (3, 6), (0.6, 0.4))) + ph)
-    return _lerp(0.65 * waves + 0.35 * value_noise(rng, n, size), (0.06, 0.22, 0.48), (0.30, 0.56, 0.80))
+    waves = 0.5 + 0.5 * np.sin(
+        6.283 * (f * yy + 0.6 * value_noise(rng, n, size, (3, 6), (0.6, 0.4))) + ph
+    )
+    return _lerp(
+        0.65 * waves + 0.35 * value_noise(rng, n, size), (0.06, 0.22, 0.48), (0.30, 0.56, 0.80)
+    )
 
 # %% ../nbs/06_benchmark.ipynb #5ea92fb5
 @BACKGROUNDS.register("sky")
@@ -157,19 +188,25 @@ def snow_texture(rng, n, size):
 def desert_texture(rng, n, size):
     "Sand with diagonal dunes."
     yy, xx = _coords(n, size); f = rng.uniform(2, 5, (n, 1, 1)).astype(np.float32)
-    dunes = 0.5 + 0.5 * np.sin(6.283 * (f * (xx + 0.5 * yy) + 0.5 * value_noise(rng, n, size, (3, 6), (0.6, 0.4))))
-    return _lerp(0.7 * dunes + 0.3 * value_noise(rng, n, size), (0.72, 0.50, 0.28), (0.90, 0.76, 0.50))
+    dunes = 0.5 + 0.5 * np.sin(
+        6.283 * (f * (xx + 0.5 * yy) + 0.5 * value_noise(rng, n, size, (3, 6), (0.6, 0.4)))
+    )
+    return _lerp(
+        0.7 * dunes + 0.3 * value_noise(rng, n, size), (0.72, 0.50, 0.28), (0.90, 0.76, 0.50)
+    )
 
 # %% ../nbs/06_benchmark.ipynb #d65a5a67
 def _canvases(backgrounds: np.ndarray, rng, S: int) -> np.ndarray:
-    "Fresh textures [N,S,S,3] named by `backgrounds` [N], drawn one background name at a time (sorted)."
+    """Fresh textures [N,S,S,3] named by `backgrounds` [N], drawn one background name at a time
+    (sorted)."""
     canvas = np.empty((len(backgrounds), S, S, 3), np.float32)
     for name in sorted(set(backgrounds.tolist())):
         ix = np.flatnonzero(backgrounds == name); canvas[ix] = BACKGROUNDS[name](rng, len(ix), S)
     return canvas
 
 def _composite(canvas, alpha, u_light, u_dark, gain, grain, contrast) -> np.ndarray:
-    "Ink blended over `canvas` with opacity `contrast`·`alpha` (light ink on dark textures), then brightness `gain` and `grain` → uint8."
+    """Ink blended over `canvas` with opacity `contrast`·`alpha` (light ink on dark textures), then
+    brightness `gain` and `grain` → uint8."""
     lum = canvas.reshape(len(canvas), -1, 3).mean(1) @ np.float32([0.299, 0.587, 0.114])   # [N]
     ink = np.where((lum < 0.55)[:, None], 0.80 + 0.20 * u_light, 0.20 * u_dark)            # [N, 3]
     w = (contrast * alpha)[..., None]
@@ -179,33 +216,48 @@ def _composite(canvas, alpha, u_light, u_dark, gain, grain, contrast) -> np.ndar
 def render_scenes(objects: np.ndarray, backgrounds: Sequence[str], rng, image_size: int = 64,
                   obj_size=(14, 22), contrast: float = 0.6, frames: Sequence[str] | None = None, frame: int = 8,
                   swap_to: Sequence[str] | None = None, swap_rng=None):
-    "Composite grey `objects` [N,h,w] onto textures named by `backgrounds` (framed by the textures named by `frames`, `frame` pixels wide) → (uint8 images [N,S,S,3], uint8 masks [N,S,S]); with `swap_to`, also the same scenes on those backgrounds (textures from `swap_rng`, the frames kept) as a third array."
+    """Composite grey `objects` [N,h,w] onto textures named by `backgrounds` (framed by the textures
+    named by `frames`, `frame` pixels wide) → (uint8 images [N,S,S,3], uint8 masks [N,S,S]); with
+    `swap_to`, also the same scenes on those backgrounds (textures from `swap_rng`, the frames
+    kept) as a third array."""
     n, S = len(objects), image_size; backgrounds = np.asarray(backgrounds)
     canvas = _canvases(backgrounds, rng, S)
-    if frames is not None:                                          # a second attribute: a border of another texture, under the object
+    # a second attribute: a border of another texture, under the object
+    if frames is not None:
         border = np.ones((S, S), bool); border[frame:S - frame, frame:S - frame] = False
         framing = _canvases(np.asarray(frames), rng, S)[:, border]; canvas[:, border] = framing
     sizes = rng.integers(obj_size[0], obj_size[1] + 1, n); r0, c0 = rng.integers(0, S - sizes + 1), rng.integers(0, S - sizes + 1)
     alpha = np.zeros((n, S, S), np.float32)
     for s in np.unique(sizes):
         ix = np.flatnonzero(sizes == s); ar = np.arange(s)
-        alpha[ix[:, None, None], r0[ix, None, None] + ar[None, :, None], c0[ix, None, None] + ar[None, None, :]] = \
-            np.clip(resize_stack(objects[ix], s), 0, 1)
+        alpha[
+            ix[:, None, None],
+            r0[ix, None, None] + ar[None, :, None],
+            c0[ix, None, None] + ar[None, None, :],
+        ] = np.clip(resize_stack(objects[ix], s), 0, 1)
     # every draw after the textures is kept, in the order the stream has always been consumed, so a swap can reuse it
     u_light, u_dark = rng.random((n, 3), np.float32), rng.random((n, 3), np.float32)
     gain = rng.uniform(0.85, 1.15, (n, 1, 1, 1)).astype(np.float32); grain = rng.standard_normal((n, S, S, 3), np.float32)
-    out = (_composite(canvas, alpha, u_light, u_dark, gain, grain, contrast), (alpha >= 0.35).astype(np.uint8))
+    out = (
+        _composite(canvas, alpha, u_light, u_dark, gain, grain, contrast),
+        (alpha >= 0.35).astype(np.uint8),
+    )
     if swap_to is None: return out
-    if swap_rng is None or len(swap_to) != n: raise ValueError(f"swap_to needs one background per object ({n}) and its own generator swap_rng")
+    if swap_rng is None or len(swap_to) != n:
+        raise ValueError(
+            f"swap_to needs one background per object ({n}) and its own generator swap_rng"
+        )
     swapped = _canvases(np.asarray(swap_to), swap_rng, S)
-    if frames is not None: swapped[:, border] = framing             # only the background changes: the frame stays
+    # only the background changes: the frame stays
+    if frames is not None: swapped[:, border] = framing
     return out + (_composite(swapped, alpha, u_light, u_dark, gain, grain, contrast),)
 
 # %% ../nbs/06_benchmark.ipynb #172c5385
 POOL_FRACTIONS = {"corpus": 0.3, "train": 0.4, "val": 0.1, "test": 0.2}
 
 def pool_split(labels: np.ndarray, fractions: dict = POOL_FRACTIONS, seed: int = 20230723) -> dict:
-    "Split source-image indices into disjoint pools, per object label, by a fixed permutation → {pool: int array}."
+    """Split source-image indices into disjoint pools, per object label, by a fixed permutation →
+    {pool: int array}."""
     rng, out = np.random.default_rng(seed), {k: [] for k in fractions}
     cum = np.cumsum([0.] + list(fractions.values()))
     for lab in np.unique(labels):
@@ -220,7 +272,8 @@ def _round_to_total(x: np.ndarray, total: int) -> np.ndarray:
     return base
 
 def group_sizes(n: int, class_prior, corr: float | None, n_attrs: int) -> np.ndarray:
-    "Group counts [C, A]: class prior × P(attr | class); `corr=None` means attributes balanced within each class."
+    """Group counts [C, A]: class prior × P(attr | class); `corr=None` means attributes balanced
+    within each class."""
     prior = np.asarray(class_prior, float); C = len(prior)
     if corr is None: p = np.repeat(prior[:, None] / n_attrs, n_attrs, 1)
     else:
@@ -241,13 +294,17 @@ def _pick_sources(rng, kinds: np.ndarray, pool: np.ndarray, labels: np.ndarray, 
     out = np.empty(len(kinds), np.int64)
     for k in np.unique(kinds):
         cand = pool[labels[pool] == k]
-        if len(cand) == 0: raise DataError(f"object {names[k] if names else k!r} has no source images in this pool: the source holds "
-                                           f"{(labels == k).sum()} images of it, too few to split {POOL_FRACTIONS}")
+        if len(cand) == 0:
+            raise DataError(
+                f"object {names[k] if names else k!r} has no source images in this pool: the source"
+                f" holds {(labels == k).sum()} images of it, too few to split {POOL_FRACTIONS}"
+            )
         ix = np.flatnonzero(kinds == k); out[ix] = cand[rng.integers(0, len(cand), len(ix))]
     return out
 
 def _render_chunked(src, src_ix, bgs, rng, chunk=1000, frames=None, swap_to=None, swap_rng=None, **kw):
-    "Render in chunks (bounded memory) → (images, masks) or, with `swap_to`, (images, masks, swapped images)."
+    """Render in chunks (bounded memory) → (images, masks) or, with `swap_to`, (images, masks,
+    swapped images)."""
     parts = [render_scenes(src.images[src_ix[i:i + chunk]], bgs[i:i + chunk], rng, frames=None if frames is None else frames[i:i + chunk], **kw,
                            **({} if swap_to is None else dict(swap_to=swap_to[i:i + chunk], swap_rng=swap_rng)))
              for i in range(0, len(src_ix), chunk)]
@@ -255,30 +312,42 @@ def _render_chunked(src, src_ix, bgs, rng, chunk=1000, frames=None, swap_to=None
 
 def draw_split(src: ObjectSource, pool: np.ndarray, members: list, counts: np.ndarray, attrs: Sequence[str], rng, nuisance=None,
                swap_rng=None, **render_kw) -> dict:
-    "Render a split with exact group `counts` [C,A]; class c's objects are drawn uniformly from `members[c]` (object labels); `nuisance`: frame textures drawn uniformly, independent of everything; with `swap_rng`, also `swapped` images: each scene on the next background `attrs[(a + 1) % A]`."
+    """Render a split with exact group `counts` [C,A]; class c's objects are drawn uniformly from
+    `members[c]` (object labels); `nuisance`: frame textures drawn uniformly, independent of
+    everything; with `swap_rng`, also `swapped` images: each scene on the next background
+    `attrs[(a + 1) % A]`."""
     C, A = counts.shape
     y = np.repeat(np.arange(C * A) // A, counts.ravel()); a = np.repeat(np.arange(C * A) % A, counts.ravel())
     perm = rng.permutation(len(y)); y, a = y[perm], a[perm]
     kind = np.empty(len(y), np.int64)
-    for c in range(C): ix = np.flatnonzero(y == c); kind[ix] = np.asarray(members[c])[rng.integers(0, len(members[c]), len(ix))]
+    for c in range(C):
+        ix = np.flatnonzero(y == c)
+        kind[ix] = np.asarray(members[c])[rng.integers(0, len(members[c]), len(ix))]
     src_ix = _pick_sources(rng, kind, pool, src.labels, src.objectnames)
-    nui = rng.integers(0, len(nuisance), len(y)) if nuisance else None          # independent of class and background
+    # independent of class and background
+    nui = rng.integers(0, len(nuisance), len(y)) if nuisance else None
     swap = None if swap_rng is None else np.asarray(attrs)[(a + 1) % A]
     arrs = _render_chunked(src, src_ix, np.asarray(attrs)[a], rng, frames=None if nui is None else np.asarray(nuisance)[nui],
                            swap_to=swap, swap_rng=swap_rng, **render_kw)
-    out = dict(images=arrs[0], masks=arrs[1], y=y, a=a, object=kind, source_index=src_ix) | ({} if nui is None else dict(nuisance=nui))
+    out = dict(images=arrs[0], masks=arrs[1], y=y, a=a, object=kind, source_index=src_ix) | (
+        {} if nui is None else dict(nuisance=nui)
+    )
     return out if swap is None else {**out, "swapped": arrs[2], "swapped_a": (a + 1) % A}
 
 
 # %% ../nbs/06_benchmark.ipynb #7d6f7561
 BENCHMARK_VERSION = 1
 CORPUS_BACKGROUNDS = ("land", "water", "sky", "forest", "snow", "desert")
-WATERBIRDS_TRAIN_COUNTS = (3498, 184, 56, 1057)   # (landbird, land) (landbird, water) (waterbird, land) (waterbird, water)
+# (landbird, land) (landbird, water) (waterbird, land) (waterbird, water)
+WATERBIRDS_TRAIN_COUNTS = (3498, 184, 56, 1057)
 
 def _resolve_classes(classes, src: ObjectSource) -> dict:
     "Normalise `classes` to {class name: [object names]} and check the names against the source."
     classes = src.default_classes if classes is None else classes
-    if isinstance(classes, str): raise DataError(f"`classes` must be a dict or a list of object names, not the string {classes!r}")
+    if isinstance(classes, str):
+        raise DataError(
+            f"`classes` must be a dict or a list of object names, not the string {classes!r}"
+        )
     if not isinstance(classes, dict): classes = {o: [o] for o in classes}
     classes = {k: [v] if isinstance(v, str) else list(v) for k, v in classes.items()}
     if len(classes) < 2: raise DataError(f"need at least 2 classes, got {list(classes)}")
@@ -286,16 +355,28 @@ def _resolve_classes(classes, src: ObjectSource) -> dict:
     for cname, objs in classes.items():
         if not objs: raise DataError(f"class {cname!r} has no objects")
         for o in objs:
-            if o not in src.objectnames: raise DataError(f"class {cname!r}: unknown object {o!r} for source {src.name!r}. Known: {src.objectnames}")
-            if o in seen: raise DataError(f"object {o!r} is in both class {seen[o]!r} and class {cname!r}")
+            if o not in src.objectnames:
+                raise DataError(
+                    f"class {cname!r}: unknown object {o!r} for source {src.name!r}. Known:"
+                    f" {src.objectnames}"
+                )
+            if o in seen:
+                raise DataError(f"object {o!r} is in both class {seen[o]!r} and class {cname!r}")
             seen[o] = cname
     return classes
 
 # %% ../nbs/06_benchmark.ipynb #4ac757bc
 class Benchmark:
-    "The built-in benchmark: `train`/`val`/`test` `GroupDataset`s (with masks) and a caption `corpus(...)` from the same world."
+    """The built-in benchmark: `train`/`val`/`test` `GroupDataset`s (with masks) and a caption
+    `corpus(...)` from the same world."""
     def __init__(self, splits, params: dict, fingerprint: str, source: ObjectSource, path: Path | None = None):
-        self._splits, self.params, self.fingerprint, self.source, self.path = splits, params, fingerprint, source, path
+        self._splits, self.params, self.fingerprint, self.source, self.path = (
+            splits,
+            params,
+            fingerprint,
+            source,
+            path,
+        )
     @property
     def splits(self) -> dict:
         "The splits by name (a lazy benchmark builds or reads them here, on first use)."
@@ -319,9 +400,11 @@ def _read_npz(path: Path) -> dict:
     with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
 
 def _cached_arrays(path: Path | None, build: Callable, what: str = "building the benchmark") -> dict:
-    "Load the npz at `path`, or build it under a file lock and write it atomically (`path=None`: no cache)."
+    """Load the npz at `path`, or build it under a file lock and write it atomically (`path=None`:
+    no cache)."""
     if path is None: return build()
-    if path.exists():                  # complete (published by a rename): read without the lock, so a read-only cache works
+    # complete (published by a rename): read without the lock, so a read-only cache works
+    if path.exists():
         with contextlib.suppress(Exception): return _read_npz(path)
     with file_lock(path.with_suffix(".lock")):
         if path.exists():
@@ -334,21 +417,32 @@ def _cached_arrays(path: Path | None, build: Callable, what: str = "building the
 
 # %% ../nbs/06_benchmark.ipynb #a5dc0135
 def _check_benchmark_args(attrs, corr, eval_balance, obj_size, image_size, class_prior, C: int) -> list:
-    "Raise `DataError` naming the argument and what would be right; returns the train class prior, normalised (a list of `C`)."
+    """Raise `DataError` naming the argument and what would be right; returns the train class prior,
+    normalised (a list of `C`)."""
     A = len(attrs)
     for b in attrs: BACKGROUNDS[b]
-    if len(set(attrs)) != A or A < 2: raise DataError(f"`attrs` needs at least 2 different backgrounds, got {attrs}")
+    if len(set(attrs)) != A or A < 2:
+        raise DataError(f"`attrs` needs at least 2 different backgrounds, got {attrs}")
     if not 0 <= corr <= 1: raise DataError(f"`corr` is a probability, got {corr}")
-    if eval_balance not in ("group", "attr"): raise DataError(f"`eval_balance` must be 'group' or 'attr', got {eval_balance!r}")
-    if not (2 <= obj_size[0] <= obj_size[1] <= image_size): raise DataError(f"`obj_size` {obj_size} must lie within 2..image_size={image_size}")
-    if class_prior is None: class_prior = np.array(WATERBIRDS_TRAIN_COUNTS).reshape(2, 2).sum(1) / sum(WATERBIRDS_TRAIN_COUNTS) if C == 2 else np.ones(C) / C
+    if eval_balance not in ("group", "attr"):
+        raise DataError(f"`eval_balance` must be 'group' or 'attr', got {eval_balance!r}")
+    if not (2 <= obj_size[0] <= obj_size[1] <= image_size):
+        raise DataError(f"`obj_size` {obj_size} must lie within 2..image_size={image_size}")
+    if class_prior is None:
+        class_prior = (
+            np.array(WATERBIRDS_TRAIN_COUNTS).reshape(2, 2).sum(1) / sum(WATERBIRDS_TRAIN_COUNTS)
+            if C == 2
+            else np.ones(C) / C
+        )
     class_prior = (np.asarray(class_prior, float) / np.sum(class_prior)).round(6).tolist()
-    if len(class_prior) != C: raise DataError(f"`class_prior` has {len(class_prior)} entries for {C} classes")
+    if len(class_prior) != C:
+        raise DataError(f"`class_prior` has {len(class_prior)} entries for {C} classes")
     return class_prior
 
 # %% ../nbs/06_benchmark.ipynb #4b77adfa
 def _split_datasets(arrs: dict, splits: list, classes: dict, attrs: list, src: ObjectSource, nuisance=None) -> dict:
-    "The `GroupDataset` of each split from the built arrays; a training split that misses a group warns."
+    """The `GroupDataset` of each split from the built arrays; a training split that misses a group
+    warns."""
     noun = src.noun
     out = {split: GroupDataset(arrs[f"{split}/y"], arrs[f"{split}/a"], list(classes), attrs, images=arrs[f"{split}/images"],
                                masks=arrs[f"{split}/masks"], name=f"benchmark/{split}", attr_context_prompts=[f"{noun} on {b}" for b in attrs],
@@ -357,18 +451,25 @@ def _split_datasets(arrs: dict, splits: list, classes: dict, attrs: list, src: O
            for split in splits}
     for split, ds in out.items():
         if (ds.group_counts() == 0).any() and split == "train":
-            warnings.warn(f"benchmark/train has no examples of group(s) {[ds.group_name(g) for g in (ds.group_counts() == 0).nonzero().flatten().tolist()]}: "
-                          "worst-group accuracy needs every group — raise n_train or lower corr")
+            warnings.warn(
+                "benchmark/train has no examples of group(s)"
+                f" {[ds.group_name(g) for g in (ds.group_counts() == 0).nonzero().flatten().tolist()]}:"
+                " worst-group accuracy needs every group — raise n_train or lower corr"
+            )
     return out
 
 # %% ../nbs/06_benchmark.ipynb #023867d9
 def _split_plan(p: dict, src: ObjectSource) -> tuple[list, dict]:
-    "From resolved parameters `p`: the object labels of each class's members, and each split's group counts [C, A] (in drawing order)."
+    """From resolved parameters `p`: the object labels of each class's members, and each split's
+    group counts [C, A] (in drawing order)."""
     C, A = len(p["classes"]), len(p["attrs"])
     members = [[src.objectnames.index(o) for o in objs] for objs in p["classes"].values()]
     eval_prior = np.ones(C) / C if p["eval_balance"] == "group" else p["class_prior"]
-    return members, {"train": group_sizes(p["n_train"], p["class_prior"], p["corr"], A), "val": group_sizes(p["n_val"], eval_prior, None, A),
-                     "test": group_sizes(p["n_test"], eval_prior, None, A)}
+    return members, {
+        "train": group_sizes(p["n_train"], p["class_prior"], p["corr"], A),
+        "val": group_sizes(p["n_val"], eval_prior, None, A),
+        "test": group_sizes(p["n_test"], eval_prior, None, A),
+    }
 
 def make_benchmark(source: str = "digits",          # object source: "digits" (bundled) or "fashion-mnist"
                    classes=None,                     # {class name: [object names]} or [object names]; None: the source's superordinate default
@@ -389,14 +490,18 @@ def make_benchmark(source: str = "digits",          # object source: "digits" (b
     "Build (or load from cache) a Waterbirds-like benchmark of objects on spurious backgrounds."
     src = OBJECT_SOURCES[source](source_dir)
     classes = _resolve_classes(classes, src); attrs = list(attrs); C, A = len(classes), len(attrs)
-    class_prior = _check_benchmark_args(attrs, corr, eval_balance, obj_size, image_size, class_prior, C)
+    class_prior = _check_benchmark_args(
+        attrs, corr, eval_balance, obj_size, image_size, class_prior, C
+    )
     params = dict(source=source, classes=classes, attrs=attrs, corr=corr, n_train=n_train, n_val=n_val, n_test=n_test,
                   image_size=image_size, seed=seed, class_prior=class_prior, obj_size=list(obj_size), contrast=contrast,
                   eval_balance=eval_balance, pool_fractions=POOL_FRACTIONS, version=BENCHMARK_VERSION)
-    if nuisance is not None:                          # only then in the parameters: every benchmark without one keeps its fingerprint
+    # only then in the parameters: every benchmark without one keeps its fingerprint
+    if nuisance is not None:
         nuisance = list(nuisance)
         for b in nuisance: BACKGROUNDS[b]
-        if len(set(nuisance)) < 2: raise DataError(f"`nuisance` needs at least 2 different frame textures, got {nuisance}")
+        if len(set(nuisance)) < 2:
+            raise DataError(f"`nuisance` needs at least 2 different frame textures, got {nuisance}")
         params["nuisance"] = nuisance
     fp = fingerprint(params, src.images, src.labels)
     members, sizes = _split_plan(params, src)
@@ -408,25 +513,37 @@ def make_benchmark(source: str = "digits",          # object source: "digits" (b
             out.update({f"{split}/{key}": v for key, v in d.items()})
         return out
     path = cache_dir("benchmarks") / f"{source}-{fp}.npz" if cache else None
-    def splits(): return _split_datasets(_cached_arrays(path, build), list(sizes), classes, attrs, src, nuisance)
+    def splits():
+        return _split_datasets(
+            _cached_arrays(path, build), list(sizes), classes, attrs, src, nuisance
+        )
     return Benchmark(splits if lazy else splits(), params, fp, src, path)
 
 # %% ../nbs/06_benchmark.ipynb #d0514fce
 def benchmark_splits(root=None, **kw) -> dict:
-    "The built-in benchmark's train/val/test (`make_benchmark(**kw)`; `root` is ignored); each class is prompted by its members' names."
+    """The built-in benchmark's train/val/test (`make_benchmark(**kw)`; `root` is ignored); each
+    class is prompted by its members' names."""
     b = make_benchmark(**kw)
     for ds in b.splits.values(): ds.class_prompts = [list(m) for m in b.params["classes"].values()]
     return b.splits
 
-DATASETS["benchmark"] = benchmark_splits   # spurnb.data names it lazily ("spurnb.benchmark:benchmark_splits"); assigned, so re-running this notebook replaces the entry
+# spurnb.data names it lazily ("spurnb.benchmark:benchmark_splits"); assigned, so re-running this notebook replaces the entry
+DATASETS["benchmark"] = benchmark_splits
 
 # %% ../nbs/06_benchmark.ipynb #ad7e211f
 class CaptionDataset(torch.utils.data.Dataset):
-    "Captioned images (uint8 [N,H,W,3] in memory) for CLIP pretraining; items are dicts `image`, `caption`, `idx`."
+    """Captioned images (uint8 [N,H,W,3] in memory) for CLIP pretraining; items are dicts `image`,
+    `caption`, `idx`."""
     def __init__(self, images: np.ndarray, captions, objects, backgrounds, name: str = "corpus", transform: Callable | None = None,
                  fingerprint: str | None = None, source_index: np.ndarray | None = None):
-        self.images, self.captions, self.objects, self.backgrounds = images, list(captions), list(objects), list(backgrounds)
-        self.source_index = source_index   # which source image each item shows (to check it never reappears downstream)
+        self.images, self.captions, self.objects, self.backgrounds = (
+            images,
+            list(captions),
+            list(objects),
+            list(backgrounds),
+        )
+        # which source image each item shows (to check it never reappears downstream)
+        self.source_index = source_index
         self.name, self.transform, self.fingerprint = name, transform or to_tensor, fingerprint
     def __len__(self): return len(self.images)
     def load_image(self, i: int) -> Image.Image:
@@ -438,22 +555,34 @@ class CaptionDataset(torch.utils.data.Dataset):
         return dict(image=img, caption=self.captions[i], idx=i)
     def summary(self) -> str:
         "One line: name, size, objects × backgrounds and the number of distinct captions."
-        return f"{self.name}: {len(self)} captioned images, {len(set(self.objects))} objects × {len(set(self.backgrounds))} backgrounds, {len(set(self.captions))} distinct captions"
+        return (
+            f"{self.name}: {len(self)} captioned images, {len(set(self.objects))} objects ×"
+            f" {len(set(self.backgrounds))} backgrounds, {len(set(self.captions))} distinct"
+            " captions"
+        )
     def __repr__(self): return f"CaptionDataset({self.summary()})"
 
 # %% ../nbs/06_benchmark.ipynb #44500f1a
 @patch
 def corpus(self: Benchmark, n: int = 8000, seed: int = 0, home_bias: float = 0.0, class_caption_p: float = 0.2,
            backgrounds: Sequence[str] | None = None, cache: bool = True) -> CaptionDataset:
-    "A balanced, uncorrelated caption corpus of `n` images (every object on every background) from the held-out corpus pool."
+    """A balanced, uncorrelated caption corpus of `n` images (every object on every background) from
+    the held-out corpus pool."""
     p, src = self.params, self.source
     bgs = list(backgrounds or dict.fromkeys(list(CORPUS_BACKGROUNDS) + p["attrs"]))
     for b in bgs: BACKGROUNDS[b]
-    if not (0 <= home_bias <= 1 and 0 <= class_caption_p <= 1): raise DataError("`home_bias` and `class_caption_p` are probabilities")
+    if not (0 <= home_bias <= 1 and 0 <= class_caption_p <= 1):
+        raise DataError("`home_bias` and `class_caption_p` are probabilities")
     K, B = len(src.objectnames), len(bgs)
     cls_of = {o: c for c, objs in p["classes"].items() for o in objs}
-    home = [bgs.index(p["attrs"][list(p["classes"]).index(cls_of[o]) % len(p["attrs"])]) if o in cls_of and p["attrs"][0] in bgs else k % B
-            for k, o in enumerate(src.objectnames)]
+    home = [
+        (
+            bgs.index(p["attrs"][list(p["classes"]).index(cls_of[o]) % len(p["attrs"])])
+            if o in cls_of and p["attrs"][0] in bgs
+            else k % B
+        )
+        for k, o in enumerate(src.objectnames)
+    ]
     cp = dict(n=n, seed=seed, home_bias=home_bias, class_caption_p=class_caption_p, backgrounds=bgs)
     fp = fingerprint(self.fingerprint, cp)
     def build():
@@ -461,19 +590,31 @@ def corpus(self: Benchmark, n: int = 8000, seed: int = 0, home_bias: float = 0.0
         pair = rng.permutation(np.arange(n) % (K * B)); kind, bg = pair // B, pair % B
         at_home = rng.random(n) < home_bias; bg[at_home] = np.asarray(home)[kind[at_home]]
         use_cls = rng.random(n) < class_caption_p
-        src_ix = _pick_sources(rng, kind, pool_split(src.labels)["corpus"], src.labels, src.objectnames)
+        src_ix = _pick_sources(
+            rng, kind, pool_split(src.labels)["corpus"], src.labels, src.objectnames
+        )
         images, _ = _render_chunked(src, src_ix, np.asarray(bgs)[bg], rng, image_size=p["image_size"], obj_size=p["obj_size"], contrast=p["contrast"])
-        return dict(images=images, object=kind, background=bg, class_caption=use_cls, source_index=src_ix)
-    path = self.path.with_name(f"{p['source']}-corpus-{fp}.npz") if (cache and self.path is not None) else None
+        return dict(
+            images=images, object=kind, background=bg, class_caption=use_cls, source_index=src_ix
+        )
+    path = (
+        self.path.with_name(f"{p['source']}-corpus-{fp}.npz")
+        if (cache and self.path is not None)
+        else None
+    )
     arrs = _cached_arrays(path, build, "building the pretraining corpus")
     objs = [src.objectnames[k] for k in arrs["object"]]; bnames = [bgs[b] for b in arrs["background"]]
-    caps = [caption(cls_of[o] if (u and o in cls_of) else o, b) for o, b, u in zip(objs, bnames, arrs["class_caption"])]
+    caps = [
+        caption(cls_of[o] if (u and o in cls_of) else o, b)
+        for o, b, u in zip(objs, bnames, arrs["class_caption"])
+    ]
     return CaptionDataset(arrs["images"], caps, objs, bnames, name="benchmark/corpus", fingerprint=fp, source_index=arrs["source_index"])
 
 # %% ../nbs/06_benchmark.ipynb #ae58d0af
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    "A named benchmark: `make_benchmark` keyword arguments and the tiny CLIP's pretraining overrides (`PretrainConfig` fields)."
+    """A named benchmark: `make_benchmark` keyword arguments and the tiny CLIP's pretraining
+    overrides (`PretrainConfig` fields)."""
     benchmark: dict
     pretrain: dict
     why: str = ""                   # why this configuration (one sentence)
@@ -481,42 +622,77 @@ class BenchmarkConfig:
         "The name of the object source (`OBJECT_SOURCES`) the benchmark draws from."
         return self.benchmark.get("source", "digits")
     def pretraining_benchmark(self) -> Benchmark:
-        "The benchmark whose caption corpus the tiny CLIP learns from: this one's source, classes, backgrounds and image size; default rendering and splits (lazy)."
-        return make_benchmark(**{k: v for k, v in self.benchmark.items() if k in CORPUS_ARGS}, lazy=True)
+        """The benchmark whose caption corpus the tiny CLIP learns from: this one's source, classes,
+        backgrounds and image size; default rendering and splits (lazy)."""
+        return make_benchmark(
+            **{k: v for k, v in self.benchmark.items() if k in CORPUS_ARGS}, lazy=True
+        )
 
-CORPUS_ARGS = ("source", "classes", "attrs", "image_size", "source_dir")   # the pretraining world: objects drawn at the default size and contrast
+# the pretraining world: objects drawn at the default size and contrast
+CORPUS_ARGS = ("source", "classes", "attrs", "image_size", "source_dir")
 
 CONFIGS = Registry("benchmark configuration")
-CONFIGS["digits"] = BenchmarkConfig({}, {}, "the default benchmark: a tiny CLIP pretrained on a balanced corpus, ERM's shortcut mild")
-CONFIGS["fashion"] = BenchmarkConfig(dict(source="fashion-mnist"), {}, "the default design on Fashion-MNIST's photographs, its own balanced corpus")
+CONFIGS["digits"] = BenchmarkConfig(
+    {},
+    {},
+    "the default benchmark: a tiny CLIP pretrained on a balanced corpus, ERM's shortcut mild",
+)
+CONFIGS["fashion"] = BenchmarkConfig(
+    dict(source="fashion-mnist"),
+    {},
+    "the default design on Fashion-MNIST's photographs, its own balanced corpus",
+)
 
 def config_missing(name: str) -> str | None:
-    "Why configuration `name` cannot be built here (its source's files are missing), or None when it can."
+    """Why configuration `name` cannot be built here (its source's files are missing), or None when
+    it can."""
     try: OBJECT_SOURCES[CONFIGS[name].source()]()
     except DataNotFoundError as e: return str(e)
     return None
 
 # %% ../nbs/06_benchmark.ipynb #dc5f9d9a
 # The paper's regime, chosen from zero-shot and ERM alone (the sweep of nbs/tutorials/paper_regime.ipynb); the reasons are above.
-CONFIGS["digits-shortcut"] = BenchmarkConfig({}, dict(home_bias=0.95), "the paper's regime: a tiny CLIP pretrained on captions where 95 % of objects sit on their class's background")
-CONFIGS["fashion-shortcut"] = BenchmarkConfig(dict(source="fashion-mnist", corr=0.99), dict(home_bias=0.95),
-                                              "the paper's regime on Fashion-MNIST: the biased tiny CLIP, and corr 0.99 (at 0.95 ERM's gap stays under 15 points)")
+CONFIGS["digits-shortcut"] = BenchmarkConfig(
+    {},
+    dict(home_bias=0.95),
+    "the paper's regime: a tiny CLIP pretrained on captions where 95 % of objects sit on their"
+    " class's background",
+)
+CONFIGS["fashion-shortcut"] = BenchmarkConfig(
+    dict(source="fashion-mnist", corr=0.99),
+    dict(home_bias=0.95),
+    "the paper's regime on Fashion-MNIST: the biased tiny CLIP, and corr 0.99 (at 0.95 ERM's gap"
+    " stays under 15 points)",
+)
 
 # %% ../nbs/06_benchmark.ipynb #w22cfg01
 # Worlds where detection can fail (spurnb.detect, arXiv 2304.03916 Section 4.1): no shortcut, an independent second attribute, other backgrounds.
-CONFIGS["null"] = BenchmarkConfig(dict(source="fashion-mnist", corr=0.5), {},
-                                  "no shortcut anywhere: class and background independent in training (corr 0.5) and a tiny CLIP pretrained on a balanced corpus")
-CONFIGS["two-nuisances"] = BenchmarkConfig(dict(nuisance=("snow", "desert")), dict(home_bias=0.95),
-                                           "the digits shortcut plus a frame of snow or desert on every image, independent of class and background; the biased tiny CLIP of digits-shortcut (its corpus has no frames)")
-CONFIGS["other-backgrounds"] = BenchmarkConfig(dict(attrs=("forest", "desert")), dict(home_bias=0.95),
-                                               "the digits shortcut on forest and desert instead of land and water, with a tiny CLIP pretrained on its own biased corpus")
+CONFIGS["null"] = BenchmarkConfig(
+    dict(source="fashion-mnist", corr=0.5),
+    {},
+    "no shortcut anywhere: class and background independent in training (corr 0.5) and a tiny CLIP"
+    " pretrained on a balanced corpus",
+)
+CONFIGS["two-nuisances"] = BenchmarkConfig(
+    dict(nuisance=("snow", "desert")),
+    dict(home_bias=0.95),
+    "the digits shortcut plus a frame of snow or desert on every image, independent of class and"
+    " background; the biased tiny CLIP of digits-shortcut (its corpus has no frames)",
+)
+CONFIGS["other-backgrounds"] = BenchmarkConfig(
+    dict(attrs=("forest", "desert")),
+    dict(home_bias=0.95),
+    "the digits shortcut on forest and desert instead of land and water, with a tiny CLIP"
+    " pretrained on its own biased corpus",
+)
 
 # %% ../nbs/06_benchmark.ipynb #d556f057
 SWAP_VERSION = 1   # bump when the swapped rendering changes (the cache file name carries it)
 
 @patch
 def swapped(self: Benchmark, split: str = "test", cache: bool = True) -> GroupDataset:
-    "Split `split` with every object moved onto the next background `attrs[(a + 1) % A]` (same object, place, size, ink, grain); item i pairs with item i of the split."
+    """Split `split` with every object moved onto the next background `attrs[(a + 1) % A]` (same
+    object, place, size, ink, grain); item i pairs with item i of the split."""
     p, src = self.params, self.source
     members, sizes = _split_plan(p, src)
     if split not in sizes: raise DataError(f"`split` must be one of {list(sizes)}, got {split!r}")
@@ -524,11 +700,19 @@ def swapped(self: Benchmark, split: str = "test", cache: bool = True) -> GroupDa
     def build():
         d = draw_split(src, pool_split(src.labels)[split], members, sizes[split], p["attrs"], np.random.default_rng([p["seed"], k]),
                        swap_rng=np.random.default_rng([p["seed"], k, 1]), image_size=p["image_size"], obj_size=p["obj_size"], contrast=p["contrast"])
-        if not np.array_equal(d["images"], ds.images):   # the replay must be the split itself, or the pairs mean nothing
-            raise DataError(f"replaying benchmark/{split} did not give its cached images: the cache at {self.path} was written by another "
-                            f"version of the drawing code; delete it (or raise BENCHMARK_VERSION) and build again")
+        # the replay must be the split itself, or the pairs mean nothing
+        if not np.array_equal(d["images"], ds.images):
+            raise DataError(
+                f"replaying benchmark/{split} did not give its cached images: the cache at"
+                f" {self.path} was written by another version of the drawing code; delete it (or"
+                " raise BENCHMARK_VERSION) and build again"
+            )
         return dict(images=d["swapped"], a=d["swapped_a"])
-    path = self.path.with_name(f"{p['source']}-{self.fingerprint}-{split}-swapped-v{SWAP_VERSION}.npz") if cache and self.path is not None else None
+    path = (
+        self.path.with_name(f"{p['source']}-{self.fingerprint}-{split}-swapped-v{SWAP_VERSION}.npz")
+        if cache and self.path is not None
+        else None
+    )
     arrs = _cached_arrays(path, build, f"rendering benchmark/{split} on the other background")
     out = GroupDataset(ds.y, arrs["a"], ds.classnames, ds.attrnames, images=arrs["images"], masks=ds.masks, name=f"benchmark/{split}-swapped",
                        attr_prompts=ds.attr_prompts, attr_context_prompts=ds.attr_context_prompts, meta={**ds.meta, "original_a": ds.a.numpy()})
@@ -543,14 +727,18 @@ def background_flips(logits,                 # [N, C] logits (or [N] predicted l
                      n_groups: int | None = None,
                      level: float = 0.95,    # coverage of the flip rate's Clopper–Pearson interval
                     ) -> dict:
-    "Background reliance of one model: flip rate (with interval), accuracy on the items and on the swapped copies, BG-gap, flip rate per group."
+    """Background reliance of one model: flip rate (with interval), accuracy on the items and on the
+    swapped copies, BG-gap, flip rate per group."""
     from scipy.stats import binomtest
     def preds(z):
         z = torch.as_tensor(np.asarray(z) if not torch.is_tensor(z) else z)
         return (z.argmax(-1) if z.ndim == 2 else z).long().cpu()
     p, q, y = preds(logits), preds(logits_swapped), torch.as_tensor(np.asarray(y)).long()
     if not len(p) == len(q) == len(y) or len(y) == 0:
-        raise ValueError(f"logits ({len(p)}), logits_swapped ({len(q)}) and y ({len(y)}) must describe the same non-empty items, in the same order")
+        raise ValueError(
+            f"logits ({len(p)}), logits_swapped ({len(q)}) and y ({len(y)}) must describe the same"
+            " non-empty items, in the same order"
+        )
     flip = p != q; k, n = int(flip.sum()), len(y)
     ci = binomtest(k, n).proportion_ci(level, method="exact")
     acc, acc_s = (p == y).double().mean().item(), (q == y).double().mean().item()
@@ -559,7 +747,11 @@ def background_flips(logits,                 # [N, C] logits (or [N] predicted l
     if g is not None:
         g = torch.as_tensor(np.asarray(g)).long(); G = n_groups or int(g.max()) + 1
         cnt = torch.bincount(g, minlength=G).double()
-        out["per_group_flip"] = (torch.bincount(g, weights=flip.double(), minlength=G) / cnt.clamp_min(1)).where(cnt > 0, torch.tensor(float("nan"))).tolist()
+        out["per_group_flip"] = (
+            (torch.bincount(g, weights=flip.double(), minlength=G) / cnt.clamp_min(1))
+            .where(cnt > 0, torch.tensor(float("nan")))
+            .tolist()
+        )
     return out
 
 def background_reliance(classify: Callable,       # GroupDataset -> logits [N, C] (or predicted labels [N]) in the dataset's order
@@ -576,9 +768,13 @@ def spurnb_benchmark(source: str = "digits",   # "digits" or "fashion-mnist"
                      seed: int = 0,
                      corpus: int = 8000,         # size of the pretraining corpus to build as well (0: none)
                      no_cache: bool = False):    # build in memory only
-    "Build (or load from the cache) the built-in benchmark and print its summary and cache location."
+    """Build (or load from the cache) the built-in benchmark and print its summary and cache
+    location."""
     t0 = time.perf_counter()
     b = make_benchmark(source=source, n_train=n_train, n_val=n_val, n_test=n_test, corr=corr, seed=seed, cache=not no_cache)
     print(b.summary())
     if corpus: print(b.corpus(n=corpus, cache=not no_cache).summary())
-    print(f"fingerprint {b.fingerprint}; cached at {b.path or '(not cached)'}; {time.perf_counter() - t0:.1f} s")
+    print(
+        f"fingerprint {b.fingerprint}; cached at {b.path or '(not cached)'};"
+        f" {time.perf_counter() - t0:.1f} s"
+    )

@@ -23,7 +23,9 @@ CACHE_VERSION = 2   # 2: the metadata holds the key's inputs, checked on every l
 
 def trunk_fingerprint(adapter) -> str:
     "Hash of the image trunk's weights (the vision tower minus its head) and dtype."
-    return weights_fingerprint(adapter.model, lambda k: k.startswith("visual.") and not adapter.is_head_param(k))
+    return weights_fingerprint(
+        adapter.model, lambda k: k.startswith("visual.") and not adapter.is_head_param(k)
+    )
 
 def describe_transform(t) -> str:
     "A stable description of a preprocessing callable (no memory addresses)."
@@ -31,12 +33,14 @@ def describe_transform(t) -> str:
     return f"{getattr(t, '__module__', '?')}.{getattr(t, '__qualname__', type(t).__qualname__)}"
 
 def precision_key(adapter) -> tuple:
-    "The parts of a cache key that say how the trunk computes: the weights' dtype, and the autocast dtype when there is one."
+    """The parts of a cache key that say how the trunk computes: the weights' dtype, and the
+    autocast dtype when there is one."""
     dt = getattr(adapter, "autocast_dtype", None)
     return (str(adapter.dtype),) if dt is None else (str(adapter.dtype), f"autocast {dt}")
 
 # %% ../nbs/08_cache.ipynb #46dd5d01
-_VERIFIED = {}                                                       # path -> (mtime_ns, size) already checksummed in this process
+# path -> (mtime_ns, size) already checksummed in this process
+_VERIFIED = {}
 
 def _checksum(path: Path, chunk: int = 1 << 24) -> str:
     h = hashlib.blake2b(digest_size=16)
@@ -45,35 +49,56 @@ def _checksum(path: Path, chunk: int = 1 << 24) -> str:
     return h.hexdigest()
 
 class _FeatureFile:
-    def __init__(self, root: Path, key: str): self.npy, self.meta = root / f"{key}.npy", root / f"{key}.json"
+    def __init__(self, root: Path, key: str):
+        self.npy, self.meta = root / f"{key}.npy", root / f"{key}.json"
 
     def load(self, quiet: bool = False, expect: dict | None = None, spot=None) -> np.ndarray | None:
-        "The cached array (copy-on-write memory map), or None if absent, partial, corrupt, made from other inputs than `expect` or failing the `spot` check (with a warning unless `quiet`)."
+        """The cached array (copy-on-write memory map), or None if absent, partial, corrupt, made
+        from other inputs than `expect` or failing the `spot` check (with a warning unless
+        `quiet`)."""
         if not self.npy.exists(): return None
         try:
-            if not self.meta.exists(): raise FileNotFoundError("no metadata next to it (an interrupted write?)")
+            if not self.meta.exists():
+                raise FileNotFoundError("no metadata next to it (an interrupted write?)")
             meta = json.loads(self.meta.read_text())
-            differ = [f"{k} {meta.get(k)!r}, asked {v!r}" for k, v in (expect or {}).items() if meta.get(k) != v]
+            differ = [
+                f"{k} {meta.get(k)!r}, asked {v!r}"
+                for k, v in (expect or {}).items()
+                if meta.get(k) != v
+            ]
             if differ: raise ValueError(f"made from other inputs than asked: {'; '.join(differ)}")
             arr = np.load(self.npy, mmap_mode="c")
-            if list(arr.shape) != meta["shape"] or str(arr.dtype) != meta["dtype"]: raise ValueError("header does not match its metadata")
-            if expect and "rows" in expect and len(arr) != expect["rows"]: raise ValueError(f"it holds {len(arr)} rows, asked {expect['rows']}")
-            if self.npy.stat().st_size != meta["bytes"]: raise ValueError("file size differs from what was written")
+            if list(arr.shape) != meta["shape"] or str(arr.dtype) != meta["dtype"]:
+                raise ValueError("header does not match its metadata")
+            if expect and "rows" in expect and len(arr) != expect["rows"]:
+                raise ValueError(f"it holds {len(arr)} rows, asked {expect['rows']}")
+            if self.npy.stat().st_size != meta["bytes"]:
+                raise ValueError("file size differs from what was written")
             st = self.npy.stat(); stamp = (st.st_mtime_ns, st.st_size)
             if _VERIFIED.get(str(self.npy)) != stamp:
                 if _checksum(self.npy) != meta["checksum"]: raise ValueError("checksum mismatch")
-                if spot is not None: spot(arr)                         # rows recomputed now must match the stored ones
+                # rows recomputed now must match the stored ones
+                if spot is not None: spot(arr)
                 _VERIFIED[str(self.npy)] = stamp
             return arr
-        except (OSError, ValueError, KeyError, TypeError) as e:    # absent/partial metadata, a damaged header or body, other inputs
-            if not quiet: warnings.warn(f"feature cache {self.npy} is unusable ({type(e).__name__}: {e}); rebuilding it")
+        # absent/partial metadata, a damaged header or body, other inputs
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            if not quiet:
+                warnings.warn(
+                    f"feature cache {self.npy} is unusable ({type(e).__name__}: {e}); rebuilding it"
+                )
             return None
 
     def load_or_build(self, build, what: str, display: bool = True, world: World | None = None, expect: dict | None = None, spot=None) -> np.ndarray:
-        "A complete entry made from `expect` (and passing `spot`) is read without the lock (a read-only cache works); otherwise, under the lock, clean up after killed writers and `build()`. Several ranks: rank 0 decides and locks, all build."
+        """A complete entry made from `expect` (and passing `spot`) is read without the lock (a
+        read-only cache works); otherwise, under the lock, clean up after killed writers and
+        `build()`. Several ranks: rank 0 decides and locks, all build."""
         w = world or World()
         self.expect, self.spot = expect, spot
-        found = lambda quiet: broadcast_object(w.main and self.load(quiet, expect, spot) is not None, w)   # rank 0's answer on every rank
+        # rank 0's answer on every rank
+        found = lambda quiet: broadcast_object(
+            w.main and self.load(quiet, expect, spot) is not None, w
+        )
         if found(True): return self.load(expect=expect)
         with file_lock(self.npy.with_suffix(".lock")) if w.main else contextlib.nullcontext():
             if found(False): return self.load(expect=expect)
@@ -84,9 +109,11 @@ class _FeatureFile:
 # %% ../nbs/08_cache.ipynb #40956e7c
 @patch
 def write(self: _FeatureFile, shape, dtype, batches, info: dict, world: World | None = None) -> np.ndarray:
-    "Fill a new file from `batches` (an iterable of (start, array)), then publish it atomically with its metadata. Several ranks: each fills its rows of the one file, rank 0 publishes."
+    """Fill a new file from `batches` (an iterable of (start, array)), then publish it atomically
+    with its metadata. Several ranks: each fills its rows of the one file, rank 0 publishes."""
     w = world or World()
-    tmp = self.npy.with_name(f".{self.npy.name}.{broadcast_object(os.getpid(), w)}.tmp")   # rank 0's name on every rank
+    # rank 0's name on every rank
+    tmp = self.npy.with_name(f".{self.npy.name}.{broadcast_object(os.getpid(), w)}.tmp")
     try:
         if w.main: _preallocate(tmp, self.npy, shape, dtype)
         barrier(w, f"waiting for rank 0 to create {tmp}")
@@ -96,8 +123,15 @@ def write(self: _FeatureFile, shape, dtype, batches, info: dict, world: World | 
         barrier(w, f"waiting for the other ranks' rows of {self.npy}")
         if w.main:
             with open(tmp, "rb+") as f: os.fsync(f.fileno())
-            meta = dict(info, shape=list(shape), dtype=str(np.dtype(dtype)), bytes=tmp.stat().st_size, checksum=_checksum(tmp))
-            self.meta.unlink(missing_ok=True)                            # the old metadata must not vouch for the new file
+            meta = dict(
+                info,
+                shape=list(shape),
+                dtype=str(np.dtype(dtype)),
+                bytes=tmp.stat().st_size,
+                checksum=_checksum(tmp),
+            )
+            # the old metadata must not vouch for the new file
+            self.meta.unlink(missing_ok=True)
             os.replace(tmp, self.npy)
             save_json(meta, self.meta)
     finally:
@@ -107,46 +141,65 @@ def write(self: _FeatureFile, shape, dtype, batches, info: dict, world: World | 
 
 # %% ../nbs/08_cache.ipynb #1f5f423a
 def _preallocate(tmp: Path, npy: Path, shape, dtype):
-    "Create `tmp` as an .npy of `shape` and `dtype` with every block reserved now: a full disk fails here (`DiskError`), not with SIGBUS while rows are stored."
-    needed = int(np.prod(shape)) * np.dtype(dtype).itemsize + 4096          # the rows and the .npy header
+    """Create `tmp` as an .npy of `shape` and `dtype` with every block reserved now: a full disk
+    fails here (`DiskError`), not with SIGBUS while rows are stored."""
+    # the rows and the .npy header
+    needed = int(np.prod(shape)) * np.dtype(dtype).itemsize + 4096
     with os_errors(npy, needed):
         npy.parent.mkdir(parents=True, exist_ok=True)
         check_space(npy, needed)
-        np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape)).flush()   # sparse so far
+        # sparse so far
+        np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape)).flush()
         with open(tmp, "rb+") as f:
             try: os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
             except OSError as e:
-                if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL): raise      # a file system without it: check_space was the check
+                # a file system without it: check_space was the check
+                if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL): raise
 
 # %% ../nbs/08_cache.ipynb #f86e8a74
 @torch.no_grad()
 def _trunk_batches(adapter, dataset, transform, bs, progress):
     was = adapter.model.training; adapter.eval()
     try:
-        for s, x in zip(progress_bar(range(0, len(dataset), bs), desc="trunk features", display=progress, leave=False), adapter.input_batches(dataset, bs, transform)):
+        for s, x in zip(
+            progress_bar(
+                range(0, len(dataset), bs), desc="trunk features", display=progress, leave=False
+            ),
+            adapter.input_batches(dataset, bs, transform),
+        ):
             f = adapter.image_trunk(x).float().cpu()
             h = f.half()
-            if not torch.isfinite(h).all(): raise OverflowError(f"{adapter.name}: trunk features exceed fp16 range (max |f| = {f.abs().max():.3g})")
+            if not torch.isfinite(h).all():
+                raise OverflowError(
+                    f"{adapter.name}: trunk features exceed fp16 range (max |f| ="
+                    f" {f.abs().max():.3g})"
+                )
             yield s, h.numpy()
     finally: adapter.train(was)
 
 # %% ../nbs/08_cache.ipynb #a3e125a1
 def cached_image_features(adapter, dataset, transform=None, batch_size: int = 256, root=None, progress: bool = True) -> torch.Tensor:
-    "Image-trunk features of every item of `dataset`, fp16 `[N, ...]` aligned with its indices; computed once, then memory-mapped."
+    """Image-trunk features of every item of `dataset`, fp16 `[N, ...]` aligned with its indices;
+    computed once, then memory-mapped."""
     t = transform or adapter.preprocess
     inputs = dict(version=CACHE_VERSION, kind="image", model=adapter.name, trunk=trunk_fingerprint(adapter), precision=list(precision_key(adapter)),
                   dataset_fingerprint=dataset.fingerprint, transform=describe_transform(t))
     key = fingerprint(*inputs.values())
-    expect = dict(inputs, key=key, rows=len(dataset))           # stored with the entry and checked on every load
+    # stored with the entry and checked on every load
+    expect = dict(inputs, key=key, rows=len(dataset))
     ff = _FeatureFile(Path(root) if root else cache_dir("features"), f"{adapter.name}-image-{key}")
     name, w = getattr(dataset, "name", type(dataset).__name__), current_world()
     def build():
-        rows = w.rows(len(dataset))                              # under torchrun: this rank's share (spurnb.distributed)
+        # under torchrun: this rank's share (spurnb.distributed)
+        rows = w.rows(len(dataset))
         batches = ((rows.start + s, f) for s, f in _trunk_batches(adapter, _rows_of(dataset, rows, w), transform, batch_size, progress and w.main)) if rows else iter(())
         first = next(batches, None)
-        shape = broadcast_object((len(dataset), *first[1].shape[1:]) if w.main else None, w)   # rank 0 has rows when any rank has
+        # rank 0 has rows when any rank has
+        shape = broadcast_object((len(dataset), *first[1].shape[1:]) if w.main else None, w)
         info = dict(expect, weights=adapter.weights, dataset=name)
-        return ff.write(shape, np.float16, itertools.chain([first] if first else [], batches), info, w)
+        return ff.write(
+            shape, np.float16, itertools.chain([first] if first else [], batches), info, w
+        )
     spot = lambda arr: _spot_check(arr, lambda rows: np.concatenate([f for _, f in _trunk_batches(adapter, _pick(dataset, rows), transform, len(rows), False)]))
     return torch.from_numpy(ff.load_or_build(build, f"caching {adapter.name} trunk features of {name} ({len(dataset)} images), once per cache",
                                              progress, w, expect, spot))
@@ -154,39 +207,65 @@ def cached_image_features(adapter, dataset, transform=None, batch_size: int = 25
 def _rows_of(dataset, rows: range, world: World):
     "The items `rows` of `dataset` (all of it in one process)."
     if world.size == 1: return dataset
-    if not hasattr(dataset, "subset"): raise TypeError(f"{type(dataset).__name__}: trunk features sharded across ranks need a dataset with `subset(idx)` (a spurnb.data.GroupDataset)")
+    if not hasattr(dataset, "subset"):
+        raise TypeError(
+            f"{type(dataset).__name__}: trunk features sharded across ranks need a dataset with"
+            " `subset(idx)` (a spurnb.data.GroupDataset)"
+        )
     return dataset.subset(torch.arange(rows.start, rows.stop))
 
 # %% ../nbs/08_cache.ipynb #13e16c60
-SPOT_TOL = 0.01   # max |recomputed - stored| allowed, relative to the rows' largest |value| (see above)
+# max |recomputed - stored| allowed, relative to the rows' largest |value| (see above)
+SPOT_TOL = 0.01
 
 def _spot_rows(n: int, k: int = 2) -> list:
-    "The first and last row and `k` more drawn by the operating system's generator (the seeded random state is left alone)."
+    """The first and last row and `k` more drawn by the operating system's generator (the seeded
+    random state is left alone)."""
     return sorted({0, n - 1} | set(random.SystemRandom().sample(range(n), min(k, n))))
 
 def _spot_check(arr: np.ndarray, compute, k: int = 2):
-    "Raise `ValueError` when rows of `arr` recomputed by `compute(rows)` differ from the stored ones by more than `SPOT_TOL`."
+    """Raise `ValueError` when rows of `arr` recomputed by `compute(rows)` differ from the stored
+    ones by more than `SPOT_TOL`."""
     rows = _spot_rows(len(arr), k)
     live, stored = np.asarray(compute(rows), np.float32), np.asarray(arr[rows], np.float32)
     scale = max(float(np.abs(live).max()), 1e-6)
     bad = [r for r, a, b in zip(rows, live, stored) if np.abs(a - b).max() > SPOT_TOL * scale]
-    if bad: raise ValueError(f"row(s) {bad} do not match the features the model computes now (reordered or edited contents)")
+    if bad:
+        raise ValueError(
+            f"row(s) {bad} do not match the features the model computes now (reordered or edited"
+            " contents)"
+        )
 
 def _pick(dataset, rows: list):
     "The items `rows` of `dataset`, as a dataset."
-    return dataset.subset(torch.as_tensor(rows)) if hasattr(dataset, "subset") else torch.utils.data.Subset(dataset, rows)
+    return (
+        dataset.subset(torch.as_tensor(rows))
+        if hasattr(dataset, "subset")
+        else torch.utils.data.Subset(dataset, rows)
+    )
 
 # %% ../nbs/08_cache.ipynb #5696cdd8
 def text_trunk_fingerprint(adapter) -> str:
-    "Hash of the text trunk's weights: everything except the vision tower, `text_projection` and the logit scale/bias."
-    return weights_fingerprint(adapter.model, lambda k: not k.startswith(("visual.", "text_projection", "logit_scale", "logit_bias")))
+    """Hash of the text trunk's weights: everything except the vision tower, `text_projection` and
+    the logit scale/bias."""
+    return weights_fingerprint(
+        adapter.model,
+        lambda k: not k.startswith(("visual.", "text_projection", "logit_scale", "logit_bias")),
+    )
 
 @torch.no_grad()
 def cached_text_features(adapter, texts, batch_size: int = 1024, root=None) -> torch.Tensor:
-    "Pooled text-trunk features `[N, W]` (before `text_projection`) of `texts`, fp32; computed once, then memory-mapped."
+    """Pooled text-trunk features `[N, W]` (before `text_projection`) of `texts`, fp32; computed
+    once, then memory-mapped."""
     texts = list(texts)
-    inputs = dict(version=CACHE_VERSION, kind="text", model=adapter.name, trunk=text_trunk_fingerprint(adapter), precision=list(precision_key(adapter)),
-                  texts=fingerprint(texts))
+    inputs = dict(
+        version=CACHE_VERSION,
+        kind="text",
+        model=adapter.name,
+        trunk=text_trunk_fingerprint(adapter),
+        precision=list(precision_key(adapter)),
+        texts=fingerprint(texts),
+    )
     key = fingerprint(*inputs.values())
     expect = dict(inputs, key=key, rows=len(texts))
     ff = _FeatureFile(Path(root) if root else cache_dir("features"), f"{adapter.name}-text-{key}")
@@ -195,10 +274,18 @@ def cached_text_features(adapter, texts, batch_size: int = 1024, root=None) -> t
         try: feats = [adapter.text_trunk(adapter.tokenize(texts[i:i + batch_size])).float().cpu().numpy() for i in range(0, len(texts), batch_size)]
         finally: adapter.train(was)
         feats = np.concatenate(feats)
-        return ff.write(feats.shape, np.float32, [(0, feats)], dict(expect, weights=adapter.weights))
+        return ff.write(
+            feats.shape, np.float32, [(0, feats)], dict(expect, weights=adapter.weights)
+        )
     def live(rows):
         was = adapter.model.training; adapter.eval()
         try: return adapter.text_trunk(adapter.tokenize([texts[i] for i in rows])).float().cpu().numpy()
         finally: adapter.train(was)
-    return torch.from_numpy(ff.load_or_build(build, f"caching {adapter.name} text features of {len(texts)} prompts", expect=expect,
-                                             spot=lambda arr: _spot_check(arr, live)))
+    return torch.from_numpy(
+        ff.load_or_build(
+            build,
+            f"caching {adapter.name} text features of {len(texts)} prompts",
+            expect=expect,
+            spot=lambda arr: _spot_check(arr, live),
+        )
+    )

@@ -14,20 +14,52 @@ from .front import BadArg, DEFAULT_CONFIG, DEFAULT_METHODS, canonical, did_you_m
 
 # %% ../nbs/20_cli.ipynb #35e1c99e
 CHOICES = dict(
-    method=("zeroshot", "erm", "spurnb", "groupdro", "jtt", "dfr", "flyp", "wiseft", "orthcal", "roboshot"),  # spurnb.methods.METHODS
-    dataset=("benchmark", "waterbirds", "celeba", "csv"),       # spurnb.train.DATASETS
-    preset=("quick", "prototype", "reference"),                 # spurnb.train.PRESETS
-    model=("tiny-rn", "tiny-vit", "RN50", "ViT-B-32"),          # spurnb.models.TINY_CONFIGS + examples from open_clip
-    recipe=("lc+vc+ls", "lc+vc+vs", "clip", "clip+vc", "clip+vc+lc", "clip+vc+lc+ls", "clip+vc+lc+ls+vs"),  # spurnb.losses.RECIPES (+ ABLATION)
+    # spurnb.methods.METHODS
+    method=(
+        "zeroshot",
+        "erm",
+        "spurnb",
+        "groupdro",
+        "jtt",
+        "dfr",
+        "flyp",
+        "wiseft",
+        "orthcal",
+        "roboshot",
+    ),
+    dataset=("benchmark", "waterbirds", "celeba", "csv"),  # spurnb.train.DATASETS
+    preset=("quick", "prototype", "reference"),  # spurnb.train.PRESETS
+    # spurnb.models.TINY_CONFIGS + examples from open_clip
+    model=("tiny-rn", "tiny-vit", "RN50", "ViT-B-32"),
+    # spurnb.losses.RECIPES (+ ABLATION)
+    recipe=(
+        "lc+vc+ls",
+        "lc+vc+vs",
+        "clip",
+        "clip+vc",
+        "clip+vc+lc",
+        "clip+vc+lc+ls",
+        "clip+vc+lc+ls+vs",
+    ),
     mode=("paper", "official"),
-    policy=("zeroshot", "projection", "projection+text-embeddings", "full"),  # spurnb.models.POLICIES
+    # spurnb.models.POLICIES
+    policy=("zeroshot", "projection", "projection+text-embeddings", "full"),
     templates=("short", "imagenet"),
-    sampler=("natural", "balanced"),                            # spurnb.train.SAMPLERS
-    selection=("worst-group", "worst-class", "average"),        # spurnb.train.SELECTIONS
+    sampler=("natural", "balanced"),  # spurnb.train.SAMPLERS
+    selection=("worst-group", "worst-class", "average"),  # spurnb.train.SELECTIONS
     optimizer=("sgd", "adam"),
-    benchmark_config=("digits", "fashion", "digits-shortcut", "fashion-shortcut", "null", "two-nuisances", "other-backgrounds"),  # spurnb.benchmark.CONFIGS
-    scorer=("clip", "detector", "labels"),                      # spurnb.detect.SCORERS
-    source=("digits", "fashion-mnist"),                         # spurnb.benchmark.OBJECT_SOURCES
+    # spurnb.benchmark.CONFIGS
+    benchmark_config=(
+        "digits",
+        "fashion",
+        "digits-shortcut",
+        "fashion-shortcut",
+        "null",
+        "two-nuisances",
+        "other-backgrounds",
+    ),
+    scorer=("clip", "detector", "labels"),  # spurnb.detect.SCORERS
+    source=("digits", "fashion-mnist"),  # spurnb.benchmark.OBJECT_SOURCES
 )
 
 def _names(kind: str) -> str: return ", ".join(CHOICES[kind])
@@ -35,13 +67,26 @@ def _names(kind: str) -> str: return ", ".join(CHOICES[kind])
 # %% ../nbs/20_cli.ipynb #957697a6
 def _number(flag, v, kind, low, strict=False):
     if v is None: return
-    ok = isinstance(v, (int, float)) and math.isfinite(v) and (v > low if strict else v >= low) and (kind is float or float(v).is_integer())
-    if not ok: raise BadArg(f"--{flag} {v}: must be {'an integer' if kind is int else 'a number'} {'>' if strict else '>='} {low}")
+    ok = (
+        isinstance(v, (int, float))
+        and math.isfinite(v)
+        and (v > low if strict else v >= low)
+        and (kind is float or float(v).is_integer())
+    )
+    if not ok:
+        raise BadArg(
+            f"--{flag} {v}: must be {'an integer' if kind is int else 'a number'}"
+            f" {'>' if strict else '>='} {low}"
+        )
 
 def _name(flag, v, known, extra=""):
     "`v` as `known` spells it (case aside), else `BadArg` with a did-you-mean and the known names."
     if v is None: return v
-    if (c := canonical(v, known)) is None: raise BadArg(f"--{flag} {v}: unknown.{did_you_mean(v, known)} Known: {', '.join(map(str, known))}.{extra}")
+    if (c := canonical(v, known)) is None:
+        raise BadArg(
+            f"--{flag} {v}: unknown.{did_you_mean(v, known)} Known:"
+            f" {', '.join(map(str, known))}.{extra}"
+        )
     return c
 
 def _exists(flag, v, what, file=False):
@@ -52,7 +97,8 @@ def _exists(flag, v, what, file=False):
 
 # %% ../nbs/20_cli.ipynb #a1b2c3d5
 def _method_opts(opt=None, recipe=None, mode=None, policy=None, templates=None) -> list:
-    "`name=value` strings for `spurnb.methods.route_options`: the shorthand flags first, then `--opt`."
+    """`name=value` strings for `spurnb.methods.route_options`: the shorthand flags first, then
+    `--opt`."""
     short = dict(recipe=recipe, mode=mode, policy=policy, templates=templates)
     return [f"{k}={v}" for k, v in short.items() if v is not None] + list(opt or [])
 
@@ -65,42 +111,61 @@ def _check_opts(method, opts):
 
 # %% ../nbs/20_cli.ipynb #8598f3b5
 def _check_fast(a: dict) -> dict:
-    "The checks that need neither torch nor a registry import (numbers, names against `CHOICES` case-insensitively, paths): `a` with the names respelled as the registries spell them, else `BadArg`."
+    """The checks that need neither torch nor a registry import (numbers, names against `CHOICES`
+    case-insensitively, paths): `a` with the names respelled as the registries spell them, else
+    `BadArg`."""
     _number("epochs", a.get("epochs"), int, 1); _number("batch_size", a.get("batch_size"), int, 1)
     _number("lr", a.get("lr"), float, 0, strict=True); _number("seed", a.get("seed"), int, 0); _number("workers", a.get("workers"), int, 0)
-    if isinstance(a.get("seed"), int) and a["seed"] >= 2**63: raise BadArg(f"--seed {a['seed']}: must be an integer from 0 to 2**63 - 1")
+    if isinstance(a.get("seed"), int) and a["seed"] >= 2**63:
+        raise BadArg(f"--seed {a['seed']}: must be an integer from 0 to 2**63 - 1")
     for kind in ("dataset", "preset", "recipe", "mode", "policy", "sampler", "selection", "optimizer", "templates", "benchmark_config"):
         if kind in a: a[kind] = _name(kind, a[kind], CHOICES[kind])
     if a.get("method") is not None:
         specs = method_specs(a["method"], CHOICES["sampler"])
-        a["method"] = ",".join(spec_label(_name("method", n, CHOICES["method"]), s, o) for n, s, o in specs)
+        a["method"] = ",".join(
+            spec_label(_name("method", n, CHOICES["method"]), s, o) for n, s, o in specs
+        )
     dataset = a.get("dataset", "benchmark")
     if dataset != "benchmark":
-        if a.get("root") is None: raise BadArg(f"--dataset {dataset} needs --root (the {'CSV file' if dataset == 'csv' else 'dataset folder'})")
-        _exists("root", a["root"], "CSV file" if dataset == "csv" else "dataset folder", file=dataset == "csv")
+        if a.get("root") is None:
+            raise BadArg(
+                f"--dataset {dataset} needs --root (the"
+                f" {'CSV file' if dataset == 'csv' else 'dataset folder'})"
+            )
+        _exists(
+            "root",
+            a["root"],
+            "CSV file" if dataset == "csv" else "dataset folder",
+            file=dataset == "csv",
+        )
     _exists("image_root", a.get("image_root"), "image folder"); _exists("checkpoint", a.get("checkpoint"), "weights file", file=True)
-    if a.get("attrs") not in (None, "detect"): _exists("attrs", a["attrs"], "attributes file (from spurnb_detect) or 'detect'", file=True)
+    if a.get("attrs") not in (None, "detect"):
+        _exists("attrs", a["attrs"], "attributes file (from spurnb_detect) or 'detect'", file=True)
     return a
 
 def check_args(dataset="benchmark", root=None, image_root=None, model="tiny-rn", pretrained="benchmark", checkpoint=None,
                method="zeroshot,erm,spurnb", opt=None, recipe=None, mode=None, policy=None, templates=None, sampler=None, selection=None,
                preset="quick", optimizer=None, epochs=None, lr=None, batch_size=None, seed=0, device="cpu", attrs=None, benchmark_config=None,
                precision="fp32", workers=None, **_):
-    "Check the options of `spurnb_train` before anything is loaded or written; raise `ArgError` naming the first bad flag."
+    """Check the options of `spurnb_train` before anything is loaded or written; raise `ArgError`
+    naming the first bad flag."""
     from spurnb.core import ArgError
     a = {k: v for k, v in locals().items() if k != "_"}
     try: a = _check_fast(a)
     except BadArg as e: raise ArgError(str(e)) from None
-    _check_opts(a["method"], _method_opts(opt, a["recipe"], a["mode"], a["policy"], a["templates"]))   # after the named flags: their own errors first
+    # after the named flags: their own errors first
+    _check_opts(a["method"], _method_opts(opt, a["recipe"], a["mode"], a["policy"], a["templates"]))
     if attrs:
         from spurnb.experiment import _label_free_selection
         try: _label_free_selection(a["selection"])
         except ValueError as e: raise ArgError(str(e)) from None
-    if a["benchmark_config"] is not None: _check_benchmark_config(a["benchmark_config"], dataset, model, pretrained, checkpoint)
+    if a["benchmark_config"] is not None:
+        _check_benchmark_config(a["benchmark_config"], dataset, model, pretrained, checkpoint)
     _check_model(model, pretrained, checkpoint)
     if str(device).startswith("cuda"):
         import torch
-        if not torch.cuda.is_available(): raise ArgError(f"--device {device}: no CUDA device is available here; use --device cpu")
+        if not torch.cuda.is_available():
+            raise ArgError(f"--device {device}: no CUDA device is available here; use --device cpu")
     elif device not in ("cpu", "mps"): raise ArgError(f"--device {device}: use cpu, cuda (or cuda:N) or mps")
     from spurnb import models as M
     M.resolve_precision(precision, device)   # --precision fp16 or an unknown name: ArgError
@@ -114,29 +179,49 @@ def _check_model(model, pretrained, checkpoint):
     except ValueError as e: raise ArgError(f"--model {model}: {e}") from None
     if checkpoint or not pretrained: return                        # a local file, or a random init
     if pretrained in M.WEIGHT_SOURCES:
-        if pretrained == "benchmark" and model not in M.TINY_CONFIGS: raise ArgError(f"--pretrained benchmark is the tiny CLIP pretrained here, for --model {' or '.join(M.TINY_CONFIGS)}; "
-                                                       f"for --model {model} give an open_clip tag (e.g. --pretrained openai) or --checkpoint FILE")
+        if pretrained == "benchmark" and model not in M.TINY_CONFIGS:
+            raise ArgError(
+                "--pretrained benchmark is the tiny CLIP pretrained here, for --model"
+                f" {' or '.join(M.TINY_CONFIGS)}; for --model {model} give an open_clip tag (e.g."
+                " --pretrained openai) or --checkpoint FILE"
+            )
         return
     tags = open_clip.list_pretrained_tags_by_model(model)
     if pretrained not in tags:
-        raise ArgError(f"--pretrained {pretrained}: open_clip has no such weights for {model}.{did_you_mean(pretrained, tags)} "
-                       f"Known: {', '.join(tags) or '(none)'}; or give --checkpoint FILE, or --pretrained '' for a random init.")
+        raise ArgError(
+            f"--pretrained {pretrained}: open_clip has no such weights for"
+            f" {model}.{did_you_mean(pretrained, tags)} Known: {', '.join(tags) or '(none)'}; or"
+            " give --checkpoint FILE, or --pretrained '' for a random init."
+        )
     cfg = open_clip.get_pretrained_cfg(model, pretrained)
-    if not M._cached_weights(cfg) and M._offline():          # fail now, naming the flag, not after the data has loaded
-        raise ArgError(f"--pretrained {pretrained}: the {model} weights are not in the local caches and this machine is offline. "
-                       f"Download them where there is internet ({cfg.get('hf_hub') or cfg.get('url')}), copy the file here "
-                       f"and give it with --checkpoint FILE")
+    # fail now, naming the flag, not after the data has loaded
+    if not M._cached_weights(cfg) and M._offline():
+        raise ArgError(
+            f"--pretrained {pretrained}: the {model} weights are not in the local caches and this"
+            " machine is offline. Download them where there is internet"
+            f" ({cfg.get('hf_hub') or cfg.get('url')}), copy the file here and give it with"
+            " --checkpoint FILE"
+        )
 
 # %% ../nbs/20_cli.ipynb #b5bce5a8
 def _check_benchmark_config(name, dataset, model, pretrained, checkpoint):
-    "A named benchmark (`spurnb.benchmark.CONFIGS`) brings its own data and tiny CLIP: the other data and weight flags must stay at theirs."
+    """A named benchmark (`spurnb.benchmark.CONFIGS`) brings its own data and tiny CLIP: the other
+    data and weight flags must stay at theirs."""
     from spurnb.core import ArgError
     from spurnb.benchmark import CONFIGS, config_missing
     try: name = _name("benchmark_config", name, list(CONFIGS))
     except BadArg as e: raise ArgError(str(e)) from None
-    if dataset != "benchmark" or pretrained != "benchmark" or checkpoint or model != CONFIGS[name].pretrain.get("name", "tiny-rn"):
-        raise ArgError(f"--benchmark_config {name} brings its data and its pretrained tiny CLIP: leave --dataset, --model, --pretrained "
-                       f"and --checkpoint at their defaults (benchmark, {CONFIGS[name].pretrain.get('name', 'tiny-rn')}, benchmark, none)")
+    if (
+        dataset != "benchmark"
+        or pretrained != "benchmark"
+        or checkpoint
+        or model != CONFIGS[name].pretrain.get("name", "tiny-rn")
+    ):
+        raise ArgError(
+            f"--benchmark_config {name} brings its data and its pretrained tiny CLIP: leave"
+            " --dataset, --model, --pretrained and --checkpoint at their defaults (benchmark,"
+            f" {CONFIGS[name].pretrain.get('name', 'tiny-rn')}, benchmark, none)"
+        )
     if why := config_missing(name): raise ArgError(f"--benchmark_config {name}: {why}")
 
 # %% ../nbs/20_cli.ipynb #ccbe38c2
@@ -144,15 +229,20 @@ def _fail(cmd: str, msg: str, code: int = 2):
     print(f"{cmd}: error: {msg}\n(run with --debug for the traceback)", file=sys.stderr, flush=True); sys.exit(code)
 
 def _main(args: dict):
-    "Check the arguments, then train; a project error prints as one message (exit 2 for a bad argument, 1 otherwise), `--debug` shows the traceback."
-    try: _check_fast(args)                                         # names, numbers, paths: answered before torch loads
+    """Check the arguments, then train; a project error prints as one message (exit 2 for a bad
+    argument, 1 otherwise), `--debug` shows the traceback."""
+    # names, numbers, paths: answered before torch loads
+    try: _check_fast(args)
     except BadArg as e:
         if args["debug"]:
             from spurnb.core import ArgError
-            raise ArgError(str(e)) from e                          # the library's error, with the check's traceback
+            # the library's error, with the check's traceback
+            raise ArgError(str(e)) from e
         _fail("spurnb_train", str(e))
-    if args["benchmark_config"] is None and _is_default_benchmark(args): args["benchmark_config"] = DEFAULT_CONFIG
-    from spurnb.core import SpurnbError, ArgError, show_progress    # after parsing: --help never imports torch
+    if args["benchmark_config"] is None and _is_default_benchmark(args):
+        args["benchmark_config"] = DEFAULT_CONFIG
+    # after parsing: --help never imports torch
+    from spurnb.core import SpurnbError, ArgError, show_progress
     show_progress(not args["quiet"])
     try:
         check_args(**args)
@@ -160,7 +250,8 @@ def _main(args: dict):
     except SpurnbError as e:
         if args["debug"]: raise
         _fail("spurnb_train", str(e), 2 if isinstance(e, ArgError) else 1)
-    except OSError as e:                                          # a full disk or a read-only folder met anywhere: say which and what to do
+    # a full disk or a read-only folder met anywhere: say which and what to do
+    except OSError as e:
         from spurnb.core import disk_error
         if args["debug"] or (d := disk_error(e, e.filename or args["out"])) is None: raise
         _fail("spurnb_train", str(d), 1)
@@ -169,8 +260,15 @@ def _main(args: dict):
         print("spurnb_train: interrupted; the same command with --resume continues where it stopped", file=sys.stderr); sys.exit(130)
 
 def _is_default_benchmark(a) -> bool:
-    "The built-in benchmark with its own tiny CLIP (no data or weight flag given): the default run uses `DEFAULT_CONFIG`, the paper's regime."
-    return a["dataset"] == "benchmark" and a["model"] == "tiny-rn" and a["pretrained"] == "benchmark" and not a["checkpoint"] and not a["attrs"]
+    """The built-in benchmark with its own tiny CLIP (no data or weight flag given): the default run
+    uses `DEFAULT_CONFIG`, the paper's regime."""
+    return (
+        a["dataset"] == "benchmark"
+        and a["model"] == "tiny-rn"
+        and a["pretrained"] == "benchmark"
+        and not a["checkpoint"]
+        and not a["attrs"]
+    )
 
 # %% ../nbs/20_cli.ipynb #22664310
 @call_parse
@@ -206,15 +304,20 @@ def spurnb_train(
     benchmark_config: Param(f"a named built-in benchmark with its own tiny CLIP: {_names('benchmark_config')} (default {DEFAULT_CONFIG} when no data or weight flag is given)", str) = None,
     allow_missing_groups: bool = False, # run even if val or test lack a group (the results then name the missing groups)
 ):
-    "Fine-tune CLIP with zero-shot, ERM and spurnb under both samplers (or the chosen methods) and print worst-group, average and adjusted-average accuracy."
+    """Fine-tune CLIP with zero-shot, ERM and spurnb under both samplers (or the chosen methods) and
+    print worst-group, average and adjusted-average accuracy."""
     _main(dict(locals()))
 
 def _command(fn, name: str, argv=None):
-    "Run the `call_parse` command `fn` from the console: `--batch-size` read as `--batch_size`, an unknown flag answered with a did-you-mean (exit 2) before anything loads."
+    """Run the `call_parse` command `fn` from the console: `--batch-size` read as `--batch_size`, an
+    unknown flag answered with a did-you-mean (exit 2) before anything loads."""
     from fastcore.script import anno_parser
     flags = list(inspect.signature(fn).parameters)
     argv = flag_aliases(sys.argv[1:] if argv is None else argv, flags)
-    if (msg := unknown_flag(argv, flags)) and not any(f.startswith(msg.split(":")[0][2:]) for f in flags): _fail(name, msg)
+    if (msg := unknown_flag(argv, flags)) and not any(
+        f.startswith(msg.split(":")[0][2:]) for f in flags
+    ):
+        _fail(name, msg)
     args = vars(anno_parser(fn, prog=name).parse_args(argv))
     args.pop("pdb", None); args.pop("xtra", None)
     return fn(**args)
@@ -231,8 +334,10 @@ def _train(dataset, root, image_root, model, pretrained, checkpoint, method, opt
     from spurnb.distributed import process_group
     from spurnb.experiment import run_methods, report_attribution
     from spurnb.models import resolve_precision
-    cpu_threads(max(1, cpu_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))); t0 = time.perf_counter()  # cores shared by torchrun's processes
-    with process_group(device) as (world, device):          # under torchrun: one rank of the job (spurnb.distributed); else one process
+    # cores shared by torchrun's processes
+    cpu_threads(max(1, cpu_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))); t0 = time.perf_counter()
+    # under torchrun: one rank of the job (spurnb.distributed); else one process
+    with process_group(device) as (world, device):
         if not world.main: show_progress(False)             # one set of bars and messages: rank 0's
         prec, note = resolve_precision(precision, device)
         if note and world.main: print(f"spurnb_train: note: {note}", file=sys.stderr, flush=True)
@@ -241,60 +346,99 @@ def _train(dataset, root, image_root, model, pretrained, checkpoint, method, opt
                         allow_missing_groups=allow_missing_groups,
                         opts=_method_opts(opt, recipe, mode, policy, templates), sampler=sampler, selection=selection, optimizer=optimizer,
                         epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, precision=prec, workers=workers)
-    if not world.main: return                               # the job's report is rank 0's, written after the group is left
+    # the job's report is rank 0's, written after the group is left
+    if not world.main: return
     att = report_attribution(r)
     from spurnb.experiment import show_table, EXPLAIN
     import textwrap
     sel = r["table"]["selection"].dropna()
     where = f"{benchmark_config} benchmark" if benchmark_config else dataset
-    print(f"\n{where}: test accuracy" + (f" at the epoch chosen by validation {sel.iloc[0]} accuracy" if len(sel) else ""))
+    print(
+        f"\n{where}: test accuracy"
+        + (f" at the epoch chosen by validation {sel.iloc[0]} accuracy" if len(sel) else "")
+    )
     print(show_table(r["table"].drop(columns=["selection"])))
     print("\n" + textwrap.fill(EXPLAIN, 110))
     if att is not None:
-        print(f"\nshare of positive Grad-CAM attribution on the object (test, {int(att.n.max())} images per group; "
-              f"chance: the object's area, the share of an attribution spread evenly):")
+        print(
+            f"\nshare of positive Grad-CAM attribution on the object (test, {int(att.n.max())}"
+            " images per group; chance: the object's area, the share of an attribution spread"
+            " evenly):"
+        )
         tab = att.pivot_table(index="model", columns="group_name", values="share", sort=False)
         tab.loc["chance"] = att.groupby("group_name", sort=False)["chance"].mean()
         print(tab.round(3).to_string())
-    print(f"\nruns:    {r['out']}/, one folder per row, named in its run column (config.json, metrics.csv, best.pt, final.json, ...)")
-    print(f"table:   {r['out'] / 'results.csv'} (every call's runs; `spurnb_results {r['out'].parent}` collects them over seeds)")
+    print(
+        f"\nruns:    {r['out']}/, one folder per row, named in its run column (config.json,"
+        " metrics.csv, best.pt, final.json, ...)"
+    )
+    print(
+        f"table:   {r['out'] / 'results.csv'} (every call's runs; `spurnb_results"
+        f" {r['out'].parent}` collects them over seeds)"
+    )
     for f in r["figures"]: print(f"figure:  {f}")
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 # %% ../nbs/20_cli.ipynb #bfc4bdcc
 def _check_detect(a: dict) -> dict:
-    "`spurnb_detect`'s checks that need no torch: names, numbers, paths; `a` with the names respelled."
+    """`spurnb_detect`'s checks that need no torch: names, numbers, paths; `a` with the names
+    respelled."""
     for k in ("min_count", "n_boot", "top"): _number(k, a[k], int, 1)
     _number("workers", a["workers"], int, 0)
     if isinstance(a["fdr"], bool) or not isinstance(a["fdr"], (int, float)) or not 0 < a["fdr"] < 1:
-        raise BadArg(f"--fdr {a['fdr']}: the false discovery rate is a level strictly between 0 and 1 (the default is 0.05)")
-    if a["benchmark_config"] is not None: a["benchmark_config"] = _name("benchmark_config", a["benchmark_config"], CHOICES["benchmark_config"])
+        raise BadArg(
+            f"--fdr {a['fdr']}: the false discovery rate is a level strictly between 0 and 1 (the"
+            " default is 0.05)"
+        )
+    if a["benchmark_config"] is not None:
+        a["benchmark_config"] = _name(
+            "benchmark_config", a["benchmark_config"], CHOICES["benchmark_config"]
+        )
     a["dataset"] = _name("dataset", a["dataset"], CHOICES["dataset"]); a["scorer"] = _name("scorer", a["scorer"], CHOICES["scorer"])
     a["split"] = _name("split", a["split"], ("train", "val", "test")); a["by"] = _name("by", a["by"], ("gap", "mi"))
     _check_fast(dict(dataset=a["dataset"], root=a["root"], image_root=a["image_root"], checkpoint=a["checkpoint"]))
-    if a["vocab"] != "benchmark": _exists("vocab", a["vocab"], "vocabulary file (one word or phrase per line)", file=True)
-    if a["predictions"] != "zeroshot" and not (Path(a["predictions"]).expanduser() / "config.json").is_file():
-        raise BadArg(f"--predictions {a['predictions']}: not a run directory (no config.json in it); give 'zeroshot' or a run folder "
-                     f"written by spurnb_train (runs/<benchmark>/<run name in its table>)")
-    if "{}" not in a["context"]: raise BadArg(f"--context {a['context']!r}: the prompt needs {{}} where the word goes, e.g. 'something on {{}}'")
+    if a["vocab"] != "benchmark":
+        _exists("vocab", a["vocab"], "vocabulary file (one word or phrase per line)", file=True)
+    if (
+        a["predictions"] != "zeroshot"
+        and not (Path(a["predictions"]).expanduser() / "config.json").is_file()
+    ):
+        raise BadArg(
+            f"--predictions {a['predictions']}: not a run directory (no config.json in it); give"
+            " 'zeroshot' or a run folder written by spurnb_train (runs/<benchmark>/<run name in"
+            " its table>)"
+        )
+    if "{}" not in a["context"]:
+        raise BadArg(
+            f"--context {a['context']!r}: the prompt needs {{}} where the word goes, e.g."
+            " 'something on {}'"
+        )
     return a
 
 def _check_detector(scorer):
-    "The OWL detector scorer needs the `detect` extra and its weights: say so now, naming the flag, not after the data has loaded."
+    """The OWL detector scorer needs the `detect` extra and its weights: say so now, naming the
+    flag, not after the data has loaded."""
     if scorer != "detector": return
     import importlib.util
     from spurnb.core import ArgError
     if importlib.util.find_spec("transformers") is None:
-        raise ArgError("--scorer detector needs transformers: pip install 'spurnb[detect]', or use --scorer clip")
+        raise ArgError(
+            "--scorer detector needs transformers: pip install 'spurnb[detect]', or use --scorer"
+            " clip"
+        )
     from huggingface_hub import try_to_load_from_cache
     from spurnb.models import _offline
     repo = "google/owlv2-base-patch16-ensemble"
     if not isinstance(try_to_load_from_cache(repo, "config.json"), str) and _offline():
-        raise ArgError(f"--scorer detector: the detector's weights ({repo}) are not in the Hugging Face cache and this machine is offline; "
-                       f"download them where there is internet (huggingface-cli download {repo}) or use --scorer clip")
+        raise ArgError(
+            f"--scorer detector: the detector's weights ({repo}) are not in the Hugging Face cache"
+            " and this machine is offline; download them where there is internet (huggingface-cli"
+            f" download {repo}) or use --scorer clip"
+        )
 
 def _run_front(name: str, debug: bool, check, body):
-    "`check()` (torch-free; `BadArg` → exit 2), then `body()`: a project error prints as its message (exit 2 for an option, 1 otherwise)."
+    """`check()` (torch-free; `BadArg` → exit 2), then `body()`: a project error prints as its
+    message (exit 2 for an option, 1 otherwise)."""
     try: check()
     except BadArg as e:
         if debug: raise
@@ -336,7 +480,8 @@ def spurnb_detect(
     quiet: bool = False,            # no progress bars
     debug: bool = False,            # show the full traceback of an error
 ):
-    "Detect the spurious attributes that hurt each class (`spurnb.detect`): print the ranked table; write it (CSV), the top words (JSON) and a figure."
+    """Detect the spurious attributes that hurt each class (`spurnb.detect`): print the ranked
+    table; write it (CSV), the top words (JSON) and a figure."""
     a = {k: v for k, v in locals().items() if k != "debug"}
     def body():
         _check_model(a["model"], a["pretrained"], a["checkpoint"]); _check_detector(a["scorer"])
@@ -349,7 +494,8 @@ def spurnb_detect(
 def _check_benchmark_args(a: dict) -> dict:
     for k in ("n_train", "n_val", "n_test"): _number(k, a[k], int, 1)
     _number("seed", a["seed"], int, 0); _number("corpus", a["corpus"], int, 0)
-    if not (isinstance(a["corr"], (int, float)) and 0 <= a["corr"] <= 1): raise BadArg(f"--corr {a['corr']}: must be a probability in [0, 1]")
+    if not (isinstance(a["corr"], (int, float)) and 0 <= a["corr"] <= 1):
+        raise BadArg(f"--corr {a['corr']}: must be a probability in [0, 1]")
     a["source"] = _name("source", a["source"], CHOICES["source"])
     return a
 
@@ -365,7 +511,8 @@ def spurnb_benchmark(
     no_cache: bool = False,         # build in memory only
     debug: bool = False,            # show the full traceback of an error
 ):
-    "Build (or load from the cache) the built-in benchmark (`spurnb.benchmark`) and print its summary and cache location."
+    """Build (or load from the cache) the built-in benchmark (`spurnb.benchmark`) and print its
+    summary and cache location."""
     a = {k: v for k, v in locals().items() if k != "debug"}
     def body():
         from spurnb.benchmark import spurnb_benchmark as run
@@ -387,12 +534,19 @@ def spurnb_results(
     dest: str = None,       # where to write .csv, .md and .tex (default FOLDER/results_all)
     debug: bool = False,    # show the full traceback of an error
 ):
-    "Collect every finished run under FOLDER into one table (mean ± 95 % interval over seeds), print it, write it as CSV, markdown and LaTeX."
+    """Collect every finished run under FOLDER into one table (mean ± 95 % interval over seeds),
+    print it, write it as CSV, markdown and LaTeX."""
     try:
-        if not Path(folder).expanduser().is_dir(): raise BadArg(f"{folder}: no such folder of runs; give the --out folder of spurnb_train --out")
+        if not Path(folder).expanduser().is_dir():
+            raise BadArg(
+                f"{folder}: no such folder of runs; give the --out folder of spurnb_train --out"
+            )
         _name("split", split, ("test", "val"))
         if not next(Path(folder).expanduser().rglob("final.json"), None):       # before torch loads
-            raise BadArg(f"{folder}: no finished run under it (a run is finished when its final.json is written); run spurnb_train --out {folder} first")
+            raise BadArg(
+                f"{folder}: no finished run under it (a run is finished when its final.json is"
+                f" written); run spurnb_train --out {folder} first"
+            )
     except BadArg as e:
         if debug: raise
         _fail("spurnb_results", str(e))
@@ -402,9 +556,13 @@ def spurnb_results(
     except SpurnbError as e:
         if debug: raise
         _fail("spurnb_results", str(e), 1)
-    print(f"{split} accuracy, mean ± 95 % interval over seeds (t-interval; blank with one seed), {int(t.seeds.sum())} runs under {folder}:")
+    print(
+        f"{split} accuracy, mean ± 95 % interval over seeds (t-interval; blank with one seed),"
+        f" {int(t.seeds.sum())} runs under {folder}:"
+    )
     print(format_results(t).to_string(index=False))
-    for f in write_results(t, Path(dest) if dest else Path(folder) / "results_all"): print(f"written: {f}")
+    for f in write_results(t, Path(dest) if dest else Path(folder) / "results_all"):
+        print(f"written: {f}")
 
 def results_main():
     "The `spurnb_results` console script."

@@ -20,17 +20,20 @@ __all__ = ['NO_SPACE', 'READ_ONLY', 'SpurnbError', 'CheckpointError', 'ArgError'
 
 # %% ../nbs/00_core.ipynb #5fa41fdf
 class SpurnbError(Exception):
-    "An error the user can fix; its message names the file, row or option and says what would be right."
+    """An error the user can fix; its message names the file, row or option and says what would be
+    right."""
 
 class CheckpointError(SpurnbError, ValueError):
     "A checkpoint or run file that is damaged, truncated, or not something spurnb wrote."
 
 class ArgError(SpurnbError, ValueError):
-    "A command-line option with a value that cannot work; the message names the flag and what would."
+    """A command-line option with a value that cannot work; the message names the flag and what
+    would."""
 
 # %% ../nbs/00_core.ipynb #9e70cc1c
 class DiskError(SpurnbError, OSError):
-    "A write refused for want of space or permission; the message names the folder, the room needed and the fix."
+    """A write refused for want of space or permission; the message names the folder, the room
+    needed and the fix."""
     def __init__(self, code: int, message: str): OSError.__init__(self, code, message)
     def __str__(self): return self.strerror
 
@@ -39,25 +42,38 @@ NO_SPACE, READ_ONLY = (errno.ENOSPC, errno.EDQUOT), (errno.EROFS, errno.EACCES, 
 def _mb(n) -> str: return "an unknown amount" if n is None else f"{n / 2**20:.1f} MB"
 
 def _folder(path) -> Path:
-    "The nearest existing folder at or above `path` (what a write there needs room or permission in)."
+    """The nearest existing folder at or above `path` (what a write there needs room or permission
+    in)."""
     p = Path(path)
     while not p.is_dir() and p != p.parent: p = p.parent
     return p
 
 def disk_error(e: BaseException, path, needed: int | None = None) -> DiskError | None:
-    "The `DiskError` saying what to do about `e`, met writing `path` (`needed` bytes), or None if `e` is not a full disk or a read-only folder."
+    """The `DiskError` saying what to do about `e`, met writing `path` (`needed` bytes), or None if
+    `e` is not a full disk or a read-only folder."""
     if isinstance(e, DiskError): return e
     if not isinstance(e, OSError) or e.errno not in NO_SPACE + READ_ONLY: return None
-    where = _folder(e.filename or path)                              # the folder itself, or the file's
+    # the folder itself, or the file's
+    where = _folder(e.filename or path)
     if e.errno in NO_SPACE:
-        return DiskError(e.errno, f"no space left on {where} ({_mb(needed)} needed, {_mb(shutil.disk_usage(where).free)} free) writing {Path(path).name}: "
-                                  "free some space, or set SPURNB_CACHE or --out to a folder on a disk with room")
-    return DiskError(e.errno, f"{where} is read-only ({e.strerror}: {e.filename or path}): set SPURNB_CACHE or --out to a writable folder")
+        return DiskError(
+            e.errno,
+            f"no space left on {where} ({_mb(needed)} needed, {_mb(shutil.disk_usage(where).free)}"
+            f" free) writing {Path(path).name}: free some space, or set SPURNB_CACHE or --out to a"
+            " folder on a disk with room",
+        )
+    return DiskError(
+        e.errno,
+        f"{where} is read-only ({e.strerror}: {e.filename or path}): set SPURNB_CACHE or --out to a"
+        " writable folder",
+    )
 
 def check_space(path, needed: int):
-    "Raise `DiskError` now, before writing, when the folder of `path` has less than `needed` bytes free."
+    """Raise `DiskError` now, before writing, when the folder of `path` has less than `needed` bytes
+    free."""
     free = shutil.disk_usage(where := _folder(path)).free
-    if free < needed: raise disk_error(OSError(errno.ENOSPC, "No space left on device", str(where)), path, needed)
+    if free < needed:
+        raise disk_error(OSError(errno.ENOSPC, "No space left on device", str(where)), path, needed)
 
 @contextlib.contextmanager
 def os_errors(path, needed: int | None = None):
@@ -69,9 +85,11 @@ def os_errors(path, needed: int | None = None):
 
 # %% ../nbs/00_core.ipynb #11f827b3
 def check_writable(path, flag: str = "--out") -> Path:
-    "Prove, before any work, that folder `path` can be made and take files (creating nothing): a file in the way raises `ArgError`, a read-only folder `DiskError`."
+    """Prove, before any work, that folder `path` can be made and take files (creating nothing): a
+    file in the way raises `ArgError`, a read-only folder `DiskError`."""
     p = Path(path)
-    q = next(q for q in (p, *p.parents) if q.exists())        # the folder the first missing one would be made in
+    # the folder the first missing one would be made in
+    q = next(q for q in (p, *p.parents) if q.exists())
     if not q.is_dir(): raise ArgError(f"{flag} {path}: {q} is a file, not a folder; give a folder")
     with os_errors(p):
         fd, t = tempfile.mkstemp(dir=q, prefix=".spurnb-write-test.", suffix=".tmp"); os.close(fd); os.unlink(t)
@@ -79,23 +97,30 @@ def check_writable(path, flag: str = "--out") -> Path:
 
 # %% ../nbs/00_core.ipynb #2004bb7d
 def cache_dir(*parts: str, create: bool = True) -> Path:
-    "The spurnb cache directory (`$SPURNB_CACHE`, else the platform's user cache: `$XDG_CACHE_HOME/spurnb` or `~/.cache/spurnb` on Linux), joined with `parts`."
-    root = Path(os.environ.get("SPURNB_CACHE") or platformdirs.user_cache_dir("spurnb", appauthor=False)).expanduser()
+    """The spurnb cache directory (`$SPURNB_CACHE`, else the platform's user cache:
+    `$XDG_CACHE_HOME/spurnb` or `~/.cache/spurnb` on Linux), joined with `parts`."""
+    root = Path(
+        os.environ.get("SPURNB_CACHE") or platformdirs.user_cache_dir("spurnb", appauthor=False)
+    ).expanduser()
     path = root.joinpath(*parts)
-    if create and not path.is_dir():                      # a complete read-only cache is never written to
+    # a complete read-only cache is never written to
+    if create and not path.is_dir():
         with os_errors(path): path.mkdir(parents=True, exist_ok=True)
     return path
 
 # %% ../nbs/00_core.ipynb #ee6c6084
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "wb", needed: int | None = None):
-    "Open a temporary file next to `path`; on success rename it over `path`, on error delete it. A full disk or a read-only folder raises `DiskError` (refused before writing when `needed` bytes do not fit)."
+    """Open a temporary file next to `path`; on success rename it over `path`, on error delete it. A
+    full disk or a read-only folder raises `DiskError` (refused before writing when `needed`
+    bytes do not fit)."""
     path = Path(path)
     with os_errors(path, needed):
         path.parent.mkdir(parents=True, exist_ok=True)
         if needed: check_space(path, needed)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        umask = os.umask(0); os.umask(umask); os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; use normal permissions
+        # mkstemp makes 0600; use normal permissions
+        umask = os.umask(0); os.umask(umask); os.chmod(tmp, 0o666 & ~umask)
         try:
             with os.fdopen(fd, mode) as f:
                 yield f
@@ -107,7 +132,8 @@ def atomic_write(path, mode: str = "wb", needed: int | None = None):
 
 # %% ../nbs/00_core.ipynb #9e001b12
 def remove_orphans(folder, name: str) -> list:
-    "Delete the temporary files (`.{name}.*.tmp`) interrupted writers of `name` left in `folder`; call it while holding `name`'s lock."
+    """Delete the temporary files (`.{name}.*.tmp`) interrupted writers of `name` left in `folder`;
+    call it while holding `name`'s lock."""
     gone = []
     for t in Path(folder).glob(f".{name}.*.tmp"):
         with contextlib.suppress(FileNotFoundError): t.unlink(); gone.append(t)
@@ -117,7 +143,8 @@ def remove_orphans(folder, name: str) -> list:
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor, torch.dtype, torch.device, torch.Size)
 
 def check_plain(obj, where: str = "checkpoint"):
-    "Raise `TypeError` at the first value in `obj` that is not a tensor, a plain Python scalar or a dict/list/tuple of those."
+    """Raise `TypeError` at the first value in `obj` that is not a tensor, a plain Python scalar or
+    a dict/list/tuple of those."""
     if isinstance(obj, _PLAIN): return
     if isinstance(obj, dict):
         for k, v in obj.items(): check_plain(k, where); check_plain(v, f"{where}[{k!r}]")
@@ -137,41 +164,64 @@ def _tensor_bytes(obj) -> int:
     return 0
 
 def torch_save(obj, path):
-    "`torch.save` to `path`, atomically; `obj` must hold tensors and plain types only (`check_plain`), so `torch_load` can read it without unpickling code. A disk without room for its tensors is refused before writing (`DiskError`)."
+    """`torch.save` to `path`, atomically; `obj` must hold tensors and plain types only
+    (`check_plain`), so `torch_load` can read it without unpickling code. A disk without room for
+    its tensors is refused before writing (`DiskError`)."""
     check_plain(obj)
-    needed = _tensor_bytes(obj) + (1 << 20)                   # the tensors' bytes and a megabyte for the zip records and the pickle
+    # the tensors' bytes and a megabyte for the zip records and the pickle
+    needed = _tensor_bytes(obj) + (1 << 20)
     with atomic_write(path, "wb", needed) as f:
         try: torch.save(obj, f)
-        except RuntimeError as e:                             # PyTorch's writer reports a failed write as "[enforce fail at inline_container.cc]"
-            if shutil.disk_usage(_folder(path)).free < needed: raise disk_error(OSError(errno.ENOSPC, "No space left on device", str(path)), path, needed) from e
+        # PyTorch's writer reports a failed write as "[enforce fail at inline_container.cc]"
+        except RuntimeError as e:
+            if shutil.disk_usage(_folder(path)).free < needed:
+                raise disk_error(
+                    OSError(errno.ENOSPC, "No space left on device", str(path)), path, needed
+                ) from e
             raise
 
 # %% ../nbs/00_core.ipynb #7fe66e11
 def check_zip(path, what: str = "checkpoint", fix: str = "delete it and run again"):
-    "Raise `CheckpointError` unless `path` is a complete torch zip file whose every record matches its CRC-32."
+    """Raise `CheckpointError` unless `path` is a complete torch zip file whose every record matches
+    its CRC-32."""
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"{what} {path} does not exist; {fix}")
     try:
         with zipfile.ZipFile(path) as z: bad = z.testzip()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
-        raise CheckpointError(f"{what} {path} is damaged or truncated ({type(e).__name__}: {e}); {fix}") from None
-    if bad is not None: raise CheckpointError(f"{what} {path} is damaged: its record {bad!r} does not match its checksum; {fix}")
+        raise CheckpointError(
+            f"{what} {path} is damaged or truncated ({type(e).__name__}: {e}); {fix}"
+        ) from None
+    if bad is not None:
+        raise CheckpointError(
+            f"{what} {path} is damaged: its record {bad!r} does not match its checksum; {fix}"
+        )
 
 def torch_reason(e: BaseException) -> str:
-    "What went wrong in PyTorch's error `e`, in one line, without its advice to retry with weights-only loading turned off (which would run the file's code)."
+    """What went wrong in PyTorch's error `e`, in one line, without its advice to retry with
+    weights-only loading turned off (which would run the file's code)."""
     msg = str(e)
     if "WeightsUnpickler error:" in msg: msg = msg.split("WeightsUnpickler error:", 1)[1]
-    msg = " ".join(s for s in re.split(r"(?<=[.!?])\s+", " ".join(msg.split())) if "weights_only" not in s and "safe_globals" not in s)
+    msg = " ".join(
+        s
+        for s in re.split(r"(?<=[.!?])\s+", " ".join(msg.split()))
+        if "weights_only" not in s and "safe_globals" not in s
+    )
     return f"{type(e).__name__}: {msg.strip() or 'cannot be unpickled safely'}"
 
 def refused_pickle(path, e, what: str, fix: str) -> CheckpointError:
-    "The `CheckpointError` for a file whose pickle names code (`e`, PyTorch's `UnpicklingError`): which global it holds, and the fix."
+    """The `CheckpointError` for a file whose pickle names code (`e`, PyTorch's `UnpicklingError`):
+    which global it holds, and the fix."""
     m = re.search(r"GLOBAL (\S+)", str(e))
-    return CheckpointError(f"refused to load {what} {path}: it holds {m.group(1) if m else 'an object'}, not only tensors and plain types, "
-                           f"so spurnb did not write it and unpickling it could run code. {fix}")
+    return CheckpointError(
+        f"refused to load {what} {path}: it holds {m.group(1) if m else 'an object'}, not only"
+        " tensors and plain types, so spurnb did not write it and unpickling it could run code."
+        f" {fix}"
+    )
 
 def torch_load(path, what: str = "checkpoint", fix: str = "delete it and run again"):
-    "Load what `torch_save` wrote: checksums first, then a `weights_only` unpickler (tensors and plain types, no code), onto the CPU."
+    """Load what `torch_save` wrote: checksums first, then a `weights_only` unpickler (tensors and
+    plain types, no code), onto the CPU."""
     check_zip(path, what, fix)
     try: return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e: raise refused_pickle(path, e, what, fix) from None
@@ -179,21 +229,26 @@ def torch_load(path, what: str = "checkpoint", fix: str = "delete it and run aga
 
 # %% ../nbs/00_core.ipynb #c693477c
 def read_json(path, what: str = "file", fix: str = "delete it and run again"):
-    "The JSON in `path`; a missing, truncated or damaged file raises `CheckpointError` naming it and the fix."
+    """The JSON in `path`; a missing, truncated or damaged file raises `CheckpointError` naming it
+    and the fix."""
     try: return json.loads(Path(path).read_text())
     except FileNotFoundError: raise CheckpointError(f"{what} {path} is missing; {fix}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise CheckpointError(f"{what} {path} is damaged or truncated (not valid JSON: {e}); {fix}") from None
 
 # %% ../nbs/00_core.ipynb #c2e552bf
-_PROGRESS = {"on": os.environ.get("SPURNB_PROGRESS", "1").lower() not in ("0", "false", "no", "off")}
+_PROGRESS = {
+    "on": os.environ.get("SPURNB_PROGRESS", "1").lower() not in ("0", "false", "no", "off")
+}
 
 def show_progress(on: bool | None = None) -> bool:
-    "Turn bars and step announcements on or off for this process (None: leave as is); returns the setting."
+    """Turn bars and step announcements on or off for this process (None: leave as is); returns the
+    setting."""
     if on is not None: _PROGRESS["on"] = bool(on)
     return _PROGRESS["on"]
 
 def progress(it, desc: str | None = None, total: int | None = None, display: bool = True, leave: bool = False):
-    "`it` with a tqdm bar when bars are on and a person watches (a terminal or a notebook); a log file gets no bar."
+    """`it` with a tqdm bar when bars are on and a person watches (a terminal or a notebook); a log
+    file gets no bar."""
     if not (display and _PROGRESS["on"]): return it
     if "ipykernel" in sys.modules:
         try: import ipywidgets; from tqdm.notebook import tqdm
@@ -216,26 +271,37 @@ class LockedError(SpurnbError):
 
 @contextlib.contextmanager
 def file_lock(path, timeout: float = -1, what: str | None = None):
-    "Hold an exclusive inter-process lock on `path` (a `.lock` file) for the block; `timeout` seconds (-1: wait for ever) else `LockedError`."
+    """Hold an exclusive inter-process lock on `path` (a `.lock` file) for the block; `timeout`
+    seconds (-1: wait for ever) else `LockedError`."""
     path = Path(path)
     with os_errors(path): path.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(path))
     try:
         try:
-            with os_errors(path): lock.acquire(timeout=0)         # a read-only folder: a DiskError naming the fix
+            # a read-only folder: a DiskError naming the fix
+            with os_errors(path): lock.acquire(timeout=0)
         except filelock.Timeout:
             if timeout == 0: raise
-            if _PROGRESS["on"]: print(f"waiting for another process that holds {path} ...", file=sys.stderr, flush=True)   # never silently
+            # never silently
+            if _PROGRESS["on"]:
+                print(
+                    f"waiting for another process that holds {path} ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
             lock.acquire(timeout=timeout)
     except filelock.Timeout:
-        raise LockedError(f"{what or path.with_suffix('')} is in use by another process (lock {path} is held). "
-                          "Wait for it to finish, or write somewhere else.") from None
+        raise LockedError(
+            f"{what or path.with_suffix('')} is in use by another process (lock {path} is held). "
+            "Wait for it to finish, or write somewhere else."
+        ) from None
     try: yield
     finally: lock.release()
 
 # %% ../nbs/00_core.ipynb #6d1b5fd8
 class UnknownNameError(SpurnbError, KeyError, ValueError):
-    "A name that is not in a registry: a `KeyError` for lookups and a `ValueError` for bad arguments; the message lists the close matches and the known names."
+    """A name that is not in a registry: a `KeyError` for lookups and a `ValueError` for bad
+    arguments; the message lists the close matches and the known names."""
     def __str__(self): return str(self.args[0]) if self.args else ""
 
 def did_you_mean(name, known) -> str:
@@ -252,23 +318,33 @@ class _Lazy(str):
         return getattr(importlib.import_module(mod), attr)
 
 class Registry(dict):
-    "A named collection filled with `@registry.register(name)`; unknown names raise with the close matches and the known ones."
+    """A named collection filled with `@registry.register(name)`; unknown names raise with the close
+    matches and the known ones."""
     def __init__(self, kind: str): super().__init__(); self.kind = kind
     def register(self, name: str | None = None):
-        "Decorator that registers an object under `name` (default: its `__name__`); registering a name twice raises."
+        """Decorator that registers an object under `name` (default: its `__name__`); registering a
+        name twice raises."""
         def _reg(obj):
             key = name or obj.__name__
-            if key in self and not isinstance(dict.__getitem__(self, key), _Lazy): raise ValueError(f"{self.kind} {key!r} is already registered")
+            if key in self and not isinstance(dict.__getitem__(self, key), _Lazy):
+                raise ValueError(f"{self.kind} {key!r} is already registered")
             self[key] = obj; return obj
         return _reg
     def lazy(self, name: str, target: str):
-        "Register `name` as `target` ('package.module:attr'), imported on first lookup: a lower layer names what a higher one defines without importing it."
-        if ":" not in target: raise ValueError(f"a lazy {self.kind} is 'package.module:attr', got {target!r}")
+        """Register `name` as `target` ('package.module:attr'), imported on first lookup: a lower
+        layer names what a higher one defines without importing it."""
+        if ":" not in target:
+            raise ValueError(f"a lazy {self.kind} is 'package.module:attr', got {target!r}")
         if name in self: raise ValueError(f"{self.kind} {name!r} is already registered")
         dict.__setitem__(self, name, _Lazy(target))
     def __getitem__(self, name):
-        "The entry called `name` (imported now if it was registered lazily); an unknown name raises a `KeyError` that lists the known ones."
-        if name not in self: raise UnknownNameError(f"Unknown {self.kind} {name!r}.{did_you_mean(name, self)} Known: {', '.join(sorted(self)) or '(none)'}")
+        """The entry called `name` (imported now if it was registered lazily); an unknown name
+        raises a `KeyError` that lists the known ones."""
+        if name not in self:
+            raise UnknownNameError(
+                f"Unknown {self.kind} {name!r}.{did_you_mean(name, self)} Known:"
+                f" {', '.join(sorted(self)) or '(none)'}"
+            )
         v = super().__getitem__(name)
         if isinstance(v, _Lazy): v = v.load(); dict.__setitem__(self, name, v)
         return v
@@ -280,26 +356,41 @@ class Registry(dict):
 # %% ../nbs/00_core.ipynb #be8f858f
 def set_seed(seed: int):
     "Seed Python, NumPy and torch (CPU and CUDA) with `seed` (an integer in 0..2**63-1)."
-    if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**63): raise ArgError(f"--seed {seed}: must be an integer from 0 to 2**63 - 1")
+    if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**63):
+        raise ArgError(f"--seed {seed}: must be an integer from 0 to 2**63 - 1")
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
 def versions() -> dict:
-    "Versions of what a result depends on (written next to every run and every set of shipped weights)."
+    """Versions of what a result depends on (written next to every run and every set of shipped
+    weights)."""
     import open_clip, spurnb
-    return dict(python=platform.python_version(), torch=str(torch.__version__), open_clip=str(open_clip.__version__),
-                numpy=str(np.__version__), spurnb=str(spurnb.__version__), platform=platform.platform())
+    return dict(
+        python=platform.python_version(),
+        torch=str(torch.__version__),
+        open_clip=str(open_clip.__version__),
+        numpy=str(np.__version__),
+        spurnb=str(spurnb.__version__),
+        platform=platform.platform(),
+    )
 
 def late(default, **kw):
-    "A dataclass field added after results were keyed by its config's fingerprint: `keyed` leaves it out while it is at `default`, so the older keys stay."
+    """A dataclass field added after results were keyed by its config's fingerprint: `keyed` leaves
+    it out while it is at `default`, so the older keys stay."""
     return field(default=default, metadata={"late": True}, **kw)
 
 def keyed(d: dict, cls) -> dict:
-    "The fields of config dict `d` (of dataclass `cls`) that its fingerprint covers: all but the `late` ones left at their default."
-    drop = {f.name for f in fields(cls) if f.metadata.get("late") and d.get(f.name, f.default) == f.default}
+    """The fields of config dict `d` (of dataclass `cls`) that its fingerprint covers: all but the
+    `late` ones left at their default."""
+    drop = {
+        f.name
+        for f in fields(cls)
+        if f.metadata.get("late") and d.get(f.name, f.default) == f.default
+    }
     return {k: v for k, v in d.items() if k not in drop}
 
 def fingerprint(*parts, n: int = 16) -> str:
-    "A stable hex digest of `parts` (strings, numbers, bytes, arrays, tensors, or JSON-able objects)."
+    """A stable hex digest of `parts` (strings, numbers, bytes, arrays, tensors, or JSON-able
+    objects)."""
     h = hashlib.sha256()
     for p in parts:
         if isinstance(p, torch.Tensor): p = p.detach().cpu().contiguous().numpy()
@@ -316,10 +407,16 @@ def in_test() -> bool:
 
 def cpu_threads(n: int | None = None) -> int:
     "Limit torch to `n` threads (default: the cores this process may use) and return the number."
-    if n is None: n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if n is None:
+        n = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else (os.cpu_count() or 1)
+        )
     torch.set_num_threads(max(1, n)); return torch.get_num_threads()
 
 # %% ../nbs/00_core.ipynb #7bd72e09
 def write_tracked() -> bool:
-    "True when a notebook may rewrite tracked files (figures under `nbs/images/`, `spurnb/*.py`): `SPURNB_WRITE=1` and not under test."
+    """True when a notebook may rewrite tracked files (figures under `nbs/images/`, `spurnb/*.py`):
+    `SPURNB_WRITE=1` and not under test."""
     return os.environ.get("SPURNB_WRITE") == "1" and not in_test()

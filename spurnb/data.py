@@ -30,14 +30,16 @@ def to_tensor(img) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float().div_(255)
 
 def mask_to_tensor(mask) -> torch.Tensor:
-    "A binary PIL mask (mode `L`, 0/255) or array [H,W] → `FloatTensor[1,H,W]` in {0,1} (threshold at half)."
+    """A binary PIL mask (mode `L`, 0/255) or array [H,W] → `FloatTensor[1,H,W]` in {0,1} (threshold
+    at half)."""
     arr = np.asarray(mask.convert("L") if isinstance(mask, Image.Image) else mask)
     thr = 128 if arr.dtype == np.uint8 and arr.max(initial=0) > 1 else 0.5
     return torch.from_numpy(np.ascontiguousarray(arr >= thr)).float()[None]
 
 # %% ../nbs/01_data.ipynb #2b370a83
 def mask_resize_center_crop(size: int) -> Callable:
-    "Mask transform matching CLIP's resize-shorter-side + centre-crop to `size`, nearest-neighbour, → FloatTensor[1,size,size]."
+    """Mask transform matching CLIP's resize-shorter-side + centre-crop to `size`,
+    nearest-neighbour, → FloatTensor[1,size,size]."""
     def _tfm(mask):
         mask = mask.convert("L"); w, h = mask.size; s = size / min(w, h)
         mask = mask.resize((max(size, round(w * s)), max(size, round(h * s))), Image.NEAREST)
@@ -47,7 +49,8 @@ def mask_resize_center_crop(size: int) -> Callable:
 
 # %% ../nbs/01_data.ipynb #d40a7ae3
 class DataError(SpurnbError, ValueError):
-    "A problem with the data on disk or the arguments describing it; the message says where and how to fix it."
+    """A problem with the data on disk or the arguments describing it; the message says where and
+    how to fix it."""
 
 class ImageReadError(DataError):
     "An image (or mask) file that cannot be opened or decoded."
@@ -56,29 +59,39 @@ class DataNotFoundError(DataError, FileNotFoundError):
     "A dataset file or directory that is not where it should be."
 
 def _not_a_file(path, where: str, st=None) -> ImageReadError | None:
-    "An `ImageReadError` when `path` is a FIFO, device, socket or folder (opening one as an image would hang or read for ever), else None."
+    """An `ImageReadError` when `path` is a FIFO, device, socket or folder (opening one as an image
+    would hang or read for ever), else None."""
     st = st or os.stat(path)
     if stat.S_ISREG(st.st_mode): return None
     kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a device"
-    return ImageReadError(f"{where}: image path {path} is {kind}, not a regular file; point the row at an image file")
+    return ImageReadError(
+        f"{where}: image path {path} is {kind}, not a regular file; point the row at an image file"
+    )
 
 def _open_image(path, mode: str, where: str) -> Image.Image:
     try:
-        if (e := _not_a_file(path, where)) is not None: raise e            # checked before opening: a FIFO would block for ever
+        # checked before opening: a FIFO would block for ever
+        if (e := _not_a_file(path, where)) is not None: raise e
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)    # an image over MAX_IMAGE_PIXELS is refused, not decoded into GBs
+            # an image over MAX_IMAGE_PIXELS is refused, not decoded into GBs
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im: im.load(); return im.convert(mode)
     except FileNotFoundError: raise ImageReadError(f"{where}: image file {path} does not exist") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageReadError(f"{where}: image {path} is too large to decode safely ({e}). If you trust it, raise "
-                             "PIL.Image.MAX_IMAGE_PIXELS; otherwise replace it with a smaller image.") from None
+        raise ImageReadError(
+            f"{where}: image {path} is too large to decode safely ({e}). If you trust it, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS; otherwise replace it with a smaller image."
+        ) from None
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        raise ImageReadError(f"{where}: cannot read image {path} ({type(e).__name__}: {e}). "
-                             "Replace or remove the file (in Python, `verify_images()` checks every image up front).") from None
+        raise ImageReadError(
+            f"{where}: cannot read image {path} ({type(e).__name__}: {e}). "
+            "Replace or remove the file (in Python, `verify_images()` checks every image up front)."
+        ) from None
 
 # %% ../nbs/01_data.ipynb #978f95df
 class GroupDataset(torch.utils.data.Dataset):
-    "Images with a class `y`, a spurious attribute `a` and their group `g = y * n_attrs + a` (in memory or on disk)."
+    """Images with a class `y`, a spurious attribute `a` and their group `g = y * n_attrs + a` (in
+    memory or on disk)."""
     def __init__(self, y, a, classnames: Sequence[str], attrnames: Sequence[str], *,
                  images: np.ndarray | None = None,     # uint8 [N,H,W,3], or None when `paths` is given
                  masks: np.ndarray | None = None,      # uint8 [N,H,W] in {0,1}
@@ -89,13 +102,18 @@ class GroupDataset(torch.utils.data.Dataset):
                  name: str = "dataset", attr_prompts=None, attr_context_prompts=None,
                  transform: Callable | None = None, mask_transform: Callable | None = None,
                  meta: dict | None = None, fingerprint: str | None = None):
-        self.y, self.a = torch.as_tensor(np.asarray(y), dtype=torch.long), torch.as_tensor(np.asarray(a), dtype=torch.long)
+        self.y, self.a = torch.as_tensor(np.asarray(y), dtype=torch.long), torch.as_tensor(
+            np.asarray(a), dtype=torch.long
+        )
         self.classnames, self.attrnames, self.name = list(classnames), list(attrnames), name
         self.attr_prompts = list(attr_prompts or self.attrnames)
         self.attr_context_prompts = list(attr_context_prompts or self.attr_prompts)
         self.images, self.masks, self.paths, self.mask_paths = images, masks, paths, mask_paths
         self.rows, self.source_file, self.meta = rows, source_file, dict(meta or {})
-        self.transform, self.mask_transform = transform or to_tensor, mask_transform or mask_to_tensor
+        self.transform, self.mask_transform = (
+            transform or to_tensor,
+            mask_transform or mask_to_tensor,
+        )
         self._fingerprint = fingerprint
         self._check()
         self.g = self.y * self.n_attrs + self.a
@@ -110,19 +128,43 @@ class GroupDataset(torch.utils.data.Dataset):
 @patch
 def _check(self: GroupDataset):
     n = len(self.y)
-    if n == 0: raise DataError(f"{self.name}: the split is empty (no items) — check the split name and the split column of {self.source_file or 'the metadata'}")
-    if len(self.a) != n: raise DataError(f"{self.name}: {n} class labels but {len(self.a)} attribute labels")
-    if (self.images is None) == (self.paths is None): raise DataError(f"{self.name}: give exactly one of `images` (in memory) or `paths` (files)")
-    for what, store in [("images", self.images), ("paths", self.paths), ("masks", self.masks), ("mask_paths", self.mask_paths), ("rows", self.rows)]:
-        if store is not None and len(store) != n: raise DataError(f"{self.name}: {len(store)} {what} for {n} labels")
-    for what, v, names in [("class y", self.y, self.classnames), ("attribute a", self.a, self.attrnames)]:
+    if n == 0:
+        raise DataError(
+            f"{self.name}: the split is empty (no items) — check the split name and the split"
+            f" column of {self.source_file or 'the metadata'}"
+        )
+    if len(self.a) != n:
+        raise DataError(f"{self.name}: {n} class labels but {len(self.a)} attribute labels")
+    if (self.images is None) == (self.paths is None):
+        raise DataError(f"{self.name}: give exactly one of `images` (in memory) or `paths` (files)")
+    for what, store in [
+        ("images", self.images),
+        ("paths", self.paths),
+        ("masks", self.masks),
+        ("mask_paths", self.mask_paths),
+        ("rows", self.rows),
+    ]:
+        if store is not None and len(store) != n:
+            raise DataError(f"{self.name}: {len(store)} {what} for {n} labels")
+    for what, v, names in [
+        ("class y", self.y, self.classnames),
+        ("attribute a", self.a, self.attrnames),
+    ]:
         bad = ((v < 0) | (v >= len(names))).nonzero().flatten()
-        if len(bad): raise DataError(f"{self.name}: {what} = {v[bad[0]].item()} at item {bad[0].item()} is outside 0..{len(names)-1} ({names})")
+        if len(bad):
+            raise DataError(
+                f"{self.name}: {what} = {v[bad[0]].item()} at item {bad[0].item()} is outside"
+                f" 0..{len(names)-1} ({names})"
+            )
 
 # %% ../nbs/01_data.ipynb #3ad43a50
 @patch
 def _where(self: GroupDataset, i) -> str:
-    return f"{self.name}: {self.source_file}, line {self.rows[i]}" if self.rows is not None else f"{self.name}: item {i}"
+    return (
+        f"{self.name}: {self.source_file}, line {self.rows[i]}"
+        if self.rows is not None
+        else f"{self.name}: item {i}"
+    )
 
 @patch
 def load_image(self: GroupDataset, i: int) -> Image.Image:
@@ -141,15 +183,23 @@ def load_mask(self: GroupDataset, i: int) -> Image.Image:
 
 @patch
 def __getitem__(self: GroupDataset, i):
-    "Item `i` as a dict: `image` (after `transform`), `y`, `a`, `g`, `idx`, and `mask` (after `mask_transform`) when the dataset has masks."
+    """Item `i` as a dict: `image` (after `transform`), `y`, `a`, `g`, `idx`, and `mask` (after
+    `mask_transform`) when the dataset has masks."""
     i = int(i)
     # the default transforms read the uint8 arrays directly: no PIL round trip per item
     fast = self.images is not None
-    x = to_tensor(self.images[i]) if fast and self.transform is to_tensor else self.transform(self.load_image(i))
+    x = (
+        to_tensor(self.images[i])
+        if fast and self.transform is to_tensor
+        else self.transform(self.load_image(i))
+    )
     out = dict(image=x, y=int(self.y[i]), a=int(self.a[i]), g=int(self.g[i]), idx=i)
     if self.has_masks:
-        out["mask"] = (torch.from_numpy(np.ascontiguousarray(self.masks[i] > 0)).float()[None]
-                       if self.masks is not None and self.mask_transform is mask_to_tensor else self.mask_transform(self.load_mask(i)))
+        out["mask"] = (
+            torch.from_numpy(np.ascontiguousarray(self.masks[i] > 0)).float()[None]
+            if self.masks is not None and self.mask_transform is mask_to_tensor
+            else self.mask_transform(self.load_mask(i))
+        )
     return out
 
 # %% ../nbs/01_data.ipynb #fece035f
@@ -174,7 +224,8 @@ GroupDataset.__repr__ = lambda self: f"GroupDataset({self.summary()})"
 # %% ../nbs/01_data.ipynb #7e0ff672
 @patch(as_prop=True)
 def fingerprint(self: GroupDataset) -> str:
-    "Hash of the content (images or their files' paths, sizes and mtimes, masks, labels, names), computed once; it keys the feature caches."
+    """Hash of the content (images or their files' paths, sizes and mtimes, masks, labels, names),
+    computed once; it keys the feature caches."""
     if self._fingerprint is None:
         if self.images is not None: content = [self.images, self.masks if self.masks is not None else b""]
         else:
@@ -182,9 +233,13 @@ def fingerprint(self: GroupDataset) -> str:
             for i, p in enumerate(self.paths):
                 try: st.append(os.stat(p))
                 except FileNotFoundError: raise ImageReadError(f"{self._where(i)}: image file {p} does not exist") from None
-                if (e := _not_a_file(p, self._where(i), st[-1])) is not None: raise e   # before any cache lock is taken
-            content = [[str(p) for p in self.paths], np.array([[s.st_size, s.st_mtime_ns] for s in st], np.int64),
-                       [str(p) for p in self.mask_paths] if self.mask_paths is not None else None]
+                # before any cache lock is taken
+                if (e := _not_a_file(p, self._where(i), st[-1])) is not None: raise e
+            content = [
+                [str(p) for p in self.paths],
+                np.array([[s.st_size, s.st_mtime_ns] for s in st], np.int64),
+                [str(p) for p in self.mask_paths] if self.mask_paths is not None else None,
+            ]
         self._fingerprint = fingerprint(*content, self.y, self.a, self.classnames, self.attrnames)
     return self._fingerprint
 
@@ -201,7 +256,8 @@ def subset(self: GroupDataset, idx, name: str | None = None) -> GroupDataset:
 
 @patch
 def verify_images(self: GroupDataset) -> GroupDataset:
-    "Open every image (and mask) now; raise `ImageReadError` naming the first bad file and its row. Returns `self`."
+    """Open every image (and mask) now; raise `ImageReadError` naming the first bad file and its
+    row. Returns `self`."""
     if self.paths is not None:
         for i in range(len(self)):
             self.load_image(i)
@@ -209,56 +265,76 @@ def verify_images(self: GroupDataset) -> GroupDataset:
     return self
 
 # %% ../nbs/01_data.ipynb #08d42598
-WATERBIRDS_URL = "https://github.com/kohpangwei/group_DRO (or through WILDS: https://wilds.stanford.edu/datasets/)"
+WATERBIRDS_URL = (
+    "https://github.com/kohpangwei/group_DRO (or through WILDS:"
+    " https://wilds.stanford.edu/datasets/)"
+)
 CELEBA_URL = "http://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
 def _need(path: Path, what: str, hint: str = "") -> Path:
-    if not Path(path).exists(): raise DataNotFoundError(f"{what} not found: {path}" + (f". {hint}" if hint else ""))
+    if not Path(path).exists():
+        raise DataNotFoundError(f"{what} not found: {path}" + (f". {hint}" if hint else ""))
     return Path(path)
 
 def safe_join(root, rel: str, where: str) -> Path:
-    "`root / rel`, refusing absolute paths and paths that climb out of `root`, lexically or through a symbolic link (`where` names the file and line)."
+    """`root / rel`, refusing absolute paths and paths that climb out of `root`, lexically or
+    through a symbolic link (`where` names the file and line)."""
     rel = str(rel).strip()
     if not rel or rel == "nan": raise DataError(f"{where}: empty image path")
     norm = os.path.normpath(rel.replace("\\", "/"))
     if os.path.isabs(norm) or norm == ".." or norm.startswith("../") or Path(rel).drive:
-        raise DataError(f"{where}: image path {rel!r} escapes the dataset root {root}; paths must be relative and stay inside it")
+        raise DataError(
+            f"{where}: image path {rel!r} escapes the dataset root {root}; paths must be relative"
+            " and stay inside it"
+        )
     path, top = Path(root) / norm, os.path.realpath(root)
     if os.path.commonpath([real := os.path.realpath(path), top]) != top:
-        raise DataError(f"{where}: image path {rel!r} leads through a symbolic link to {real}, outside the dataset root {root}; "
-                        "copy the file into the root, or pass a root that contains it")
+        raise DataError(
+            f"{where}: image path {rel!r} leads through a symbolic link to {real}, outside the"
+            f" dataset root {root}; copy the file into the root, or pass a root that contains it"
+        )
     return path
 
 # %% ../nbs/01_data.ipynb #bd471e2d
 def _read_table(path: Path, required: Sequence[str], **kw):
     try: df = pd.read_csv(path, dtype=str, keep_default_na=False, **kw)
     except UnicodeDecodeError:
-        for line, text in enumerate(Path(path).read_bytes().splitlines(), 1):   # the parser's offset is within its chunk: find the line ourselves
+        # the parser's offset is within its chunk: find the line ourselves
+        for line, text in enumerate(Path(path).read_bytes().splitlines(), 1):
             try: text.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise DataError(f"{path}, line {line}: byte 0x{text[e.start]:02x} is not UTF-8 text; save the file as UTF-8 "
-                                f"(e.g. `iconv -f latin1 -t utf-8 {Path(path).name} > fixed.csv`)") from None
+                raise DataError(
+                    f"{path}, line {line}: byte 0x{text[e.start]:02x} is not UTF-8 text; save the"
+                    f" file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 {Path(path).name} >"
+                    " fixed.csv`)"
+                ) from None
         raise
     except Exception as e: raise DataError(f"cannot parse {path} as a table ({type(e).__name__}: {e})") from None
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in required if c not in df.columns]
-    if missing: raise DataError(f"{path}: missing column(s) {missing}; columns found: {list(df.columns)}")
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; columns found: {list(df.columns)}")
     return df
 
 def _codes(df, col: str, allowed: dict, path, lines=None) -> np.ndarray:
-    "Map the strings in column `col` through `allowed` ({text: int}); the first bad value raises with its line."
+    """Map the strings in column `col` through `allowed` ({text: int}); the first bad value raises
+    with its line."""
     vals = df[col].astype(str).str.strip()
     codes = vals.map(allowed)
     bad = np.flatnonzero(codes.isna().to_numpy())
     if len(bad):
         i = bad[0]; line = (np.arange(len(vals)) + 2 if lines is None else lines)[i]
-        raise DataError(f"{path}, line {line}, column {col!r}: value {vals.iloc[i]!r} is not one of {sorted(set(allowed))}")
+        raise DataError(
+            f"{path}, line {line}, column {col!r}: value {vals.iloc[i]!r} is not one of"
+            f" {sorted(set(allowed))}"
+        )
     return codes.to_numpy().astype(np.int64)
 
 # %% ../nbs/01_data.ipynb #22d8d90a
 def _dedup(df, key: str, cols: Sequence[str], path) -> "pd.DataFrame":
-    "Rows of `df` with a repeated `key` (an image listed twice): refuse repeats that disagree on `cols`, warn on and drop exact repeats."
+    """Rows of `df` with a repeated `key` (an image listed twice): refuse repeats that disagree on
+    `cols`, warn on and drop exact repeats."""
     k = df[key].astype(str).str.strip()
     dup = k.duplicated(keep=False)
     if not dup.any(): return df
@@ -267,26 +343,37 @@ def _dedup(df, key: str, cols: Sequence[str], path) -> "pd.DataFrame":
         j = first.setdefault(k.iloc[i], i)
         for c in cols:
             if i != j and str(df[c].iloc[i]).strip() != str(df[c].iloc[j]).strip():
-                raise DataError(f"{path}, lines {j + 2} and {i + 2}: {key} {k.iloc[i]!r} is listed twice with different {c!r} "
-                                f"({df[c].iloc[j]!r} and {df[c].iloc[i]!r}); keep one row per image")
+                raise DataError(
+                    f"{path}, lines {j + 2} and {i + 2}: {key} {k.iloc[i]!r} is listed twice with"
+                    f" different {c!r} ({df[c].iloc[j]!r} and {df[c].iloc[i]!r}); keep one row per"
+                    " image"
+                )
     rep = k.duplicated(keep="first").to_numpy()
     i = np.flatnonzero(rep)[0]
-    warnings.warn(f"{path}: {rep.sum()} row(s) repeat an earlier row (first: line {i + 2} repeats line {first[k.iloc[i]] + 2}, "
-                  f"{key} {k.iloc[i]!r}); the repeats are ignored")
+    warnings.warn(
+        f"{path}: {rep.sum()} row(s) repeat an earlier row (first: line {i + 2} repeats line"
+        f" {first[k.iloc[i]] + 2}, {key} {k.iloc[i]!r}); the repeats are ignored"
+    )
     return df[~rep]
 
 def _warn_missing_groups(ds: GroupDataset):
     empty = (ds.group_counts() == 0).nonzero().flatten().tolist()
-    if empty: warnings.warn(f"{ds.name} has no examples of group(s) {[ds.group_name(g) for g in empty]}: "
-                            "worst-group accuracy needs every group to be present in training")
+    if empty:
+        warnings.warn(
+            f"{ds.name} has no examples of group(s) {[ds.group_name(g) for g in empty]}: "
+            "worst-group accuracy needs every group to be present in training"
+        )
 
 def _split_code(split: str, where: str) -> int:
-    if split not in SPLIT_CODES: raise DataError(f"{where}: unknown split {split!r}; use one of {list(SPLIT_CODES)}")
+    if split not in SPLIT_CODES:
+        raise DataError(f"{where}: unknown split {split!r}; use one of {list(SPLIT_CODES)}")
     return SPLIT_CODES[split]
 
 # %% ../nbs/01_data.ipynb #a52bc2c8
-DATASETS = Registry("dataset")   # name -> splits(root, **kw) -> {"train", "val", "test": GroupDataset}; each registered next to its loader
-DATASETS.lazy("benchmark", "spurnb.benchmark:benchmark_splits")   # the built-in benchmark (spurnb.benchmark, a layer above)
+# name -> splits(root, **kw) -> {"train", "val", "test": GroupDataset}; each registered next to its loader
+DATASETS = Registry("dataset")
+# the built-in benchmark (spurnb.benchmark, a layer above)
+DATASETS.lazy("benchmark", "spurnb.benchmark:benchmark_splits")
 SPLITS = ("train", "val", "test")
 
 def _root_of(root, dataset: str):
@@ -299,7 +386,9 @@ def missing_groups(ds) -> list:
     return [ds.group_name(g) for g in (ds.group_counts() == 0).nonzero().flatten().tolist()]
 
 def check_splits(splits: dict, every_group: bool = True, label_free: bool = False) -> dict:
-    "Raise `DataError` when the train split has fewer than two classes or attribute values, or (with `every_group`) val or test lack a group; returns `splits`. `label_free`: the attribute is a pseudo label, and one value only is a warning."
+    """Raise `DataError` when the train split has fewer than two classes or attribute values, or
+    (with `every_group`) val or test lack a group; returns `splits`. `label_free`: the attribute
+    is a pseudo label, and one value only is a warning."""
     tr = splits["train"]; src = f" ({tr.source_file})" if getattr(tr, "source_file", None) else ""
     for what, v, names, fix in (("class", tr.y, tr.classnames, "check the label column, or the split column that selects the rows"),
                                 ("attribute value", tr.a, tr.attrnames, "check the attribute column, or train label-free (--attrs detect)")):
@@ -314,34 +403,53 @@ def check_splits(splits: dict, every_group: bool = True, label_free: bool = Fals
         for k in ("val", "test"):
             if k in splits and (empty := missing_groups(splits[k])):
                 ds = splits[k]; n = ds.n_groups
-                raise DataError(f"{ds.name}{' (' + ds.source_file + ')' if getattr(ds, 'source_file', None) else ''}: the {k} split has no example of "
-                                f"group(s) {empty}, so its worst-group accuracy would be over {n - len(empty)} of {n} groups. Move examples of "
-                                "those groups into it, or allow it explicitly (--allow_missing_groups; the results then name the missing groups)")
+                raise DataError(
+                    f"{ds.name}{' (' + ds.source_file + ')' if getattr(ds, 'source_file', None) else ''}:"
+                    f" the {k} split has no example of group(s) {empty}, so its worst-group"
+                    f" accuracy would be over {n - len(empty)} of {n} groups. Move examples of"
+                    " those groups into it, or allow it explicitly (--allow_missing_groups; the"
+                    " results then name the missing groups)"
+                )
     return splits
 
 # %% ../nbs/01_data.ipynb #7888935f
 def load_waterbirds(root, split: str = "train", segmentations_root=None, verify: bool = False, transform=None, mask_transform=None) -> GroupDataset:
-    "Waterbirds split `split` ('train'/'val'/'test') from `root` (the folder with `metadata.csv`, or its parent)."
+    """Waterbirds split `split` ('train'/'val'/'test') from `root` (the folder with `metadata.csv`,
+    or its parent)."""
     root = Path(root).expanduser()
     cands = [root, root / "waterbirds_v1.0", root / "waterbird_complete95_forest2water2"]
-    root = next((r for r in cands if (r / "metadata.csv").exists()), None) or _need(root / "metadata.csv", "Waterbirds metadata",
-        f"Looked in {[str(r) for r in cands]}. Waterbirds is published at {WATERBIRDS_URL}; pass the folder that holds metadata.csv")
+    root = next((r for r in cands if (r / "metadata.csv").exists()), None) or _need(
+        root / "metadata.csv",
+        "Waterbirds metadata",
+        f"Looked in {[str(r) for r in cands]}. Waterbirds is published at {WATERBIRDS_URL}; pass"
+        " the folder that holds metadata.csv",
+    )
     meta = root / "metadata.csv"
     df = _read_table(meta, ["img_filename", "y", "split", "place"])
     df = _dedup(df, "img_filename", ["y", "place", "split"], meta)
     code = _split_code(split, str(meta))
     splits = _codes(df, "split", {"0": 0, "1": 1, "2": 2}, meta, df.index.to_numpy() + 2)
     keep = np.flatnonzero(splits == code)
-    if len(keep) == 0: raise DataError(f"{meta}: no rows with split == {code} ({split}); the file holds splits {sorted(set(splits.tolist()))}")
+    if len(keep) == 0:
+        raise DataError(
+            f"{meta}: no rows with split == {code} ({split}); the file holds splits"
+            f" {sorted(set(splits.tolist()))}"
+        )
     lines = df.index.to_numpy()[keep] + 2; df = df.iloc[keep]
-    y, a = _codes(df, "y", {"0": 0, "1": 1}, meta, lines), _codes(df, "place", {"0": 0, "1": 1}, meta, lines)
+    y, a = _codes(df, "y", {"0": 0, "1": 1}, meta, lines), _codes(
+        df, "place", {"0": 0, "1": 1}, meta, lines
+    )
     paths = [safe_join(root, p, f"{meta}, line {l}") for p, l in zip(df["img_filename"], lines)]
     seg = Path(segmentations_root) if segmentations_root else root / "segmentations"
     mask_paths = None
     if seg.is_dir():
         mask_paths = [seg / Path(str(p.relative_to(root))).with_suffix(".png") for p in paths]
         n_missing = sum(not m.exists() for m in mask_paths)
-        if n_missing: warnings.warn(f"{seg}: {n_missing} of {len(paths)} masks are missing; reading one of those items will raise")
+        if n_missing:
+            warnings.warn(
+                f"{seg}: {n_missing} of {len(paths)} masks are missing; reading one of those items"
+                " will raise"
+            )
         mask_paths = [m if m.exists() else None for m in mask_paths]
     ds = GroupDataset(y, a, ["landbird", "waterbird"], ["land", "water"], paths=paths, mask_paths=mask_paths, rows=lines.tolist(),
                       source_file=str(meta), name=f"waterbirds/{split}", attr_context_prompts=["bird on land", "bird on water"],
@@ -357,10 +465,13 @@ def waterbirds_splits(root=None, **kw) -> dict:
 # %% ../nbs/01_data.ipynb #43db7ff8
 def _write_jpeg(path: Path, rng, size=(24, 20)):
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path, quality=90)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(
+        path, quality=90
+    )
 
 def write_waterbirds_fixture(root, counts=((3, 1, 1, 2), (1, 1, 1, 1), (1, 1, 1, 1)), masks: bool = True, seed: int = 0) -> Path:
-    "Write a tiny Waterbirds (metadata.csv, JPEGs in CUB species folders, optional CUB `segmentations/`) with group `counts` per split."
+    """Write a tiny Waterbirds (metadata.csv, JPEGs in CUB species folders, optional CUB
+    `segmentations/`) with group `counts` per split."""
     root, rng = Path(root), np.random.default_rng(seed); root.mkdir(parents=True, exist_ok=True)
     species = ["014.Indigo_Bunting", "001.Black_footed_Albatross"]; places = ["/b/bamboo_forest", "/o/ocean"]
     rows, k = [], 0
@@ -378,45 +489,82 @@ def write_waterbirds_fixture(root, counts=((3, 1, 1, 2), (1, 1, 1, 1), (1, 1, 1,
     return root
 
 # %% ../nbs/01_data.ipynb #bb18907c
-WATERBIRDS_LIKE_SIZES = ((500, 375), (375, 500), (500, 333), (320, 240), (640, 480), (400, 400))   # width, height: CUB-like
+# width, height: CUB-like
+WATERBIRDS_LIKE_SIZES = ((500, 375), (375, 500), (500, 333), (320, 240), (640, 480), (400, 400))
 
 def _photo_like(rng, w: int, h: int, y: int, place: int):
-    "A smooth w×h RGB image (place-coloured background, a class-coloured ellipse) and its object mask."
-    base = np.array([[60, 140, 60], [40, 90, 200]][place], np.float32) + rng.normal(0, 25, (6, 8, 3))     # [6, 8, 3] low-frequency field
-    bg = np.asarray(Image.fromarray(base.clip(0, 255).astype(np.uint8)).resize((w, h), Image.BICUBIC), np.float32)
+    """A smooth w×h RGB image (place-coloured background, a class-coloured ellipse) and its object
+    mask."""
+    # [6, 8, 3] low-frequency field
+    base = np.array([[60, 140, 60], [40, 90, 200]][place], np.float32) + rng.normal(
+        0, 25, (6, 8, 3)
+    )
+    bg = np.asarray(
+        Image.fromarray(base.clip(0, 255).astype(np.uint8)).resize((w, h), Image.BICUBIC),
+        np.float32,
+    )
     yy, xx = np.ogrid[:h, :w]; cy, cx = h * rng.uniform(.35, .65), w * rng.uniform(.35, .65)
-    m = ((yy - cy) / (h * rng.uniform(.15, .3))) ** 2 + ((xx - cx) / (w * rng.uniform(.15, .3))) ** 2 <= 1   # [h, w] the bird
+    # [h, w] the bird
+    m = ((yy - cy) / (h * rng.uniform(0.15, 0.3))) ** 2 + (
+        (xx - cx) / (w * rng.uniform(0.15, 0.3))
+    ) ** 2 <= 1
     img = bg; img[m] = [[200, 160, 60], [240, 240, 240]][y]
-    img += rng.standard_normal((h, w, 3), dtype=np.float32) * 6                                            # sensor-like noise
-    return Image.fromarray(img.clip(0, 255).astype(np.uint8)), Image.fromarray(m.astype(np.uint8) * 255)
+    # sensor-like noise
+    img += rng.standard_normal((h, w, 3), dtype=np.float32) * 6
+    return Image.fromarray(img.clip(0, 255).astype(np.uint8)), Image.fromarray(
+        m.astype(np.uint8) * 255
+    )
 
 def write_waterbirds_like(root, n: int = 300, sizes=WATERBIRDS_LIKE_SIZES, split_frac=(0.6, 0.2, 0.2), masks: bool = True, seed: int = 0) -> Path:
-    "Write a Waterbirds-format folder (metadata.csv: img_id,img_filename,y,split,place,place_filename; CUB species folders; `segmentations/`) of `n` generated JPEGs of varied `sizes`."
+    """Write a Waterbirds-format folder (metadata.csv:
+    img_id,img_filename,y,split,place,place_filename; CUB species folders; `segmentations/`) of
+    `n` generated JPEGs of varied `sizes`."""
     root, rng = Path(root), np.random.default_rng(seed); root.mkdir(parents=True, exist_ok=True)
-    species, places = ["014.Indigo_Bunting", "001.Black_footed_Albatross"], ["/b/bamboo_forest", "/o/ocean"]
-    split = np.repeat([0, 1, 2], np.diff(np.round(np.cumsum([0, *split_frac]) / sum(split_frac) * n).astype(int)))
-    pattern = [0, 1, 2, 3, 0, 3, 0, 3, 0, 3]                        # every group within 4 items; 0 and 3 (a bird on its usual place) 4x as common
-    g = np.concatenate([rng.permutation(np.tile(pattern, c // 10 + 1)[:c]) for c in np.bincount(split, minlength=3)])
+    species, places = ["014.Indigo_Bunting", "001.Black_footed_Albatross"], [
+        "/b/bamboo_forest",
+        "/o/ocean",
+    ]
+    split = np.repeat(
+        [0, 1, 2], np.diff(np.round(np.cumsum([0, *split_frac]) / sum(split_frac) * n).astype(int))
+    )
+    # every group within 4 items; 0 and 3 (a bird on its usual place) 4x as common
+    pattern = [0, 1, 2, 3, 0, 3, 0, 3, 0, 3]
+    g = np.concatenate(
+        [
+            rng.permutation(np.tile(pattern, c // 10 + 1)[:c])
+            for c in np.bincount(split, minlength=3)
+        ]
+    )
     rows = []
     for k in range(1, n + 1):
         y, place = divmod(int(g[k - 1]), 2); sp = species[y]; w, h = sizes[k % len(sizes)]
         fn = f"{sp}/{sp.split('.')[1]}_{k:04d}_{k}.jpg"
         img, mask = _photo_like(rng, w, h, y, place)
         (root / sp).mkdir(parents=True, exist_ok=True); img.save(root / fn, quality=90)
-        if masks: (root / "segmentations" / sp).mkdir(parents=True, exist_ok=True); mask.save(root / "segmentations" / Path(fn).with_suffix(".png"))
+        if masks:
+            (root / "segmentations" / sp).mkdir(parents=True, exist_ok=True)
+            mask.save(root / "segmentations" / Path(fn).with_suffix(".png"))
         rows.append([k, fn, y, int(split[k - 1]), place, f"{places[place]}/{k:08d}.jpg"])
     with open(root / "metadata.csv", "w", newline="") as f:
         w_ = csv.writer(f); w_.writerow(["img_id", "img_filename", "y", "split", "place", "place_filename"]); w_.writerows(rows)
     return root
 
 # %% ../nbs/01_data.ipynb #a3c6190d
-CELEBA_ATTRS = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair Blond_Hair Blurry "
-                "Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup High_Cheekbones Male "
-                "Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks "
-                "Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace "
-                "Wearing_Necktie Young").split()
-CELEBA_WORDS = {"Male": (["female", "male"], ["woman", "man"]),
-                "Blond_Hair": (["non-blond hair", "blond hair"], ["person with non-blond hair", "person with blond hair"])}
+CELEBA_ATTRS = (
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose"
+    " Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee"
+    " Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard"
+    " Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair"
+    " Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie"
+    " Young"
+).split()
+CELEBA_WORDS = {
+    "Male": (["female", "male"], ["woman", "man"]),
+    "Blond_Hair": (
+        ["non-blond hair", "blond hair"],
+        ["person with non-blond hair", "person with blond hair"],
+    ),
+}
 
 def celeba_words(attr: str):
     "Language for a CelebA attribute's values 0/1: (names, names in context of a person)."
@@ -425,45 +573,91 @@ def celeba_words(attr: str):
     return [f"no {w}", w], [f"person without {w}", f"person with {w}"]
 
 def _celeba_table(root: Path, stem: str, txt_names):
-    "Read `stem`.txt (official) or `stem`.csv (Kaggle) → (DataFrame with `image_id`, path, line of first row)."
+    """Read `stem`.txt (official) or `stem`.csv (Kaggle) → (DataFrame with `image_id`, path, line of
+    first row)."""
     txt, csv_ = root / f"{stem}.txt", root / f"{stem}.csv"
     if csv_.exists(): return _read_table(csv_, ["image_id"]), csv_, 2
-    _need(txt, "CelebA file", f"Looked for {txt.name} and {csv_.name} in {root}. CelebA is published at {CELEBA_URL}")
+    _need(
+        txt,
+        "CelebA file",
+        f"Looked for {txt.name} and {csv_.name} in {root}. CelebA is published at {CELEBA_URL}",
+    )
     if txt_names is None:           # list_eval_partition.txt: no header
-        return _read_table(txt, [], sep=r"\s+", header=None, names=["image_id", "partition"]), txt, 1
+        return (
+            _read_table(txt, [], sep=r"\s+", header=None, names=["image_id", "partition"]),
+            txt,
+            1,
+        )
     with open(txt) as f: n, names = f.readline().strip(), f.readline().split()
     df = _read_table(txt, [], sep=r"\s+", skiprows=2, header=None, names=["image_id"] + names)
     if not n.isdigit() or int(n) != len(df):
-        raise DataError(f"{txt}: line 1 says {n!r} images but the file lists {len(df)} (truncated download?)")
+        raise DataError(
+            f"{txt}: line 1 says {n!r} images but the file lists {len(df)} (truncated download?)"
+        )
     return df, txt, 3
 
 # %% ../nbs/01_data.ipynb #20f86ac5
 def load_celeba(root, split: str = "train", target: str = "Blond_Hair", spurious: str = "Male", classnames=None, attrnames=None,
                 verify: bool = False, transform=None) -> GroupDataset:
-    "CelebA split `split` with class `target` and spurious attribute `spurious` (any two of the 40 attributes)."
+    """CelebA split `split` with class `target` and spurious attribute `spurious` (any two of the 40
+    attributes)."""
     root = Path(root).expanduser()
-    if not any((root / f).exists() for f in ("list_attr_celeba.txt", "list_attr_celeba.csv")) and (root / "celeba").is_dir(): root = root / "celeba"
+    if (
+        not any((root / f).exists() for f in ("list_attr_celeba.txt", "list_attr_celeba.csv"))
+        and (root / "celeba").is_dir()
+    ):
+        root = root / "celeba"
     code = _split_code(split, str(root))
     attrs, attr_path, first = _celeba_table(root, "list_attr_celeba", True)
     for col in (target, spurious):
-        if col not in attrs.columns: raise DataError(f"{attr_path}: no attribute column {col!r}; attributes found: {[c for c in attrs.columns if c != 'image_id']}")
+        if col not in attrs.columns:
+            raise DataError(
+                f"{attr_path}: no attribute column {col!r}; attributes found:"
+                f" {[c for c in attrs.columns if c != 'image_id']}"
+            )
     part, part_path, _ = _celeba_table(root, "list_eval_partition", None)
-    if "partition" not in part.columns: raise DataError(f"{part_path}: missing column 'partition'; columns found: {list(part.columns)}")
+    if "partition" not in part.columns:
+        raise DataError(
+            f"{part_path}: missing column 'partition'; columns found: {list(part.columns)}"
+        )
     pmap = dict(zip(part["image_id"].str.strip(), part["partition"].str.strip()))
-    pline = dict(zip(part["image_id"].str.strip(), np.arange(len(part)) + (2 if part_path.suffix == ".csv" else 1)))
+    pline = dict(
+        zip(
+            part["image_id"].str.strip(),
+            np.arange(len(part)) + (2 if part_path.suffix == ".csv" else 1),
+        )
+    )
     ids = attrs["image_id"].str.strip()
     missing = ~ids.isin(pmap.keys())
-    if missing.any(): raise DataError(f"{part_path}: no partition for image {ids[missing].iloc[0]!r} ({attr_path}, line {np.flatnonzero(missing)[0] + first})")
+    if missing.any():
+        raise DataError(
+            f"{part_path}: no partition for image {ids[missing].iloc[0]!r} ({attr_path}, line"
+            f" {np.flatnonzero(missing)[0] + first})"
+        )
     lines_all = np.arange(len(attrs)) + first
-    splits = _codes(pd.DataFrame({"partition": ids.map(pmap)}), "partition", {"0": 0, "1": 1, "2": 2}, part_path, ids.map(pline).to_numpy())
+    splits = _codes(
+        pd.DataFrame({"partition": ids.map(pmap)}),
+        "partition",
+        {"0": 0, "1": 1, "2": 2},
+        part_path,
+        ids.map(pline).to_numpy(),
+    )
     keep = np.flatnonzero(splits == code)
     if len(keep) == 0: raise DataError(f"{part_path}: no images in partition {code} ({split})")
     sub, lines = attrs.iloc[keep], lines_all[keep]
     vals = {"-1": 0, "0": 0, "1": 1}
-    y, a = _codes(sub, target, vals, attr_path, lines), _codes(sub, spurious, vals, attr_path, lines)
-    img_dir = _need(root / "img_align_celeba", "CelebA image folder", f"CelebA is published at {CELEBA_URL} (img_align_celeba.zip)")
+    y, a = _codes(sub, target, vals, attr_path, lines), _codes(
+        sub, spurious, vals, attr_path, lines
+    )
+    img_dir = _need(
+        root / "img_align_celeba",
+        "CelebA image folder",
+        f"CelebA is published at {CELEBA_URL} (img_align_celeba.zip)",
+    )
     if (img_dir / "img_align_celeba").is_dir(): img_dir = img_dir / "img_align_celeba"
-    paths = [safe_join(img_dir, p, f"{attr_path}, line {l}") for p, l in zip(sub["image_id"], lines)]
+    paths = [
+        safe_join(img_dir, p, f"{attr_path}, line {l}") for p, l in zip(sub["image_id"], lines)
+    ]
     cw, (aw, actx) = celeba_words(target)[0], celeba_words(spurious)
     ds = GroupDataset(y, a, classnames or cw, attrnames or aw, paths=paths, rows=lines.tolist(), source_file=str(attr_path),
                       name=f"celeba/{split}", attr_context_prompts=actx if attrnames is None else None, transform=transform)
@@ -477,7 +671,8 @@ def celeba_splits(root=None, **kw) -> dict:
 
 # %% ../nbs/01_data.ipynb #95cc1e7d
 def write_celeba_fixture(root, partitions=(0, 0, 0, 0, 0, 0, 1, 1, 2, 2), fmt: str = "txt", zero_one: bool = False, seed: int = 0) -> Path:
-    "Write a tiny CelebA in the official layout (`fmt='txt'`) or Kaggle's CSVs (`fmt='csv'`); attribute values cycle through all groups."
+    """Write a tiny CelebA in the official layout (`fmt='txt'`) or Kaggle's CSVs (`fmt='csv'`);
+    attribute values cycle through all groups."""
     root, rng = Path(root), np.random.default_rng(seed); n = len(partitions)
     vals = rng.integers(0, 2, (n, len(CELEBA_ATTRS)))
     bi, mi = CELEBA_ATTRS.index("Blond_Hair"), CELEBA_ATTRS.index("Male")
@@ -486,33 +681,62 @@ def write_celeba_fixture(root, partitions=(0, 0, 0, 0, 0, 0, 1, 1, 2, 2), fmt: s
     ids = [f"{i + 1:06d}.jpg" for i in range(n)]
     for i in ids: _write_jpeg(root / "img_align_celeba" / i, rng, (18, 22))
     if fmt == "txt":
-        lines = [str(n), " ".join(CELEBA_ATTRS) + " "] + [f"{i} " + " ".join(f"{v:2d}" for v in row) for i, row in zip(ids, vals)]
+        lines = [str(n), " ".join(CELEBA_ATTRS) + " "] + [
+            f"{i} " + " ".join(f"{v:2d}" for v in row) for i, row in zip(ids, vals)
+        ]
         (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
-        (root / "list_eval_partition.txt").write_text("".join(f"{i} {p}\n" for i, p in zip(ids, partitions)))
+        (root / "list_eval_partition.txt").write_text(
+            "".join(f"{i} {p}\n" for i, p in zip(ids, partitions))
+        )
     else:
-        (root / "list_attr_celeba.csv").write_text("image_id," + ",".join(CELEBA_ATTRS) + "\n" + "".join(f"{i}," + ",".join(map(str, row)) + "\n" for i, row in zip(ids, vals)))
-        (root / "list_eval_partition.csv").write_text("image_id,partition\n" + "".join(f"{i},{p}\n" for i, p in zip(ids, partitions)))
+        (root / "list_attr_celeba.csv").write_text(
+            "image_id,"
+            + ",".join(CELEBA_ATTRS)
+            + "\n"
+            + "".join(f"{i}," + ",".join(map(str, row)) + "\n" for i, row in zip(ids, vals))
+        )
+        (root / "list_eval_partition.csv").write_text(
+            "image_id,partition\n" + "".join(f"{i},{p}\n" for i, p in zip(ids, partitions))
+        )
     return root
 
 # %% ../nbs/01_data.ipynb #2f2ddfed
 def _label_map(df, col, names, path):
-    "({text: index} accepted for column `col`, the names) — declared, or inferred from the whole file: integers 0..K-1, or names."
+    """({text: index} accepted for column `col`, the names) — declared, or inferred from the whole
+    file: integers 0..K-1, or names."""
     if names is None:
-        vals = df[col].astype(str).str.strip(); isint = vals.str.fullmatch(r"\d+(\.0*)?").to_numpy()   # 1 and 1.0 are the integer 1
+        # 1 and 1.0 are the integer 1
+        vals = df[col].astype(str).str.strip(); isint = vals.str.fullmatch(r"\d+(\.0*)?").to_numpy()
         def bad(i, why):
-            raise DataError(f"{path}, line {i + 2}, column {col!r}: value {vals.iloc[i]!r} {why}. Fix the row, or declare the labels "
-                            f"(in Python: `classnames=`/`attrnames=` of load_csv); values are checked against them")
-        if (vals == "").any(): bad(int(np.flatnonzero((vals == "").to_numpy())[0]), "is empty; every row needs a label")
-        if isint.any() and not isint.all(): bad(int(np.flatnonzero(~isint)[0]), "is not an integer label like the others (0..K-1)")
+            raise DataError(
+                f"{path}, line {i + 2}, column {col!r}: value {vals.iloc[i]!r} {why}. Fix the row,"
+                " or declare the labels (in Python: `classnames=`/`attrnames=` of load_csv);"
+                " values are checked against them"
+            )
+        if (vals == "").any():
+            bad(
+                int(np.flatnonzero((vals == "").to_numpy())[0]), "is empty; every row needs a label"
+            )
+        if isint.any() and not isint.all():
+            bad(int(np.flatnonzero(~isint)[0]), "is not an integer label like the others (0..K-1)")
         counts = vals.value_counts()
         if not isint.any() and len(vals) > 2 and (counts == 1).any() and counts.max() > 1:
-            bad(int(np.flatnonzero(vals.isin(counts.index[counts == 1]).to_numpy())[0]), f"appears on this line only (a typo?); the other labels are {sorted(counts.index[counts > 1])}")
-        if isint.all():                                           # integer labels (written 1 or 1.0): the class order is theirs
+            bad(
+                int(np.flatnonzero(vals.isin(counts.index[counts == 1]).to_numpy())[0]),
+                "appears on this line only (a typo?); the other labels are"
+                f" {sorted(counts.index[counts > 1])}",
+            )
+        # integer labels (written 1 or 1.0): the class order is theirs
+        if isint.all():
             ints = sorted({int(float(v)) for v in vals})
             if ints != list(range(len(ints))):
-                raise DataError(f"{path}, column {col!r}: integer labels {ints} are not 0..K-1; renumber them 0..K-1 "
-                                f"(or, in Python, pass the names explicitly: `classnames`/`attrnames`)")
-            return {**{str(i): i for i in ints}, **{v: int(float(v)) for v in set(vals)}}, [str(i) for i in ints]
+                raise DataError(
+                    f"{path}, column {col!r}: integer labels {ints} are not 0..K-1; renumber them"
+                    " 0..K-1 (or, in Python, pass the names explicitly: `classnames`/`attrnames`)"
+                )
+            return {**{str(i): i for i in ints}, **{v: int(float(v)) for v in set(vals)}}, [
+                str(i) for i in ints
+            ]
         names = sorted(set(vals))
     names = [str(n) for n in names]
     return {**{str(i): i for i in range(len(names))}, **{n: i for i, n in enumerate(names)}}, names
@@ -521,26 +745,50 @@ def _label_map(df, col, names, path):
 def load_csv(csv_path, image_root=None, path_col: str = "path", y_col: str = "y", a_col: str = "a",
              split: str | None = None, split_col: str = "split", classnames=None, attrnames=None, attr_context_prompts=None,
              mask_col: str | None = None, name: str | None = None, verify: bool = False, transform=None, mask_transform=None) -> GroupDataset:
-    "A `GroupDataset` from a CSV of image paths (relative to `image_root`), classes and spurious attributes (column names configurable)."
+    """A `GroupDataset` from a CSV of image paths (relative to `image_root`), classes and spurious
+    attributes (column names configurable)."""
     csv_path = _need(Path(csv_path).expanduser(), "CSV file")
-    image_root = _need(Path(image_root).expanduser() if image_root else csv_path.parent, "image root folder")
-    df = _read_table(csv_path, [path_col, y_col, a_col] + ([split_col] if split is not None else []) + ([mask_col] if mask_col else []))
-    df = _dedup(df, path_col, [y_col, a_col] + ([split_col] if split_col in df.columns else []), csv_path)
+    image_root = _need(
+        Path(image_root).expanduser() if image_root else csv_path.parent, "image root folder"
+    )
+    df = _read_table(
+        csv_path,
+        [path_col, y_col, a_col]
+        + ([split_col] if split is not None else [])
+        + ([mask_col] if mask_col else []),
+    )
+    df = _dedup(
+        df, path_col, [y_col, a_col] + ([split_col] if split_col in df.columns else []), csv_path
+    )
     ymap, classnames = _label_map(df, y_col, classnames, csv_path)
     amap, attrnames = _label_map(df, a_col, attrnames, csv_path)
     lines = df.index.to_numpy() + 2
     if split is not None:
         sv = df[split_col].astype(str).str.strip()
-        if split in SPLIT_CODES and (~sv.isin(list(SPLIT_CODES))).any():   # a typo ('trian') would drop its row silently
+        # a typo ('trian') would drop its row silently
+        if split in SPLIT_CODES and (~sv.isin(list(SPLIT_CODES))).any():
             i = int(np.flatnonzero((~sv.isin(list(SPLIT_CODES))).to_numpy())[0])
-            raise DataError(f"{csv_path}, line {lines[i]}, column {split_col!r}: value {sv.iloc[i]!r} is not one of {list(SPLIT_CODES)}{did_you_mean(sv.iloc[i], SPLIT_CODES)}")
+            raise DataError(
+                f"{csv_path}, line {lines[i]}, column {split_col!r}: value {sv.iloc[i]!r} is not"
+                f" one of {list(SPLIT_CODES)}{did_you_mean(sv.iloc[i], SPLIT_CODES)}"
+            )
         keep = np.flatnonzero((sv == str(split)).to_numpy())
-        if len(keep) == 0: raise DataError(f"{csv_path}: no rows with {split_col} == {split!r}; values found: {sorted(set(df[split_col]))}")
+        if len(keep) == 0:
+            raise DataError(
+                f"{csv_path}: no rows with {split_col} == {split!r}; values found:"
+                f" {sorted(set(df[split_col]))}"
+            )
         df, lines = df.iloc[keep], lines[keep]
     y, a = _codes(df, y_col, ymap, csv_path, lines), _codes(df, a_col, amap, csv_path, lines)
     paths = [safe_join(image_root, p, f"{csv_path}, line {l}") for p, l in zip(df[path_col], lines)]
-    mask_paths = ([safe_join(image_root, p, f"{csv_path}, line {l}") if str(p).strip() else None for p, l in zip(df[mask_col], lines)]
-                  if mask_col else None)
+    mask_paths = (
+        [
+            safe_join(image_root, p, f"{csv_path}, line {l}") if str(p).strip() else None
+            for p, l in zip(df[mask_col], lines)
+        ]
+        if mask_col
+        else None
+    )
     ds = GroupDataset(y, a, classnames, attrnames, paths=paths, mask_paths=mask_paths, rows=lines.tolist(), source_file=str(csv_path),
                       name=name or (f"{csv_path.stem}/{split}" if split is not None else csv_path.stem), attr_context_prompts=attr_context_prompts,
                       transform=transform, mask_transform=mask_transform)
@@ -549,7 +797,8 @@ def load_csv(csv_path, image_root=None, path_col: str = "path", y_col: str = "y"
 
 @DATASETS.register("csv")
 def csv_splits(root=None, image_root=None, **kw) -> dict:
-    "Your own images: `root` is the CSV (path, class, attribute, split columns), `image_root` the folder its paths start from."
+    """Your own images: `root` is the CSV (path, class, attribute, split columns), `image_root` the
+    folder its paths start from."""
     return {s: load_csv(_root_of(root, "csv"), image_root, split=s, **kw) for s in SPLITS}
 
 # %% ../nbs/01_data.ipynb #2056628f
@@ -574,14 +823,21 @@ class Task:
 
     @classmethod
     def from_dataset(cls, ds, classnames=None, train_group_counts=None):
-        "The task a `GroupDataset` poses; `classnames` (names or member lists) and `train_group_counts` override the dataset's."
+        """The task a `GroupDataset` poses; `classnames` (names or member lists) and
+        `train_group_counts` override the dataset's."""
         names = classnames or getattr(ds, "class_prompts", None) or ds.classnames
         counts = train_group_counts if train_group_counts is not None else ds.group_counts()
-        return cls(_names(names), list(ds.attr_prompts), list(ds.attr_context_prompts), int(ds.n_attrs),
-                   [int(c) for c in counts])
+        return cls(
+            _names(names),
+            list(ds.attr_prompts),
+            list(ds.attr_context_prompts),
+            int(ds.n_attrs),
+            [int(c) for c in counts],
+        )
 
 # %% ../nbs/01_data.ipynb #1f9eddc0
 def load_splits(dataset: str, root=None, **kw) -> tuple[dict, Task]:
-    "`(splits, task)` for a dataset registered in `spurnb.data.DATASETS` (the benchmark's in `spurnb.benchmark`)."
+    """`(splits, task)` for a dataset registered in `spurnb.data.DATASETS` (the benchmark's in
+    `spurnb.benchmark`)."""
     splits = DATASETS[dataset](root, **kw)
     return splits, Task.from_dataset(splits["train"])

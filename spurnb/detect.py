@@ -45,16 +45,20 @@ VOCABULARY = {   # a project-written list of candidate attribute words, grouped 
 }
 
 class VocabularyError(SpurnbError, ValueError):
-    "A vocabulary file or list that cannot be used; the message names the file, the line and the fix."
+    """A vocabulary file or list that cannot be used; the message names the file, the line and the
+    fix."""
 
 class DetectionError(SpurnbError, ValueError):
-    "Detection that cannot go on or cannot be used (no grounded word, no attribute found, a file that does not fit); the message says why and what to do."
+    """Detection that cannot go on or cannot be used (no grounded word, no attribute found, a file
+    that does not fit); the message says why and what to do."""
 
 def check_fdr(fdr) -> float:
     "The false-discovery-rate level `fdr`, checked: a number strictly between 0 and 1."
     if isinstance(fdr, bool) or not isinstance(fdr, (int, float)) or not 0 < fdr < 1:
-        raise DetectionError(f"fdr {fdr!r}: the false discovery rate is a level strictly between 0 and 1 (the default is 0.05); "
-                             "a smaller level names fewer words, a larger one more")
+        raise DetectionError(
+            f"fdr {fdr!r}: the false discovery rate is a level strictly between 0 and 1 (the"
+            " default is 0.05); a smaller level names fewer words, a larger one more"
+        )
     return float(fdr)
 
 
@@ -69,13 +73,18 @@ class Vocabulary:
     def __iter__(self):
         "The words, in order."
         return iter(self.words)
-    def __repr__(self): return f"Vocabulary({len(self)} words from {self.source}: {', '.join(self.words[:8])}{', ...' if len(self) > 8 else ''})"
+    def __repr__(self):
+        return (
+            f"Vocabulary({len(self)} words from {self.source}:"
+            f" {', '.join(self.words[:8])}{', ...' if len(self) > 8 else ''})"
+        )
 
 def vocabulary(kinds=None, extra=()) -> Vocabulary:
     "The built-in vocabulary (all kinds, or those in `kinds`) plus `extra` words (kind 'user')."
     kinds = list(VOCABULARY) if kinds is None else list(kinds)
     for k in kinds:
-        if k not in VOCABULARY: raise VocabularyError(f"unknown vocabulary kind {k!r}; known: {list(VOCABULARY)}")
+        if k not in VOCABULARY:
+            raise VocabularyError(f"unknown vocabulary kind {k!r}; known: {list(VOCABULARY)}")
     words = [(w, k) for k in kinds for w in VOCABULARY[k]] + [(w, "user") for w in extra]
     return _dedup(words, "the built-in vocabulary")
 
@@ -87,42 +96,66 @@ def _dedup(pairs, source) -> Vocabulary:
     return Vocabulary([w for w, _ in out], [k for _, k in out], source)
 
 # %% ../nbs/16_detect.ipynb #c010
-_TEXT = re.compile(r"^[^\W\d_][\w' \-/&]*$", re.UNICODE)   # starts with a letter; letters, digits, spaces and ' - / &
+# starts with a letter; letters, digits, spaces and ' - / &
+_TEXT = re.compile(r"^[^\W\d_][\w' \-/&]*$", re.UNICODE)
 
 def load_vocabulary(path, kind: str = "user") -> Vocabulary:
-    "Words from a text file, one word or phrase per line (blank lines and lines starting with `#` are skipped)."
+    """Words from a text file, one word or phrase per line (blank lines and lines starting with `#`
+    are skipped)."""
     path = Path(path)
-    if not path.is_file(): raise VocabularyError(f"vocabulary file {path} does not exist; give a text file with one word or phrase per line")
+    if not path.is_file():
+        raise VocabularyError(
+            f"vocabulary file {path} does not exist; give a text file with one word or phrase per"
+            " line"
+        )
     words, first = [], {}
     for i, raw in enumerate(path.read_bytes().split(b"\n"), 1):
         try: line = raw.decode("utf-8").strip()
         except UnicodeDecodeError: raise VocabularyError(f"{path}, line {i}: not UTF-8 text ({raw[:20]!r}); a vocabulary file holds one word or phrase per line") from None
         if not line or line.startswith("#"): continue
-        if len(line) > 100: raise VocabularyError(f"{path}, line {i}: {len(line):,} characters ({line[:40]!r}...) is not a word or phrase "
-                                                  "(100 characters at most: CLIP reads 77 tokens); one word or phrase per line")
+        if len(line) > 100:
+            raise VocabularyError(
+                f"{path}, line {i}: {len(line):,} characters ({line[:40]!r}...) is not a word or"
+                " phrase (100 characters at most: CLIP reads 77 tokens); one word or phrase per"
+                " line"
+            )
         if not _TEXT.match(line):
-            raise VocabularyError(f"{path}, line {i}: {line[:40]!r} is not a word or phrase (it must start with a letter and hold only "
-                                  "letters, digits, spaces and ' - / &); fix or delete the line")
+            raise VocabularyError(
+                f"{path}, line {i}: {line[:40]!r} is not a word or phrase (it must start with a"
+                " letter and hold only letters, digits, spaces and ' - / &); fix or delete the"
+                " line"
+            )
         if line.lower() in first:
-            raise VocabularyError(f"{path}, line {i}: {line!r} repeats line {first[line.lower()]}; delete one of them")
+            raise VocabularyError(
+                f"{path}, line {i}: {line!r} repeats line {first[line.lower()]}; delete one of them"
+            )
         first[line.lower()] = i; words.append(line)
-    if not words: raise VocabularyError(f"{path} holds no words (only blank or # lines); write one word or phrase per line")
+    if not words:
+        raise VocabularyError(
+            f"{path} holds no words (only blank or # lines); write one word or phrase per line"
+        )
     return Vocabulary(words, [kind] * len(words), str(path))
 
 # %% ../nbs/16_detect.ipynb #c013
 DISTRACTORS = ("grass", "ocean", "sand", "ice", "road", "city", "red", "blue", "green", "striped", "wood", "metal", "tree", "car", "person")
 
 def benchmark_vocabulary(source: str = "digits", attrs=("land", "water"), distractors=DISTRACTORS) -> Vocabulary:
-    "The built-in benchmark's vocabulary: every background of its caption corpus, the other words of its captions, and distractor words."
+    """The built-in benchmark's vocabulary: every background of its caption corpus, the other words
+    of its captions, and distractor words."""
     from spurnb.benchmark import CORPUS_BACKGROUNDS, OBJECT_SOURCES
     src = OBJECT_SOURCES[source]()
-    pairs = ([(b, "scene") for b in dict.fromkeys(list(CORPUS_BACKGROUNDS) + list(attrs))] + [(src.noun, "caption")] +
-             [(o, "caption") for o in src.objectnames] + [(w, "distractor") for w in distractors])
+    pairs = (
+        [(b, "scene") for b in dict.fromkeys(list(CORPUS_BACKGROUNDS) + list(attrs))]
+        + [(src.noun, "caption")]
+        + [(o, "caption") for o in src.objectnames]
+        + [(w, "distractor") for w in distractors]
+    )
     return _dedup(pairs, f"the {source} benchmark's captions + distractors")
 
 # %% ../nbs/16_detect.ipynb #c016
 def mutual_information(present, wrong) -> np.ndarray:
-    "Mutual information (bits) between binary presence `present` [N, V] and binary error `wrong` [N], per word → [V]."
+    """Mutual information (bits) between binary presence `present` [N, V] and binary error `wrong`
+    [N], per word → [V]."""
     x = np.asarray(present, bool); e = np.asarray(wrong, bool)[:, None]; n = len(e)
     mi = np.zeros(x.shape[1])
     for xv in (False, True):
@@ -135,9 +168,11 @@ def mutual_information(present, wrong) -> np.ndarray:
 
 # %% ../nbs/16_detect.ipynb #n016
 def _mi_table(k, nw, m, n) -> np.ndarray:
-    "MI (bits) of the 2×2 table of a class with `n` images, `m` errors, `nw` images with the word and `k` errors among them (`k` an array)."
+    """MI (bits) of the 2×2 table of a class with `n` images, `m` errors, `nw` images with the word
+    and `k` errors among them (`k` an array)."""
     k = np.asarray(k, float)
-    cells = [(k, nw, m), (nw - k, nw, n - m), (m - k, n - nw, m), (n - nw - m + k, n - nw, n - m)]   # (count, its row sum, its column sum)
+    # (count, its row sum, its column sum)
+    cells = [(k, nw, m), (nw - k, nw, n - m), (m - k, n - nw, m), (n - nw - m + k, n - nw, n - m)]
     mi = np.zeros_like(k)
     for c, r, s in cells:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -145,42 +180,55 @@ def _mi_table(k, nw, m, n) -> np.ndarray:
     return np.maximum(mi, 0.0)
 
 def permutation_pvalues(present, wrong) -> tuple:
-    "Exact permutation test per word of one class: `(p_gap, p_mi)`, `[V]` each. Shuffling presence among the class's images keeps both margins, so the errors among the images with the word are hypergeometric: p_gap = P(at least as many errors with the word: a gap at least as negative), p_mi = P(MI at least as large)."
+    """Exact permutation test per word of one class: `(p_gap, p_mi)`, `[V]` each. Shuffling presence
+    among the class's images keeps both margins, so the errors among the images with the word are
+    hypergeometric: p_gap = P(at least as many errors with the word: a gap at least as negative),
+    p_mi = P(MI at least as large)."""
     x, e = np.asarray(present, bool), np.asarray(wrong, bool)
     n, m = len(e), int(e.sum())
-    nw, hit = x.sum(0), (x & e[:, None]).sum(0)                            # [V] images with the word, errors among them
+    # [V] images with the word, errors among them
+    nw, hit = x.sum(0), (x & e[:, None]).sum(0)
     p_gap, p_mi = np.ones(x.shape[1]), np.ones(x.shape[1])
     for v in range(x.shape[1]):
-        k = np.arange(max(0, nw[v] + m - n), min(m, nw[v]) + 1)             # the hypergeometric's support
+        # the hypergeometric's support
+        k = np.arange(max(0, nw[v] + m - n), min(m, nw[v]) + 1)
         pmf = hypergeom.pmf(k, n, m, nw[v])
         mi, mi0 = _mi_table(k, nw[v], m, n), _mi_table(hit[v], nw[v], m, n)
         p_gap[v] = pmf[k >= hit[v]].sum()
-        p_mi[v] = pmf[mi >= mi0 * (1 - 1e-9) - 1e-12].sum()               # ties (equal MI) count as at least as large
+        # ties (equal MI) count as at least as large
+        p_mi[v] = pmf[mi >= mi0 * (1 - 1e-9) - 1e-12].sum()
     return np.clip(p_gap, 0, 1), np.clip(p_mi, 0, 1)
 
 # %% ../nbs/16_detect.ipynb #c019
 def _gaps(P, k, w):
-    "Accuracy with/without each word under example weights `w` [B, n]: P [n, V] float, k [n] float → gap [B, V] (NaN where a side is empty)."
-    nw, hw = w @ P, (w * k) @ P                                          # [B, V] count and hits with the word
+    """Accuracy with/without each word under example weights `w` [B, n]: P [n, V] float, k [n] float
+    → gap [B, V] (NaN where a side is empty)."""
+    # [B, V] count and hits with the word
+    nw, hw = w @ P, (w * k) @ P
     n, h = w.sum(1, keepdims=True), (w * k).sum(1, keepdims=True)        # [B, 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         return hw / nw - (h - hw) / (n - nw)
 
 # %% ../nbs/16_detect.ipynb #0332f49f
 def _gap_interval(P, k, rng, n_boot: int, q) -> tuple:
-    "Percentile interval `q` of each word's gap over `n_boot` resamplings of the class's images (counts drawn from `rng`): `(lo, hi)`, `[V]` each."
+    """Percentile interval `q` of each word's gap over `n_boot` resamplings of the class's images
+    (counts drawn from `rng`): `(lo, hi)`, `[V]` each."""
     n = len(k)
     w = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)  # [B, n] bootstrap counts
     gb = _gaps(P, k, w)                                                  # [B, V]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)                  # a replicate with an empty side gives NaN
+        # a replicate with an empty side gives NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
         lo, hi = np.nanpercentile(gb, q, axis=0)
     return lo, hi
 
 def _warn_uninformative(words: list, nw, n: int):
-    "Warn about the words never present, or present in every image, of the whole split (`nw` [V]: images with each word, of `n`)."
+    """Warn about the words never present, or present in every image, of the whole split (`nw` [V]:
+    images with each word, of `n`)."""
     # Per class, a word absent from every image is normal (a digit's name in the other class): the table's `note` says so.
-    never, always = [words[v] for v in np.flatnonzero(nw == 0)], [words[v] for v in np.flatnonzero(nw == n)]
+    never, always = [words[v] for v in np.flatnonzero(nw == 0)], [
+        words[v] for v in np.flatnonzero(nw == n)
+    ]
     if never or always:
         warnings.warn(f"in all {n} images: " + "; ".join(s for s in [
             f"never present: {never[:8]}{' ...' if len(never) > 8 else ''}" if never else "",
@@ -203,21 +251,33 @@ def word_stats(present, # [N, V] bool: the word is in image i (a scorer's decisi
                grounded=None, # [V] bool: the scorer can ground the word (None: all); ungrounded words are listed, never tested
                reason=None, # [V] why each ungrounded word is (shown in `note`)
               ) -> pd.DataFrame:
-    "One row per class and word: counts, accuracy with and without the word, their gap with a bootstrap interval, MI(presence; error), exact permutation p-values, BH-adjusted q-values, the decision `passed` and ranks."
+    """One row per class and word: counts, accuracy with and without the word, their gap with a
+    bootstrap interval, MI(presence; error), exact permutation p-values, BH-adjusted q-values,
+    the decision `passed` and ranks."""
     check_fdr(fdr)
     P_all, ok, y = np.asarray(present, bool), np.asarray(correct, bool), np.asarray(y)
     words = list(words); kinds = list(kinds) if kinds is not None else ["-"] * len(words)
     if P_all.shape != (len(ok), len(words)) or len(y) != len(ok):
-        raise ValueError(f"present {P_all.shape} must be [N, V] with N = len(correct) = {len(ok)} = len(y) = {len(y)} and V = {len(words)} words")
+        raise ValueError(
+            f"present {P_all.shape} must be [N, V] with N = len(correct) = {len(ok)} = len(y) ="
+            f" {len(y)} and V = {len(words)} words"
+        )
     grounded = np.ones(len(words), bool) if grounded is None else np.asarray(grounded, bool)
     reason = list(reason) if reason is not None else [""] * len(words)
     rng, rows, q = np.random.default_rng(seed), [], [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
-    if warn: _warn_uninformative([w for w, g in zip(words, grounded) if g], P_all[:, grounded].sum(0), len(ok))   # ungrounded: apart
+    # ungrounded: apart
+    if warn:
+        _warn_uninformative(
+            [w for w, g in zip(words, grounded) if g], P_all[:, grounded].sum(0), len(ok)
+        )
     for c, cname in enumerate(classnames):
         ix = np.flatnonzero(y == c); n = len(ix)
         if n < 2 * min_count and warn:
-            warnings.warn(f"class {cname!r} has {n} images: fewer than the {2 * min_count} that the filter (present and absent in ≥ {min_count}) needs, "
-                          "so none of its words is ranked; use more images of the class or a lower min_count")
+            warnings.warn(
+                f"class {cname!r} has {n} images: fewer than the {2 * min_count} that the filter"
+                f" (present and absent in ≥ {min_count}) needs, so none of its words is ranked; use"
+                " more images of the class or a lower min_count"
+            )
         if n == 0: continue
         P, k = P_all[ix].astype(float), ok[ix].astype(float)
         gap = _gaps(P, k, np.ones((1, n)))[0]                              # [V]
@@ -239,7 +299,8 @@ def word_stats(present, # [N, V] bool: the word is in image i (a scorer's decisi
     return _rank(_adjust(pd.DataFrame(rows), fdr))
 
 def _adjust(df: pd.DataFrame, fdr: float) -> pd.DataFrame:
-    "Benjamini–Hochberg q-values within each class over its tested words (`q_gap`, `q_mi`), and `passed`: tested, harmful (gap < 0), both q ≤ `fdr`."
+    """Benjamini–Hochberg q-values within each class over its tested words (`q_gap`, `q_mi`), and
+    `passed`: tested, harmful (gap < 0), both q ≤ `fdr`."""
     df = df.copy(); df["q_gap"] = df["q_mi"] = np.nan
     for c, sub in df[df.tested].groupby("cls", sort=False):
         df.loc[sub.index, "q_gap"] = false_discovery_control(sub.p_gap.to_numpy(), method="bh")
@@ -249,19 +310,28 @@ def _adjust(df: pd.DataFrame, fdr: float) -> pd.DataFrame:
 
 # %% ../nbs/16_detect.ipynb #c021
 def _rank(df: pd.DataFrame) -> pd.DataFrame:
-    "Ranks within each class among tested words (kept and grounded): `rank_gap` (most negative gap first), `rank_mi` (words that hurt, by MI; then the rest)."
+    """Ranks within each class among tested words (kept and grounded): `rank_gap` (most negative gap
+    first), `rank_mi` (words that hurt, by MI; then the rest)."""
     df = df.copy(); df["rank_gap"] = df["rank_mi"] = np.nan
     for c, sub in df[df.tested].groupby("cls", sort=False):
-        df.loc[sub.assign(_s=-sub.strength.fillna(0)).sort_values(["gap", "_s"], kind="stable").index, "rank_gap"] = np.arange(1, len(sub) + 1)
-        key = sub.assign(_h=(sub.gap >= 0).astype(int), _m=-sub.mi, _s=-sub.strength.fillna(0)).sort_values(["_h", "_m", "_s"], kind="stable")
+        df.loc[
+            sub.assign(_s=-sub.strength.fillna(0)).sort_values(["gap", "_s"], kind="stable").index,
+            "rank_gap",
+        ] = np.arange(1, len(sub) + 1)
+        key = sub.assign(
+            _h=(sub.gap >= 0).astype(int), _m=-sub.mi, _s=-sub.strength.fillna(0)
+        ).sort_values(["_h", "_m", "_s"], kind="stable")
         df.loc[key.index, "rank_mi"] = np.arange(1, len(sub) + 1)
-    order = df.assign(_r=df.rank_gap.fillna(np.inf), _c=pd.Categorical(df.cls, list(dict.fromkeys(df.cls))))
+    order = df.assign(
+        _r=df.rank_gap.fillna(np.inf), _c=pd.Categorical(df.cls, list(dict.fromkeys(df.cls)))
+    )
     return df.loc[order.sort_values(["_c", "_r"], kind="stable").index].reset_index(drop=True)
 
 # %% ../nbs/16_detect.ipynb #c026
 @dataclass
 class Scores:
-    "What a scorer says about every image: presence scores `[N, V]`, a presence decision `[N, V]`, and boxes where it has them."
+    """What a scorer says about every image: presence scores `[N, V]`, a presence decision `[N, V]`,
+    and boxes where it has them."""
     words: list                 # the V words, in column order
     scores: torch.Tensor        # [N, V] float: higher = more present (comparable across words after calibration)
     present: torch.Tensor       # [N, V] bool: the scorer's decision
@@ -272,7 +342,11 @@ class Scores:
     reason: list | None = None  # [V] why a word is ungrounded ("" where it is grounded)
     def __post_init__(self):
         N, V = self.scores.shape
-        if V != len(self.words) or self.present.shape != (N, V): raise ValueError(f"scores {tuple(self.scores.shape)} and present {tuple(self.present.shape)} do not match {len(self.words)} words")
+        if V != len(self.words) or self.present.shape != (N, V):
+            raise ValueError(
+                f"scores {tuple(self.scores.shape)} and present {tuple(self.present.shape)} do not"
+                f" match {len(self.words)} words"
+            )
         if self.grounded is None: self.grounded = torch.ones(V, dtype=torch.bool)
         if self.reason is None: self.reason = [""] * V
     def column(self, word) -> int:
@@ -293,7 +367,11 @@ class Scorer:
 def make_scorer(name: str, adapter, words, **opts) -> Scorer:
     "The scorer `name` from `SCORERS` for `words`; unknown options raise naming the known ones."
     cls = SCORERS[name]
-    known = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "adapter", "words")]
+    known = [
+        p
+        for p in inspect.signature(cls.__init__).parameters
+        if p not in ("self", "adapter", "words")
+    ]
     bad = [k for k in opts if k not in known]
     if bad: raise TypeError(f"scorer {name!r} has no option(s) {bad}; its options: {known}")
     return cls(adapter, words, **opts)
@@ -301,24 +379,37 @@ def make_scorer(name: str, adapter, words, **opts) -> Scorer:
 # %% ../nbs/16_detect.ipynb #c029
 @torch.no_grad()
 def image_embeddings(adapter, ds, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
-    "Unit CLIP image embeddings `[N, D]` of every item of `ds` (trunk features from the on-disk cache, then the frozen head)."
-    f = torch.as_tensor(np.asarray(cached_image_features(adapter, ds, progress=progress)), dtype=torch.float32)
-    return torch.cat([F.normalize(adapter.image_head(f[i:i + batch_size]).float(), dim=-1) for i in range(0, len(f), batch_size)])
+    """Unit CLIP image embeddings `[N, D]` of every item of `ds` (trunk features from the on-disk
+    cache, then the frozen head)."""
+    f = torch.as_tensor(
+        np.asarray(cached_image_features(adapter, ds, progress=progress)), dtype=torch.float32
+    )
+    return torch.cat(
+        [
+            F.normalize(adapter.image_head(f[i : i + batch_size]).float(), dim=-1)
+            for i in range(0, len(f), batch_size)
+        ]
+    )
 
 @torch.no_grad()
 def word_embeddings(adapter, words, templates=SHORT_TEMPLATES, phrase: str = "{}") -> torch.Tensor:
-    "Unit text directions `[V, D]`: each word put in `phrase`, then in every template, embedded and averaged (as CLIP's class prompts)."
+    """Unit text directions `[V, D]`: each word put in `phrase`, then in every template, embedded
+    and averaged (as CLIP's class prompts)."""
     return encode_prompts(adapter, [phrase.format(w) for w in words], templates, with_means=True)[1]
 
 # %% ../nbs/16_detect.ipynb #c030
 def otsu_split(s: torch.Tensor):
-    "Per column of `s` [N, V]: the threshold that best splits it in two (Otsu: maximal between-part variance) and the parts' separation (Ashman's D)."
+    """Per column of `s` [N, V]: the threshold that best splits it in two (Otsu: maximal
+    between-part variance) and the parts' separation (Ashman's D)."""
     x, _ = s.double().sort(0); N = len(x)                                   # [N, V]
-    k = torch.arange(1, N, dtype=torch.float64)[:, None]                     # size of the lower part, [N-1, 1]
-    c1, c2 = x.cumsum(0)[:-1], (x ** 2).cumsum(0)[:-1]                         # [N-1, V] sums of the lower part
+    # size of the lower part, [N-1, 1]
+    k = torch.arange(1, N, dtype=torch.float64)[:, None]
+    # [N-1, V] sums of the lower part
+    c1, c2 = x.cumsum(0)[:-1], (x ** 2).cumsum(0)[:-1]
     t1, t2 = x.sum(0), (x ** 2).sum(0)
     m_lo, m_hi = c1 / k, (t1 - c1) / (N - k)
-    best = (k * (N - k) * (m_hi - m_lo) ** 2).argmax(0)                      # [V] Otsu's criterion ∝ between-part variance
+    # [V] Otsu's criterion ∝ between-part variance
+    best = (k * (N - k) * (m_hi - m_lo) ** 2).argmax(0)
     ar = torch.arange(x.shape[1])
     kb, lo, hi = k[best, 0], m_lo[best, ar], m_hi[best, ar]
     v_lo = c2[best, ar] / kb - lo ** 2; v_hi = (t2 - c2[best, ar]) / (N - kb) - hi ** 2
@@ -328,22 +419,34 @@ def otsu_split(s: torch.Tensor):
 
 # %% ../nbs/16_detect.ipynb #n031
 def nonsense_words(n: int = 39, seed: int = 0) -> list:
-    "`n` pronounceable strings that mean nothing (two or three consonant–vowel syllables, fixed by `seed`): the controls of the grounding test."
+    """`n` pronounceable strings that mean nothing (two or three consonant–vowel syllables, fixed by
+    `seed`): the controls of the grounding test."""
     rng = np.random.default_rng(seed)
-    return ["".join(rng.choice(list("bdfgklmnprstvz")) + rng.choice(list("aeiou")) for _ in range(2 + i % 2)) for i in range(n)]
+    return [
+        "".join(
+            rng.choice(list("bdfgklmnprstvz")) + rng.choice(list("aeiou")) for _ in range(2 + i % 2)
+        )
+        for i in range(n)
+    ]
 
 @torch.no_grad()
 def text_grounding(adapter, words, neutral: str = "something", templates=SHORT_TEMPLATES, phrase: str = "{}", n_controls: int = 39, z=None) -> dict:
-    "How far each word's prompt is from the neutral prompt, against `n_controls` nonsense strings: in text space (1 − cos) and, given unit image embeddings `z` [N, D], in how much its log-odds vary over the images (their standard deviation). `p` = (1 + controls at least as far) / (n_controls + 1), the larger of the two."
+    """How far each word's prompt is from the neutral prompt, against `n_controls` nonsense strings:
+    in text space (1 − cos) and, given unit image embeddings `z` [N, D], in how much its log-odds
+    vary over the images (their standard deviation). `p` = (1 + controls at least as far) /
+    (n_controls + 1), the larger of the two."""
     ctrl = nonsense_words(n_controls)
-    t = word_embeddings(adapter, list(words) + ctrl, templates, phrase)                    # [V + K, D] unit
+    # [V + K, D] unit
+    t = word_embeddings(adapter, list(words) + ctrl, templates, phrase)
     n = word_embeddings(adapter, [neutral], templates, "{}")                               # [1, D]
     V, out = len(words), dict(control_words=ctrl)
-    def p_of(x): return (1 + (x[None, V:] >= x[:V, None]).sum(1)) / (len(ctrl) + 1)     # [V]: controls at least as far
+    # [V]: controls at least as far
+    def p_of(x): return (1 + (x[None, V:] >= x[:V, None]).sum(1)) / (len(ctrl) + 1)
     d = (1 - t @ n.T)[:, 0].numpy()                                                        # [V + K]
     out.update(distance=d[:V], p_text=p_of(d))
     if z is not None:
-        sd = (z @ (t - n).T).std(0).numpy()                                                # [V + K] spread of the log-odds (up to the scale)
+        # [V + K] spread of the log-odds (up to the scale)
+        sd = (z @ (t - n).T).std(0).numpy()
         out.update(spread=sd[:V], p_image=p_of(sd))
     out["p"] = np.maximum(out["p_text"], out.get("p_image", 0))
     return out
@@ -351,26 +454,48 @@ def text_grounding(adapter, words, neutral: str = "something", templates=SHORT_T
 # %% ../nbs/16_detect.ipynb #c032
 @SCORERS.register("clip")
 class ClipScorer(Scorer):
-    "Zero-shot presence from CLIP similarity, calibrated per word: log-odds against a neutral prompt, then a per-word threshold fitted on the data. A word is grounded when its prompt stands out from the neutral one more than nonsense strings do (in text and on the images) and its scores split in two modes."
+    """Zero-shot presence from CLIP similarity, calibrated per word: log-odds against a neutral
+    prompt, then a per-word threshold fitted on the data. A word is grounded when its prompt
+    stands out from the neutral one more than nonsense strings do (in text and on the images) and
+    its scores split in two modes."""
     name = "clip"
     def __init__(self, adapter, words, phrase: str = "{}", neutral: str = "something", templates=SHORT_TEMPLATES, min_separation: float = 4.0,
                  grounding_level: float = 0.1, n_controls: int = 39):
         super().__init__(adapter, words)
-        self.phrase, self.neutral, self.templates, self.min_separation = phrase, neutral, list(templates), min_separation
+        self.phrase, self.neutral, self.templates, self.min_separation = (
+            phrase,
+            neutral,
+            list(templates),
+            min_separation,
+        )
         self.grounding_level, self.n_controls = grounding_level, n_controls
 
     @torch.no_grad()
     def __call__(self, ds, progress: bool = False) -> Scores:
-        if len(ds) < 2: raise ValueError(f"{ds.name}: the clip scorer fits a threshold per word on the data and needs at least 2 images, got {len(ds)}")
-        z = image_embeddings(self.adapter, ds, progress=progress)                                  # [N, D] unit
-        t = word_embeddings(self.adapter, self.words, self.templates, self.phrase)                 # [V, D] unit
-        n = word_embeddings(self.adapter, [self.neutral], self.templates, "{}")                    # [1, D]
-        s = self.adapter.logit_scale * (z @ t.T - z @ n.T)                                         # [N, V] log-odds word vs neutral
-        thr, sep = otsu_split(s)                                                                   # [V], [V]
-        split = sep >= self.min_separation                                                         # two kinds of image: a real boundary
-        thr = torch.where(split, thr, torch.zeros_like(thr))                                       # otherwise: against the neutral prompt
-        present = torch.where(split, s > thr, (s.median(0).values > 0).expand_as(s))              # one kind: everywhere or nowhere
-        g = text_grounding(self.adapter, self.words, self.neutral, self.templates, self.phrase, self.n_controls, z)
+        if len(ds) < 2:
+            raise ValueError(
+                f"{ds.name}: the clip scorer fits a threshold per word on the data and needs at"
+                f" least 2 images, got {len(ds)}"
+            )
+        # [N, D] unit
+        z = image_embeddings(self.adapter, ds, progress=progress)
+        # [V, D] unit
+        t = word_embeddings(self.adapter, self.words, self.templates, self.phrase)
+        # [1, D]
+        n = word_embeddings(self.adapter, [self.neutral], self.templates, "{}")
+        # [N, V] log-odds word vs neutral
+        s = self.adapter.logit_scale * (z @ t.T - z @ n.T)
+        # [V], [V]
+        thr, sep = otsu_split(s)
+        # two kinds of image: a real boundary
+        split = sep >= self.min_separation
+        # otherwise: against the neutral prompt
+        thr = torch.where(split, thr, torch.zeros_like(thr))
+        # one kind: everywhere or nowhere
+        present = torch.where(split, s > thr, (s.median(0).values > 0).expand_as(s))
+        g = text_grounding(
+            self.adapter, self.words, self.neutral, self.templates, self.phrase, self.n_controls, z
+        )
         text_ok = torch.as_tensor(g["p"] <= self.grounding_level)
         reason = ["" if a and b else "; ".join(r for r in [
                       "" if a else f"its prompt is not farther from the neutral prompt {self.neutral!r} than nonsense strings are, in text "
@@ -385,57 +510,80 @@ class ClipScorer(Scorer):
 
 # %% ../nbs/16_detect.ipynb #c034
 class DetectorUnavailable(SpurnbError, ImportError):
-    "The `detector` scorer was asked for but `transformers` (or the detector's weights) is not there."
+    """The `detector` scorer was asked for but `transformers` (or the detector's weights) is not
+    there."""
 
 def _transformers():
     try: import transformers
     except ImportError:
-        raise DetectorUnavailable("the 'detector' scorer needs `transformers`, an optional extra: `pip install spurnb[detect]` "
-                                  "(or `pip install transformers`); or use the default scorer 'clip'") from None
+        raise DetectorUnavailable(
+            "the 'detector' scorer needs `transformers`, an optional extra: `pip install"
+            " spurnb[detect]` (or `pip install transformers`); or use the default scorer 'clip'"
+        ) from None
     return transformers
 
 # %% ../nbs/16_detect.ipynb #c035
 def random_owl(version: int = 2, image_size: int = 64, patch_size: int = 16, width: int = 32, seed: int = 0):
-    "A randomly initialised, tiny OWLv2 (`version=2`) or OWL-ViT built from its config: the detector's full path without weights."
+    """A randomly initialised, tiny OWLv2 (`version=2`) or OWL-ViT built from its config: the
+    detector's full path without weights."""
     T = _transformers()
-    Cfg, Model = (T.Owlv2Config, T.Owlv2ForObjectDetection) if version == 2 else (T.OwlViTConfig, T.OwlViTForObjectDetection)
-    small = dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=1, num_attention_heads=2)
+    Cfg, Model = (
+        (T.Owlv2Config, T.Owlv2ForObjectDetection)
+        if version == 2
+        else (T.OwlViTConfig, T.OwlViTForObjectDetection)
+    )
+    small = dict(
+        hidden_size=width, intermediate_size=2 * width, num_hidden_layers=1, num_attention_heads=2
+    )
     cfg = Cfg(text_config=dict(small, max_position_embeddings=16), projection_dim=width,
               vision_config=dict(small, image_size=image_size, patch_size=patch_size))
     with torch.random.fork_rng():            # the caller's random state is left as it was
         torch.manual_seed(seed); return Model(cfg).eval()
 
 def load_owl(name: str = "google/owlv2-base-patch16-ensemble"):
-    "An OWL-ViT/OWLv2 detector from the Hugging Face cache or a local folder; says what to do when the weights are not there."
+    """An OWL-ViT/OWLv2 detector from the Hugging Face cache or a local folder; says what to do when
+    the weights are not there."""
     T = _transformers()
     try: return T.AutoModelForZeroShotObjectDetection.from_pretrained(name).eval()
     except OSError as e:
-        raise DetectorUnavailable(f"the detector weights {name!r} are not in the local Hugging Face cache and cannot be fetched here ({e}). "
-                                  f"Where there is internet run `hf download {name}` (then copy ~/.cache/huggingface here), "
-                                  "or pass a local folder saved with `save_pretrained`") from None
+        raise DetectorUnavailable(
+            f"the detector weights {name!r} are not in the local Hugging Face cache and cannot be"
+            f" fetched here ({e}). Where there is internet run `hf download {name}` (then copy"
+            " ~/.cache/huggingface here), or pass a local folder saved with `save_pretrained`"
+        ) from None
 
 # %% ../nbs/16_detect.ipynb #c036
 @SCORERS.register("detector")
 class DetectorScorer(Scorer):
-    "OWL-ViT/OWLv2: word presence = its best box's score ≥ `threshold` (the reference's 0.1); the best box is kept for the overlap score."
+    """OWL-ViT/OWLv2: word presence = its best box's score ≥ `threshold` (the reference's 0.1); the
+    best box is kept for the overlap score."""
     name = "detector"
     def __init__(self, adapter, words, model="google/owlv2-base-patch16-ensemble", threshold: float = 0.1,
                  phrase: str = "a photo of {}", batch_size: int = 8):
         super().__init__(adapter, words)
         self.detector = model if isinstance(model, torch.nn.Module) else load_owl(model)
         self.threshold, self.phrase, self.batch_size = threshold, phrase, batch_size
-        from open_clip.tokenizer import SimpleTokenizer      # OWL-ViT reads CLIP's BPE tokens (pad 0, end-of-text is the largest id)
+        # OWL-ViT reads CLIP's BPE tokens (pad 0, end-of-text is the largest id)
+        from open_clip.tokenizer import SimpleTokenizer
         L = self.detector.config.text_config.max_position_embeddings
-        self.tokens = SimpleTokenizer()([phrase.format(w) for w in self.words], context_length=L)   # [V, L]
+        # [V, L]
+        self.tokens = SimpleTokenizer()([phrase.format(w) for w in self.words], context_length=L)
         vc = self.detector.config.vision_config
-        self.size, self.mean, self.std = vc.image_size, torch.tensor(OPENAI_MEAN).view(1, 3, 1, 1), torch.tensor(OPENAI_STD).view(1, 3, 1, 1)
+        self.size, self.mean, self.std = (
+            vc.image_size,
+            torch.tensor(OPENAI_MEAN).view(1, 3, 1, 1),
+            torch.tensor(OPENAI_STD).view(1, 3, 1, 1),
+        )
 
     def pixels(self, images) -> torch.Tensor:
-        "uint8 [B, H, W, 3] → the detector's input [B, 3, S, S]: padded to a square (grey, as OWLv2), resized, normalised."
+        """uint8 [B, H, W, 3] → the detector's input [B, 3, S, S]: padded to a square (grey, as
+        OWLv2), resized, normalised."""
         x = torch.as_tensor(np.array(images)).permute(0, 3, 1, 2).float() / 255
         H, W = x.shape[-2:]; s = max(H, W)
         x = F.pad(x, (0, s - W, 0, s - H), value=0.5)
-        x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(
+            x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True
+        )
         return (x - self.mean) / self.std
 
     @torch.no_grad()
@@ -443,13 +591,20 @@ class DetectorScorer(Scorer):
         V, ids = len(self.words), self.tokens
         scores, boxes = [], []
         for i in _bar(range(0, len(ds), self.batch_size), progress):
-            imgs = np.stack([np.asarray(ds.load_image(j)) for j in range(i, min(i + self.batch_size, len(ds)))])
-            B = len(imgs); q = ids.repeat(B, 1)                                          # [B*V, L]: the queries of each image
-            out = self.detector(input_ids=q, attention_mask=(q > 0).long(), pixel_values=self.pixels(imgs))
-            p = out.logits.sigmoid()                                                      # [B, boxes, V]
+            imgs = np.stack(
+                [np.asarray(ds.load_image(j)) for j in range(i, min(i + self.batch_size, len(ds)))]
+            )
+            # [B*V, L]: the queries of each image
+            B = len(imgs); q = ids.repeat(B, 1)
+            out = self.detector(
+                input_ids=q, attention_mask=(q > 0).long(), pixel_values=self.pixels(imgs)
+            )
+            # [B, boxes, V]
+            p = out.logits.sigmoid()
             best = p.max(1)                                                               # [B, V]
             scores.append(best.values)
-            boxes.append(torch.gather(out.pred_boxes, 1, best.indices[..., None].expand(B, V, 4)))   # [B, V, 4]
+            # [B, V, 4]
+            boxes.append(torch.gather(out.pred_boxes, 1, best.indices[..., None].expand(B, V, 4)))
         s = torch.cat(scores).float()
         return Scores(self.words, s, s >= self.threshold, torch.cat(boxes).float(),
                       info=dict(scorer="detector", threshold=self.threshold, phrase=self.phrase, model=type(self.detector).__name__))
@@ -457,7 +612,8 @@ class DetectorScorer(Scorer):
 # %% ../nbs/16_detect.ipynb #c038
 @SCORERS.register("labels")
 class LabelScorer(Scorer):
-    "The oracle: the dataset's own attribute labels. The words are its attribute names (the vocabulary is not used); word k is present where `a == k`."
+    """The oracle: the dataset's own attribute labels. The words are its attribute names (the
+    vocabulary is not used); word k is present where `a == k`."""
     name = "labels"
     def __init__(self, adapter=None, words=()): super().__init__(adapter, words)
     def __call__(self, ds, progress: bool = False) -> Scores:
@@ -466,7 +622,8 @@ class LabelScorer(Scorer):
 
 # %% ../nbs/16_detect.ipynb #c043
 def correct_predictions(adapter, task, ds, source="zeroshot", progress: bool = False) -> torch.Tensor:
-    "Bool `[N]`: whether the model classifies each image of `ds` right — zero-shot CLIP (`'zeroshot'`), or a trained run's selected checkpoint (its directory)."
+    """Bool `[N]`: whether the model classifies each image of `ds` right — zero-shot CLIP
+    (`'zeroshot'`), or a trained run's selected checkpoint (its directory)."""
     from spurnb.feed import Source, predict
     from spurnb.train import load_method
     if source == "zeroshot": m = make_method("zeroshot", adapter, task)
@@ -477,34 +634,50 @@ def correct_predictions(adapter, task, ds, source="zeroshot", progress: bool = F
 
 @dataclass
 class Detection:
-    "The result of `detect`: the ranked table, the scorer's output and the predictions it was measured on."
+    """The result of `detect`: the ranked table, the scorer's output and the predictions it was
+    measured on."""
     table: pd.DataFrame     # `word_stats` rows: one per class and word, with `cluster` (the attribute a word belongs to)
     scores: Scores          # [N, V] scores and decisions on the detection split
     correct: torch.Tensor   # [N] bool
     info: dict              # scorer, predictions source, vocabulary, filter, fdr, clusters
     def top(self, k: int = 1, by: str = "gap") -> dict:
-        "{class: its `k` best-ranked attributes that passed the test} (cluster names; one per cluster), by `gap` or `mi`."
+        """{class: its `k` best-ranked attributes that passed the test} (cluster names; one per
+        cluster), by `gap` or `mi`."""
         t = self.table[self.table.passed].sort_values(f"rank_{by}")
-        return {c: t[t.cls == c].drop_duplicates("cluster").cluster.head(k).tolist() for c in dict.fromkeys(self.table.cls)}
+        return {
+            c: t[t.cls == c].drop_duplicates("cluster").cluster.head(k).tolist()
+            for c in dict.fromkeys(self.table.cls)
+        }
     def name(self, attr: str) -> str:
-        "How an attribute is printed: its word and the words that agree with it, 'water (also: sky)'."
+        """How an attribute is printed: its word and the words that agree with it, 'water (also:
+        sky)'."""
         also = [w for w in self.info.get("clusters", {}).get(attr, [attr]) if w != attr]
         return f"{attr} (also: {', '.join(also)})" if also else attr
     def verdict(self, by: str = "gap") -> dict:
-        "{class: the attributes found ('water (also: sky)'), or 'no spurious attribute found for class X (best word, its gap and adjusted p)'}."
+        """{class: the attributes found ('water (also: sky)'), or 'no spurious attribute found for
+        class X (best word, its gap and adjusted p)'}."""
         out = {}
         for c, names in self.top(3, by).items():
             if names: out[c] = ", ".join(self.name(a) for a in names); continue
             t = self.table[(self.table.cls == c) & self.table.tested].sort_values(f"rank_{by}")
-            best = (f"best word {t.word.iloc[0]!r}: gap {t.gap.iloc[0]:+.3f} [{t.gap_lo.iloc[0]:+.3f}, {t.gap_hi.iloc[0]:+.3f}], "
-                    f"adjusted p {max(t.q_gap.iloc[0], t.q_mi.iloc[0]):.3g}") if len(t) else "no grounded word was present and absent in enough of its images"
-            out[c] = f"no spurious attribute found for class {c!r} ({best}; fdr {self.info.get('fdr')})"
+            best = (
+                f"best word {t.word.iloc[0]!r}: gap {t.gap.iloc[0]:+.3f} [{t.gap_lo.iloc[0]:+.3f},"
+                f" {t.gap_hi.iloc[0]:+.3f}], adjusted p {max(t.q_gap.iloc[0], t.q_mi.iloc[0]):.3g}"
+                if len(t)
+                else "no grounded word was present and absent in enough of its images"
+            )
+            out[c] = (
+                f"no spurious attribute found for class {c!r} ({best}; fdr {self.info.get('fdr')})"
+            )
         return out
 
 # %% ../nbs/16_detect.ipynb #c044
 def class_words(task, classnames) -> dict:
-    "{class: the words that name any class or class member}: they describe the label (on another class's image, the error itself), not an attribute."
-    words = {c.lower() for c in classnames} | {m.lower() for n in task.classnames for m in ([n] if isinstance(n, str) else n)}
+    """{class: the words that name any class or class member}: they describe the label (on another
+    class's image, the error itself), not an attribute."""
+    words = {c.lower() for c in classnames} | {
+        m.lower() for n in task.classnames for m in ([n] if isinstance(n, str) else n)
+    }
     return {c: words for c in classnames}
 
 def as_vocabulary(vocab) -> Vocabulary:
@@ -513,19 +686,30 @@ def as_vocabulary(vocab) -> Vocabulary:
     if isinstance(vocab, Vocabulary): return vocab
     if isinstance(vocab, (str, Path)): return load_vocabulary(vocab)
     words = list(vocab)
-    if not words: raise VocabularyError("the vocabulary is empty; give words, a file with one word per line, or None for the built-in list")
+    if not words:
+        raise VocabularyError(
+            "the vocabulary is empty; give words, a file with one word per line, or None for the"
+            " built-in list"
+        )
     return _dedup([(w, "user") for w in words], "a list")
 
 # %% ../nbs/16_detect.ipynb #n044
 def cluster_words(present, words, strength=None, use=None, min_agreement: float = 0.9) -> dict:
-    "{word: its cluster's name}: words whose presence agrees on at least `min_agreement` of the images are one attribute (complete linkage: every pair in a cluster agrees that much), named by its best-grounded word (largest `strength`). Words outside `use` stay alone."
+    """{word: its cluster's name}: words whose presence agrees on at least `min_agreement` of the
+    images are one attribute (complete linkage: every pair in a cluster agrees that much), named
+    by its best-grounded word (largest `strength`). Words outside `use` stay alone."""
     P = np.asarray(present, bool); words = list(words)
     use = np.ones(len(words), bool) if use is None else np.asarray(use, bool)
     s = np.zeros(len(words)) if strength is None else np.asarray(strength, float)
     out, ix = {w: w for w in words}, np.flatnonzero(use)
     if len(ix) < 2: return out
-    dist = (P[:, ix, None] != P[:, None, ix]).mean(0)                                  # [U, U] 1 − agreement
-    label = fcluster(linkage(dist[np.triu_indices(len(ix), 1)], method="complete"), t=1 - min_agreement + 1e-9, criterion="distance")
+    # [U, U] 1 − agreement
+    dist = (P[:, ix, None] != P[:, None, ix]).mean(0)
+    label = fcluster(
+        linkage(dist[np.triu_indices(len(ix), 1)], method="complete"),
+        t=1 - min_agreement + 1e-9,
+        criterion="distance",
+    )
     for lab in np.unique(label):
         members = ix[label == lab]
         best = members[np.argsort(-s[members], kind="stable")[0]]
@@ -535,18 +719,27 @@ def cluster_words(present, words, strength=None, use=None, min_agreement: float 
 # %% ../nbs/16_detect.ipynb #c045
 def detect(ds, adapter, task, vocab=None, scorer: str = "clip", predictions="zeroshot", min_count: int = 10,
            n_boot: int = 1000, seed: int = 0, progress: bool = False, fdr: float = 0.05, min_agreement: float = 0.9, **scorer_opts) -> Detection:
-    "Score `vocab` on `ds`, mark each image right or wrong under `predictions`, test and rank the grounded words per class (`word_stats`), and join words that agree into attributes (`cluster_words`)."
+    """Score `vocab` on `ds`, mark each image right or wrong under `predictions`, test and rank the
+    grounded words per class (`word_stats`), and join words that agree into attributes
+    (`cluster_words`)."""
     check_fdr(fdr)
     vocab = as_vocabulary(vocab)
     if len(vocab) < 2 and scorer != "labels":
-        raise VocabularyError(f"the vocabulary ({vocab.source}) holds one word, {vocab.words[0]!r}: detection compares candidate words, and pseudo "
-                              "groups need two attribute values. Add candidates (at least the word's opposite), or use the built-in vocabulary")
+        raise VocabularyError(
+            f"the vocabulary ({vocab.source}) holds one word, {vocab.words[0]!r}: detection"
+            " compares candidate words, and pseudo groups need two attribute values. Add"
+            " candidates (at least the word's opposite), or use the built-in vocabulary"
+        )
     s = make_scorer(scorer, adapter, vocab.words, **scorer_opts)(ds, progress)
     if not s.grounded.any():
         why = "; ".join(f"{w!r}: {r}" for w, r in list(zip(s.words, s.reason))[:5])
-        raise DetectionError(f"every word of the vocabulary ({vocab.source}, {len(s.words)} words) is ungrounded for the model "
-                             f"{getattr(adapter, 'name', '')!r} ({why}{' ...' if len(s.words) > 5 else ''}). Use words the model was trained "
-                             "to read (the built-in vocabulary, or its captions' words: --vocab benchmark), a model that knows these words, or --scorer detector")
+        raise DetectionError(
+            f"every word of the vocabulary ({vocab.source}, {len(s.words)} words) is ungrounded for"
+            f" the model {getattr(adapter, 'name', '')!r}"
+            f" ({why}{' ...' if len(s.words) > 5 else ''}). Use words the model was trained to read"
+            " (the built-in vocabulary, or its captions' words: --vocab benchmark), a model that"
+            " knows these words, or --scorer detector"
+        )
     kind_of = dict(zip(vocab.words, vocab.kinds))
     ok = correct_predictions(adapter, task, ds, predictions, progress)
     table = word_stats(s.present, ok, ds.y, s.words, ds.classnames, [kind_of.get(w, scorer) for w in s.words],
@@ -564,24 +757,42 @@ def detect(ds, adapter, task, vocab=None, scorer: str = "clip", predictions="zer
 
 # %% ../nbs/16_detect.ipynb #c047
 def plot_word_stats(table: pd.DataFrame, top: int = 8, by: str = "gap", path=None):
-    "One panel per class: the `top` tested words by `rank_{by}`, their accuracy gap with its bootstrap interval, coloured by MI; a word that passed the test is starred."
+    """One panel per class: the `top` tested words by `rank_{by}`, their accuracy gap with its
+    bootstrap interval, coloured by MI; a word that passed the test is starred."""
     import matplotlib.pyplot as plt, seaborn as sns
     classes = list(dict.fromkeys(table.cls))
-    fig, axes = plt.subplots(1, len(classes), figsize=(4.2 * len(classes), 0.35 * top + 1.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(classes), figsize=(4.2 * len(classes), 0.35 * top + 1.2), squeeze=False
+    )
     for ax, c in zip(axes[0], classes):
         t = table[(table.cls == c) & table.tested].sort_values(f"rank_{by}").head(top)
         t = t.assign(word=[f"{w} *" if p else w for w, p in zip(t.word, t.passed)])
-        sns.barplot(t, x="gap", y="word", hue="mi", palette="rocket_r", dodge=False, legend=False, ax=ax)
+        sns.barplot(
+            t, x="gap", y="word", hue="mi", palette="rocket_r", dodge=False, legend=False, ax=ax
+        )
         ax.errorbar(t.gap, np.arange(len(t)), xerr=[t.gap - t.gap_lo, t.gap_hi - t.gap], fmt="none", ecolor="k", lw=1)
-        ax.axvline(0, color="grey", lw=0.8); ax.xaxis.set_major_locator(plt.MaxNLocator(4))   # few ticks: labels never touch
-        ax.set(title=f"{c} (n={int(t.n.max()) if len(t) else 0})", xlabel="accuracy gap: with − without the word", ylabel="")
-    fig.suptitle(f"words ranked by {by} (colour: mutual information with errors; bars: {100 * 0.95:.0f}% bootstrap interval; *: passed the test)", fontsize=9)
+        # few ticks: labels never touch
+        ax.axvline(0, color="grey", lw=0.8); ax.xaxis.set_major_locator(plt.MaxNLocator(4))
+        ax.set(
+            title=f"{c} (n={int(t.n.max()) if len(t) else 0})",
+            xlabel="accuracy gap: with − without the word",
+            ylabel="",
+        )
+    fig.suptitle(
+        f"words ranked by {by} (colour: mutual information with errors; bars: {100 * 0.95:.0f}%"
+        " bootstrap interval; *: passed the test)",
+        fontsize=9,
+    )
     fig.tight_layout()
-    if path is not None: Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=90); plt.close(fig)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
     return fig
 
 def show_ranked(table: pd.DataFrame, top: int = 5, ungrounded: int = 6) -> str:
-    "The ranked table as text: the `top` tested words of each class with their test, then the ungrounded words and why (the first `ungrounded`)."
+    """The ranked table as text: the `top` tested words of each class with their test, then the
+    ungrounded words and why (the first `ungrounded`)."""
     cols = ["cls", "word", "cluster", "n_with", "acc_with", "acc_without", "gap", "gap_lo", "gap_hi", "mi", "q_gap", "q_mi", "passed", "rank_gap", "rank_mi"]
     t = table[table.tested].groupby("cls", sort=False).head(top)[cols]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -593,39 +804,60 @@ def show_ranked(table: pd.DataFrame, top: int = 5, ungrounded: int = 6) -> str:
 
 # %% ../nbs/16_detect.ipynb #c061
 def complement(det: Detection, word: str, min_agreement: float | None = None):
-    "The attribute present where `word` is absent: the cluster name of the best-matching other word that splits the images, or None if none agrees with `word`'s absence on `min_agreement` of the images."
+    """The attribute present where `word` is absent: the cluster name of the best-matching other
+    word that splits the images, or None if none agrees with `word`'s absence on `min_agreement`
+    of the images."""
     min_agreement = det.info.get("min_agreement", 0.9) if min_agreement is None else min_agreement
     P, v = det.scores.present, det.scores.column(word)
     cl = dict(zip(det.table.word, det.table.cluster)) if "cluster" in det.table else {}
-    same = torch.tensor([cl.get(w, w) == cl.get(word, word) for w in det.scores.words])     # [V] the word's own cluster
+    # [V] the word's own cluster
+    same = torch.tensor([cl.get(w, w) == cl.get(word, word) for w in det.scores.words])
     varies = P.any(0) & ~P.all(0)
-    agree = (P == ~P[:, [v]]).float().mean(0)                                                   # [V]
-    agree[~varies | same] = -1                                                              # a word that splits the images (its prompt may be weak)
+    # [V]
+    agree = (P == ~P[:, [v]]).float().mean(0)
+    # a word that splits the images (its prompt may be weak)
+    agree[~varies | same] = -1
     best = int(agree.argmax())
-    return cl.get(det.scores.words[best], det.scores.words[best]) if agree[best] >= min_agreement else None
+    return (
+        cl.get(det.scores.words[best], det.scores.words[best])
+        if agree[best] >= min_agreement
+        else None
+    )
 
 def detected_attributes(det: Detection, k: int = 1, by: str = "gap", context: str = "something on {}") -> dict:
-    "The attribute set from a detection: the union of each class's `k` top attributes that passed the test, as `Task` prompts (JSON-able); one attribute gets its complement as the other value."
+    """The attribute set from a detection: the union of each class's `k` top attributes that passed
+    the test, as `Task` prompts (JSON-able); one attribute gets its complement as the other
+    value."""
     top = det.top(k, by); verdict = det.verdict(by)
     if not any(top.values()):
-        raise DetectionError("no shortcut found: " + "; ".join(verdict.values()) + ". Nothing was written. Try a larger vocabulary (--vocab FILE), "
-                             "a split with more errors (more images, or the errors of a trained run: --predictions RUN_DIR), a larger --fdr, "
-                             "or give the attributes in a file (--attrs FILE)")
+        raise DetectionError(
+            "no shortcut found: "
+            + "; ".join(verdict.values())
+            + ". Nothing was written. Try a larger vocabulary (--vocab FILE), a split with more"
+            " errors (more images, or the errors of a trained run: --predictions RUN_DIR), a"
+            " larger --fdr, or give the attributes in a file (--attrs FILE)"
+        )
     for c, ws in top.items():
         if not ws: warnings.warn(verdict[c] + ", so it contributes no attribute")
     attrs, complements = list(dict.fromkeys(w for ws in top.values() for w in ws)), {}
-    if len(attrs) == 1 and (c := complement(det, attrs[0])): attrs.append(c); complements[c] = attrs[0]   # its counterpart is the other value
+    # its counterpart is the other value
+    if len(attrs) == 1 and (c := complement(det, attrs[0])):
+        attrs.append(c)
+        complements[c] = attrs[0]
     if len(attrs) < 2:
-        raise DetectionError(f"detection found one attribute, {det.name(attrs[0])!r}, and no scored word is present where it is absent, "
-                             "so there is no second attribute value for pseudo groups. Add its opposite to the vocabulary, raise k, "
-                             "or give the attributes in a file (--attrs FILE)")
+        raise DetectionError(
+            f"detection found one attribute, {det.name(attrs[0])!r}, and no scored word is present"
+            " where it is absent, so there is no second attribute value for pseudo groups. Add its"
+            " opposite to the vocabulary, raise k, or give the attributes in a file (--attrs FILE)"
+        )
     clusters = {a: det.info.get("clusters", {}).get(a, [a]) for a in attrs}
     return dict(classes=list(top), attrs=attrs, attr_prompts=attrs, attr_context_prompts=[context.format(w) for w in attrs],
                 top=top, by=by, k=k, verdict=verdict, clusters=clusters, complement=complements, info=det.info)
 
 # %% ../nbs/16_detect.ipynb #c062
 def save_detection(det: Detection, attrs: dict | None, out) -> dict:
-    "Write `detect.csv` (the ranked table) and `attributes.json` (top words per class, prompts) into `out`, each atomically."
+    """Write `detect.csv` (the ranked table) and `attributes.json` (top words per class, prompts)
+    into `out`, each atomically."""
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO(); det.table.to_csv(buf, index=False)
     payload = json.dumps(dict(attrs or {}, table="detect.csv", top_gap=det.top(3, "gap"), top_mi=det.top(3, "mi"), info=det.info), indent=2, default=str)
@@ -634,63 +866,117 @@ def save_detection(det: Detection, attrs: dict | None, out) -> dict:
     return dict(csv=out / "detect.csv", json=out / "attributes.json")
 
 def load_attributes(path, classnames) -> dict:
-    "Detected attributes from `attributes.json` (`spurnb_detect`), checked against the dataset's `classnames`."
+    """Detected attributes from `attributes.json` (`spurnb_detect`), checked against the dataset's
+    `classnames`."""
     path = Path(path)
-    if not path.is_file(): raise DetectionError(f"detected-attributes file {path} does not exist; write one with spurnb_detect (it lands in <out>/attributes.json)")
+    if not path.is_file():
+        raise DetectionError(
+            f"detected-attributes file {path} does not exist; write one with spurnb_detect (it"
+            " lands in <out>/attributes.json)"
+        )
     try: d = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise DetectionError(f"{path} is not a JSON file ({e}); give the attributes.json that spurnb_detect wrote") from None
-    if not isinstance(d, dict): raise DetectionError(f"{path} holds a JSON {type(d).__name__}, not the object spurnb_detect writes; give the attributes.json that spurnb_detect wrote")
-    missing = [k for k in ("classes", "attrs", "attr_prompts", "attr_context_prompts") if k not in d]
-    if missing: raise DetectionError(f"{path} lacks the field(s) {missing}; give the attributes.json that spurnb_detect wrote")
+    if not isinstance(d, dict):
+        raise DetectionError(
+            f"{path} holds a JSON {type(d).__name__}, not the object spurnb_detect writes; give the"
+            " attributes.json that spurnb_detect wrote"
+        )
+    missing = [
+        k for k in ("classes", "attrs", "attr_prompts", "attr_context_prompts") if k not in d
+    ]
+    if missing:
+        raise DetectionError(
+            f"{path} lacks the field(s) {missing}; give the attributes.json that spurnb_detect"
+            " wrote"
+        )
     check_attributes(d, str(path))
     if list(d["classes"]) != list(classnames):
-        raise DetectionError(f"{path} was detected on classes {d['classes']}, but this dataset's classes are {list(classnames)}: "
-                             "it comes from another dataset. Run spurnb_detect on this dataset (or pass --attrs detect)")
-    if len(d["attrs"]) < 2: raise DetectionError(f"{path} names {len(d['attrs'])} attribute(s) {d['attrs']}; pseudo groups need at least 2")
+        raise DetectionError(
+            f"{path} was detected on classes {d['classes']}, but this dataset's classes are"
+            f" {list(classnames)}: it comes from another dataset. Run spurnb_detect on this dataset"
+            " (or pass --attrs detect)"
+        )
+    if len(d["attrs"]) < 2:
+        raise DetectionError(
+            f"{path} names {len(d['attrs'])} attribute(s) {d['attrs']}; pseudo groups need at"
+            " least 2"
+        )
     return d
 
 def check_attributes(d: dict, where: str = "the detected attributes") -> dict:
-    "Raise `DetectionError` naming `where` unless `attrs`, `attr_prompts` and `attr_context_prompts` are lists of distinct, non-empty strings of one length."
+    """Raise `DetectionError` naming `where` unless `attrs`, `attr_prompts` and
+    `attr_context_prompts` are lists of distinct, non-empty strings of one length."""
     fix = "give the attributes.json that spurnb_detect wrote (or fix the field)"
     for k in ("attrs", "attr_prompts", "attr_context_prompts", "classes"):
         v = d[k]
         if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
-            bad = v if not isinstance(v, list) else next(x for x in v if not (isinstance(x, str) and x.strip()))
-            raise DetectionError(f"{where}: field {k!r} must be a list of non-empty strings; it holds {bad!r} ({type(bad).__name__}); {fix}")
+            bad = (
+                v
+                if not isinstance(v, list)
+                else next(x for x in v if not (isinstance(x, str) and x.strip()))
+            )
+            raise DetectionError(
+                f"{where}: field {k!r} must be a list of non-empty strings; it holds {bad!r}"
+                f" ({type(bad).__name__}); {fix}"
+            )
         if len(set(v)) != len(v):
-            raise DetectionError(f"{where}: field {k!r} names {sorted({x for x in v if v.count(x) > 1})} more than once; each value once; {fix}")
+            raise DetectionError(
+                f"{where}: field {k!r} names {sorted({x for x in v if v.count(x) > 1})} more than"
+                f" once; each value once; {fix}"
+            )
     n = {k: len(d[k]) for k in ("attrs", "attr_prompts", "attr_context_prompts")}
-    if len(set(n.values())) > 1: raise DetectionError(f"{where}: one prompt per attribute is needed, but the lengths differ ({n}); {fix}")
+    if len(set(n.values())) > 1:
+        raise DetectionError(
+            f"{where}: one prompt per attribute is needed, but the lengths differ ({n}); {fix}"
+        )
     return d
 
 # %% ../nbs/16_detect.ipynb #c063
 def pseudo_labels(adapter, ds, attrs: dict, progress: bool = False) -> torch.Tensor:
-    "`LongTensor[N]`: for every image the detected attribute CLIP finds most present (the highest calibrated `clip` score)."
+    """`LongTensor[N]`: for every image the detected attribute CLIP finds most present (the highest
+    calibrated `clip` score)."""
     return make_scorer("clip", adapter, attrs["attrs"])(ds, progress).scores.argmax(1)
 
 def relabel(ds, a: torch.Tensor, attrs: dict):
-    "A copy of `ds` whose attribute is the pseudo label `a` (names and prompts from `attrs`); images, classes and masks shared."
+    """A copy of `ds` whose attribute is the pseudo label `a` (names and prompts from `attrs`);
+    images, classes and masks shared."""
     new = copy.copy(ds)
     new.a, new.attrnames = torch.as_tensor(a).long(), list(attrs["attrs"])
-    new.attr_prompts, new.attr_context_prompts = list(attrs["attr_prompts"]), list(attrs["attr_context_prompts"])
-    new.g, new._fingerprint, new.name = new.y * new.n_attrs + new.a, None, f"{ds.name} (pseudo attributes)"
+    new.attr_prompts, new.attr_context_prompts = list(attrs["attr_prompts"]), list(
+        attrs["attr_context_prompts"]
+    )
+    new.g, new._fingerprint, new.name = (
+        new.y * new.n_attrs + new.a,
+        None,
+        f"{ds.name} (pseudo attributes)",
+    )
     return new
 
 # %% ../nbs/16_detect.ipynb #c064
 def check_attribute_grounding(adapter, attrs: dict, source: str = "the detected attributes") -> list:
-    "The attribute words of `attrs` that `adapter` cannot ground (text side of the `clip` scorer's test); raises `DetectionError` naming `source` when none is grounded."
+    """The attribute words of `attrs` that `adapter` cannot ground (text side of the `clip` scorer's
+    test); raises `DetectionError` naming `source` when none is grounded."""
     g = text_grounding(adapter, attrs["attrs"])
     bad = [w for w, p in zip(attrs["attrs"], g["p"]) if p > 0.1]
     if len(bad) == len(attrs["attrs"]):
-        raise DetectionError(f"{source}: every attribute word {bad} is ungrounded for the model now loaded ({getattr(adapter, 'name', '')}, "
-                             f"weights {getattr(adapter, 'weights', None)}): their prompts are no farther from a neutral prompt than nonsense strings, so "
-                             "its attribute prompts would carry nothing. Detect again with this model (spurnb_detect with the same --model/--pretrained, "
-                             "or --attrs detect), or write attribute words this model was trained on")
-    if bad: warnings.warn(f"{source}: the attribute word(s) {bad} are ungrounded for the model now loaded; their prompts carry little")
+        raise DetectionError(
+            f"{source}: every attribute word {bad} is ungrounded for the model now loaded"
+            f" ({getattr(adapter, 'name', '')}, weights {getattr(adapter, 'weights', None)}): their"
+            " prompts are no farther from a neutral prompt than nonsense strings, so its attribute"
+            " prompts would carry nothing. Detect again with this model (spurnb_detect with the"
+            " same --model/--pretrained, or --attrs detect), or write attribute words this model"
+            " was trained on"
+        )
+    if bad:
+        warnings.warn(
+            f"{source}: the attribute word(s) {bad} are ungrounded for the model now loaded; their"
+            " prompts carry little"
+        )
     return bad
 
 def label_free_splits(splits: dict, task, adapter, attrs="detect", detect_split: str = "val", vocab=None, progress: bool = False, **detect_kw):
-    "Splits and `Task` whose attribute is the pseudo label: `attrs` = 'detect' (detect on `detect_split` now), a file, or a dict. Reads no attribute label."
+    """Splits and `Task` whose attribute is the pseudo label: `attrs` = 'detect' (detect on
+    `detect_split` now), a file, or a dict. Reads no attribute label."""
     classnames = splits["train"].classnames
     if isinstance(attrs, dict): pass
     elif str(attrs) == "detect": attrs = detected_attributes(detect(splits[detect_split], adapter, task, vocab, progress=progress, **detect_kw))
@@ -699,40 +985,65 @@ def label_free_splits(splits: dict, task, adapter, attrs="detect", detect_split:
         check_attributes(attrs); check_attribute_grounding(adapter, attrs, str(p))
     check_attributes(attrs)
     if list(attrs["classes"]) != list(classnames):
-        raise DetectionError(f"the detected attributes are for classes {attrs['classes']}, this dataset has {list(classnames)}")
-    new = {k: relabel(ds, pseudo_labels(adapter, ds, attrs, progress), attrs) for k, ds in splits.items()}
-    t = Task(task.classnames, list(attrs["attr_prompts"]), list(attrs["attr_context_prompts"]), len(attrs["attrs"]),
-             [int(c) for c in new["train"].group_counts()])
+        raise DetectionError(
+            f"the detected attributes are for classes {attrs['classes']}, this dataset has"
+            f" {list(classnames)}"
+        )
+    new = {
+        k: relabel(ds, pseudo_labels(adapter, ds, attrs, progress), attrs)
+        for k, ds in splits.items()
+    }
+    t = Task(
+        task.classnames,
+        list(attrs["attr_prompts"]),
+        list(attrs["attr_context_prompts"]),
+        len(attrs["attrs"]),
+        [int(c) for c in new["train"].group_counts()],
+    )
     return new, t, attrs
 
 def true_test_columns(table: pd.DataFrame, summaries: list, adapter, task, ds) -> pd.DataFrame:
-    "The selected checkpoints' accuracy on `ds`'s own groups (`true_worst_group`, `true_average`): read to report, after training and selection."
+    """The selected checkpoints' accuracy on `ds`'s own groups (`true_worst_group`, `true_average`):
+    read to report, after training and selection."""
     from spurnb.feed import Source, predict
     from spurnb.train import load_method
     from spurnb.eval import group_metrics
     wg, avg = [], []
     for s in summaries:
         m = load_method(s["run_dir"], adapter, task)
-        s["true_test"] = group_metrics(predict(m, Source(ds, m))["logits"], ds.y, ds.g, n_groups=ds.n_groups)
+        s["true_test"] = group_metrics(
+            predict(m, Source(ds, m))["logits"], ds.y, ds.g, n_groups=ds.n_groups
+        )
         wg.append(s["true_test"]["worst_group_acc"]); avg.append(s["true_test"]["avg_acc"])
     return table.assign(true_worst_group=wg, true_average=avg)
 
 # %% ../nbs/16_detect.ipynb #c068
 def default_vocabulary(dataset: str = None, vocab=None):
-    "The built-in general vocabulary everywhere (the benchmark included: detection is not told the answer); `vocab='benchmark'`: the benchmark's own caption words; another string: a vocabulary file."
+    """The built-in general vocabulary everywhere (the benchmark included: detection is not told the
+    answer); `vocab='benchmark'`: the benchmark's own caption words; another string: a vocabulary
+    file."""
     if vocab == "benchmark": return benchmark_vocabulary()
     if vocab: return load_vocabulary(vocab)
     return vocabulary()
 
 # %% ../nbs/16_detect.ipynb #e0398648
 def _write_detection(det, attrs: dict, dest: Path, top: int, by: str):
-    "Write `spurnb_detect`'s three files under `dest` (the table, the attributes, the figure), each atomically, and say where they are."
+    """Write `spurnb_detect`'s three files under `dest` (the table, the attributes, the figure),
+    each atomically, and say where they are."""
     fig = plot_word_stats(det.table, by=by)
     paths = save_detection(det, attrs, dest)
     with atomic_write(dest / "detect.png") as f: fig.savefig(f, format="png", dpi=90)
-    comp = "".join(f"; {c!r} is the complement of {w!r}" for c, w in attrs.get("complement", {}).items())
-    print(f"\nattributes: {[det.name(a) for a in attrs['attrs']]} (top {top} by {by} per class: {attrs['top']}{comp})")
-    print(f"table:      {paths['csv']}\nattributes: {paths['json']}  (use: spurnb_train --attrs {paths['json']})\nfigure:     {dest / 'detect.png'}")
+    comp = "".join(
+        f"; {c!r} is the complement of {w!r}" for c, w in attrs.get("complement", {}).items()
+    )
+    print(
+        f"\nattributes: {[det.name(a) for a in attrs['attrs']]} (top {top} by {by} per class:"
+        f" {attrs['top']}{comp})"
+    )
+    print(
+        f"table:      {paths['csv']}\nattributes: {paths['json']}  (use: spurnb_train --attrs"
+        f" {paths['json']})\nfigure:     {dest / 'detect.png'}"
+    )
 
 # %% ../nbs/16_detect.ipynb #ace158e5
 @call_parse
@@ -760,7 +1071,9 @@ def spurnb_detect(
     workers: int = None,            # processes decoding images from disk (default: the number of cores; 0: in this process)
     quiet: bool = False,            # no progress bars
 ):
-    "Detect the spurious attributes that hurt each class: print the ranked table and the verdict per class; write the table (CSV), the attributes (JSON) and a figure — nothing when no class has one."
+    """Detect the spurious attributes that hurt each class: print the ranked table and the verdict
+    per class; write the table (CSV), the attributes (JSON) and a figure — nothing when no class
+    has one."""
     from spurnb.core import cpu_threads
     from spurnb.data import load_splits
     from spurnb.pretrain import benchmark_setup
@@ -770,23 +1083,39 @@ def spurnb_detect(
     cpu_threads(); t0 = time.perf_counter()
     if by not in ("gap", "mi"): raise DetectionError(f"--by must be 'gap' or 'mi', not {by!r}")
     check_fdr(fdr)
-    if workers is not None and workers < 0: raise ArgError(f"--workers {workers}: must be an integer >= 0 (0: decode images in this process)")
+    if workers is not None and workers < 0:
+        raise ArgError(
+            f"--workers {workers}: must be an integer >= 0 (0: decode images in this process)"
+        )
     prec, note = resolve_precision(precision, device)
     if note: print(f"spurnb_detect: note: {note}", file=sys.stderr, flush=True)
-    words = default_vocabulary(dataset, vocab)                         # a bad file fails before anything loads
+    # a bad file fails before anything loads
+    words = default_vocabulary(dataset, vocab)
     if benchmark_config: splits, task, adapter = benchmark_setup(benchmark_config, progress=not quiet, device=device)
     else: splits, task = load_splits(dataset, root, **(dict(image_root=image_root) if dataset == "csv" else {}))
     if split not in splits: raise DetectionError(f"--split {split!r} is not one of {list(splits)}")
     ds = splits[split]
-    if not benchmark_config: adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
-    adapter.set_precision(prec); adapter.workers = workers   # mixed precision and decoding workers (spurnb.models)
+    if not benchmark_config:
+        adapter = load_clip(
+            model,
+            pretrained=None if checkpoint else pretrained,
+            checkpoint=checkpoint,
+            device=device,
+        )
+    # mixed precision and decoding workers (spurnb.models)
+    adapter.set_precision(prec); adapter.workers = workers
     det = detect(ds, adapter, task, words, scorer, predictions, min_count, n_boot, progress=not quiet, fdr=fdr)
-    print(f"{dataset}{'/' + benchmark_config if benchmark_config else ''}/{split}: {len(ds)} images, {len(det.scores.words)} words "
-          f"({det.info['ungrounded']} ungrounded), scorer {scorer}, errors of {predictions}; top {5} tested words per class, ranked by the "
-          f"accuracy gap (rank_mi: by mutual information); passed: both permutation tests at FDR {fdr}")
+    print(
+        f"{dataset}{'/' + benchmark_config if benchmark_config else ''}/{split}: {len(ds)} images,"
+        f" {len(det.scores.words)} words ({det.info['ungrounded']} ungrounded), scorer {scorer},"
+        f" errors of {predictions}; top {5} tested words per class, ranked by the accuracy gap"
+        f" (rank_mi: by mutual information); passed: both permutation tests at FDR {fdr}"
+    )
     print(show_ranked(det.table))
     for c, v in det.verdict(by).items(): print(f"{c}: {v}")
-    with warnings.catch_warnings():                                    # the verdicts are printed above: no warning repeats them
-        warnings.simplefilter("ignore"); attrs = detected_attributes(det, top, by, context)   # none found: raises, nothing written
+    # the verdicts are printed above: no warning repeats them
+    with warnings.catch_warnings():
+        # none found: raises, nothing written
+        warnings.simplefilter("ignore"); attrs = detected_attributes(det, top, by, context)
     _write_detection(det, attrs, Path(out) / dataset, top, by)
     print(f"total {time.perf_counter() - t0:.1f} s")

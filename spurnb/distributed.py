@@ -18,7 +18,8 @@ __all__ = ['DEFAULT_TIMEOUT', 'World', 'env_world', 'current_world', 'backend_fo
 # %% ../nbs/04_distributed.ipynb #c341599b
 @dataclass(frozen=True)
 class World:
-    "This process's place in a job: rank `rank` of `size` processes, `local_rank` on its machine (a plain process: 0 of 1)."
+    """This process's place in a job: rank `rank` of `size` processes, `local_rank` on its machine
+    (a plain process: 0 of 1)."""
     rank: int = 0        # 0 .. size-1; rank 0 writes every file
     size: int = 1        # the number of processes (torchrun's WORLD_SIZE)
     local_rank: int = 0  # its place on this machine: which GPU it drives
@@ -27,7 +28,8 @@ class World:
         "True for the one process that writes (rank 0)."
         return self.rank == 0
     def shares(self, n: int) -> list:
-        "`range`s of `n` rows, one per rank, contiguous and in rank order; the first `n % size` ranks take one more row."
+        """`range`s of `n` rows, one per rank, contiguous and in rank order; the first `n % size`
+        ranks take one more row."""
         q, r = divmod(n, self.size)
         starts = [k * q + min(k, r) for k in range(self.size + 1)]
         return [range(starts[k], starts[k + 1]) for k in range(self.size)]
@@ -36,18 +38,21 @@ class World:
         return self.shares(n)[self.rank]
 
 def env_world(environ=None) -> World | None:
-    "The `World` torchrun describes in `RANK`, `WORLD_SIZE` and `LOCAL_RANK`; `None` in a process started without them."
+    """The `World` torchrun describes in `RANK`, `WORLD_SIZE` and `LOCAL_RANK`; `None` in a process
+    started without them."""
     e = os.environ if environ is None else environ
     if "RANK" not in e or "WORLD_SIZE" not in e: return None
     return World(int(e["RANK"]), int(e["WORLD_SIZE"]), int(e.get("LOCAL_RANK", 0)))
 
 def current_world() -> World:
-    "The world of the process group this process has joined; a world of one when it has joined none."
+    """The world of the process group this process has joined; a world of one when it has joined
+    none."""
     if not (dist.is_available() and dist.is_initialized()): return World()
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 # %% ../nbs/04_distributed.ipynb #9060214a
-DEFAULT_TIMEOUT = 600.0   # seconds a collective waits for the other ranks before the job fails ($SPURNB_DIST_TIMEOUT overrides)
+# seconds a collective waits for the other ranks before the job fails ($SPURNB_DIST_TIMEOUT overrides)
+DEFAULT_TIMEOUT = 600.0
 
 def backend_for(device) -> str:
     "The process-group backend for `device`: NCCL between GPUs, gloo on CPUs."
@@ -58,18 +63,26 @@ def dist_timeout() -> float:
     v = os.environ.get("SPURNB_DIST_TIMEOUT") or DEFAULT_TIMEOUT
     try: t = float(v)
     except ValueError: t = -1.0
-    if not t > 0: raise SpurnbError(f"SPURNB_DIST_TIMEOUT={v!r}: give the seconds a collective may wait for the other ranks, a number > 0")
+    if not t > 0:
+        raise SpurnbError(
+            f"SPURNB_DIST_TIMEOUT={v!r}: give the seconds a collective may wait for the other"
+            " ranks, a number > 0"
+        )
     return t
 
 @contextlib.contextmanager
 def process_group(device: str = "cpu", timeout: float | None = None):
-    "Join the torchrun job of the environment for the block, yielding `(world, device)` (a GPU device becomes `cuda:LOCAL_RANK`); a plain process joins nothing."
+    """Join the torchrun job of the environment for the block, yielding `(world, device)` (a GPU
+    device becomes `cuda:LOCAL_RANK`); a plain process joins nothing."""
     w = env_world()
     if w is None or dist.is_initialized(): yield current_world(), device; return
     if backend_for(device) == "nccl": device = f"cuda:{w.local_rank}"; torch.cuda.set_device(device)
-    dist.init_process_group(backend_for(device), timeout=datetime.timedelta(seconds=timeout or dist_timeout()))
+    dist.init_process_group(
+        backend_for(device), timeout=datetime.timedelta(seconds=timeout or dist_timeout())
+    )
     yield current_world(), device
-    dist.destroy_process_group()   # after success only: after a failed collective the process ends without waiting on its peers
+    # after success only: after a failed collective the process ends without waiting on its peers
+    dist.destroy_process_group()
 
 # %% ../nbs/04_distributed.ipynb #2b5a521d
 class ProcessGroupError(SpurnbError, RuntimeError):
@@ -77,14 +90,19 @@ class ProcessGroupError(SpurnbError, RuntimeError):
 
 @contextlib.contextmanager
 def collective(what: str, world: World):
-    "Run a collective (`what`, e.g. 'averaging the gradients'); its failure becomes a `ProcessGroupError` saying what to do."
+    """Run a collective (`what`, e.g. 'averaging the gradients'); its failure becomes a
+    `ProcessGroupError` saying what to do."""
     try: yield
     except RuntimeError as e:
         if world.size == 1 or isinstance(e, SpurnbError): raise
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        raise ProcessGroupError(f"rank {world.rank} of {world.size}: {what} failed: another process of this job died or did not answer within "
-                                f"the process-group timeout ({dist_timeout():g} s, SPURNB_DIST_TIMEOUT) ({first}). The other ranks' errors say why; "
-                                "files are written only by rank 0 and whole, so the same command with --resume continues from the last checkpoint.") from e
+        raise ProcessGroupError(
+            f"rank {world.rank} of {world.size}: {what} failed: another process of this job died or"
+            f" did not answer within the process-group timeout ({dist_timeout():g} s,"
+            f" SPURNB_DIST_TIMEOUT) ({first}). The other ranks' errors say why; files are written"
+            " only by rank 0 and whole, so the same command with --resume continues from the last"
+            " checkpoint."
+        ) from e
 
 def barrier(world: World, what: str = "waiting for the other ranks"):
     "Wait until every rank gets here."
@@ -95,7 +113,8 @@ def broadcast_object(obj, world: World, src: int = 0):
     "Rank `src`'s `obj` (anything picklable) on every rank."
     if world.size == 1: return obj
     box = [obj]
-    with collective(f"receiving a value from rank {src}", world): dist.broadcast_object_list(box, src=src)
+    with collective(f"receiving a value from rank {src}", world):
+        dist.broadcast_object_list(box, src=src)
     return box[0]
 
 def gather_objects(obj, world: World, what: str = "gathering results") -> list:
@@ -107,27 +126,33 @@ def gather_objects(obj, world: World, what: str = "gathering results") -> list:
 
 # %% ../nbs/04_distributed.ipynb #21e94273
 def gather_rows(x: torch.Tensor, world: World, n: int) -> torch.Tensor:
-    "Every rank's `x` (its share of `n` rows, `[len(world.rows(n)), ...]`), concatenated in rank order `[n, ...]`; gradients flow back to each rank's rows."
+    """Every rank's `x` (its share of `n` rows, `[len(world.rows(n)), ...]`), concatenated in rank
+    order `[n, ...]`; gradients flow back to each rank's rows."""
     if world.size == 1: return x
     import torch.distributed.nn as dist_nn
     sizes = [len(s) for s in world.shares(n)]
-    pad = x.new_zeros(max(sizes) - len(x), *x.shape[1:])              # all_gather needs equal shapes
+    # all_gather needs equal shapes
+    pad = x.new_zeros(max(sizes) - len(x), *x.shape[1:])
     with collective("gathering the global batch's embeddings", world), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)   # torch 2.x points to a private API instead; this public one keeps gradients
+        # torch 2.x points to a private API instead; this public one keeps gradients
+        warnings.simplefilter("ignore", FutureWarning)
         parts = dist_nn.all_gather(torch.cat([x, pad]))
     return torch.cat([p[:k] for p, k in zip(parts, sizes)])           # [n, ...]
 
 @contextlib.contextmanager
 def gathered_embeddings(method, world: World, n: int):
-    "For the block, `method.embed_images(x)` of this rank's share of a global batch of `n` rows returns the embeddings of all `n` rows."
+    """For the block, `method.embed_images(x)` of this rank's share of a global batch of `n` rows
+    returns the embeddings of all `n` rows."""
     if world.size == 1: yield; return
     own = method.embed_images
-    method.embed_images = lambda x: gather_rows(own(x), world, n)    # an instance attribute shadows the method for the block
+    # an instance attribute shadows the method for the block
+    method.embed_images = lambda x: gather_rows(own(x), world, n)
     try: yield
     finally: del method.embed_images
 
 def average_gradients(params, world: World):
-    "Replace every gradient by its mean over the ranks, in one all-reduce (what `DistributedDataParallel` does after `backward`)."
+    """Replace every gradient by its mean over the ranks, in one all-reduce (what
+    `DistributedDataParallel` does after `backward`)."""
     ps = [p for p in params if p.grad is not None]
     if world.size == 1 or not ps: return
     flat = torch.cat([p.grad.reshape(-1) for p in ps])

@@ -22,9 +22,16 @@ def to_preds(preds_or_logits) -> torch.Tensor:
     "Predicted labels `LongTensor[N]` from logits `[N, C]` (argmax) or from labels `[N]`."
     p = _as_tensor(preds_or_logits, "preds_or_logits")
     if p.ndim == 2: return p.argmax(-1)
-    if p.ndim != 1: raise ValueError(f"preds_or_logits must be logits [N, C] or predicted labels [N], got shape {tuple(p.shape)}")
+    if p.ndim != 1:
+        raise ValueError(
+            "preds_or_logits must be logits [N, C] or predicted labels [N], got shape"
+            f" {tuple(p.shape)}"
+        )
     if p.is_floating_point() and not torch.equal(p, p.round()):
-        raise ValueError("a 1-D preds_or_logits is read as predicted labels, but it holds non-integer values; pass logits as [N, C]")
+        raise ValueError(
+            "a 1-D preds_or_logits is read as predicted labels, but it holds non-integer values;"
+            " pass logits as [N, C]"
+        )
     return p.long()
 
 # %% ../nbs/03_eval.ipynb #250328d8
@@ -44,27 +51,54 @@ def group_metrics(preds_or_logits, # logits [N, C] or predicted labels [N]
                  ) -> dict:
     "Average, worst-group, adjusted-average and worst-class accuracy, and per-group accuracies."
     y, g = _as_tensor(y, "y").long(), _as_tensor(g, "g").long()
-    logits_w = _as_tensor(preds_or_logits, "p").shape[-1] if _as_tensor(preds_or_logits, "p").ndim == 2 else None
+    logits_w = (
+        _as_tensor(preds_or_logits, "p").shape[-1]
+        if _as_tensor(preds_or_logits, "p").ndim == 2
+        else None
+    )
     pred = to_preds(preds_or_logits)
-    if not (len(pred) == len(y) == len(g)): raise ValueError(f"preds, y and g must have the same length, got {len(pred)}, {len(y)}, {len(g)}")
+    if not (len(pred) == len(y) == len(g)):
+        raise ValueError(
+            f"preds, y and g must have the same length, got {len(pred)}, {len(y)}, {len(g)}"
+        )
     n_groups = n_groups or (int(g.max()) + 1 if len(g) else 0)
-    if len(g) and (g.min() < 0 or g.max() >= n_groups): raise ValueError(f"g must lie in [0, {n_groups}), got values in [{int(g.min())}, {int(g.max())}]")
+    if len(g) and (g.min() < 0 or g.max() >= n_groups):
+        raise ValueError(
+            f"g must lie in [0, {n_groups}), got values in [{int(g.min())}, {int(g.max())}]"
+        )
     n_classes = n_classes or logits_w or (int(y.max()) + 1 if len(y) else 0)
     correct = pred == y                                                       # [N]
     counts, acc = _group_acc(correct, g, n_groups)                            # [G], [G]
     ccounts, cacc = _group_acc(correct, y, n_classes)                         # [C], [C]
     present, cpresent = counts > 0, ccounts > 0
-    worst = int(torch.where(present, acc, torch.full_like(acc, math.inf)).argmin()) if present.any() else -1
-    out = dict(n=len(y), avg_acc=correct.double().mean().item() if len(y) else math.nan,
-               worst_group_acc=acc[worst].item() if worst >= 0 else math.nan, worst_group=worst,
-               adj_avg_acc=math.nan,
-               worst_class_acc=cacc[cpresent].min().item() if cpresent.any() else math.nan,
-               per_group_acc=acc.tolist(), group_counts=counts.tolist(), per_class_acc=cacc.tolist())
+    worst = (
+        int(torch.where(present, acc, torch.full_like(acc, math.inf)).argmin())
+        if present.any()
+        else -1
+    )
+    out = dict(
+        n=len(y),
+        avg_acc=correct.double().mean().item() if len(y) else math.nan,
+        worst_group_acc=acc[worst].item() if worst >= 0 else math.nan,
+        worst_group=worst,
+        adj_avg_acc=math.nan,
+        worst_class_acc=cacc[cpresent].min().item() if cpresent.any() else math.nan,
+        per_group_acc=acc.tolist(),
+        group_counts=counts.tolist(),
+        per_class_acc=cacc.tolist(),
+    )
     if train_group_counts is not None:
         w = _as_tensor(train_group_counts, "train_group_counts").double()
-        if w.shape != (n_groups,): raise ValueError(f"train_group_counts must have one count per group ({n_groups}), got shape {tuple(w.shape)}")
-        w = torch.where(present, w, torch.zeros_like(w))                     # renormalise over groups present in the split
-        out["adj_avg_acc"] = ((acc.nan_to_num(0) * w).sum() / w.sum()).item() if w.sum() > 0 else math.nan
+        if w.shape != (n_groups,):
+            raise ValueError(
+                f"train_group_counts must have one count per group ({n_groups}), got shape"
+                f" {tuple(w.shape)}"
+            )
+        # renormalise over groups present in the split
+        w = torch.where(present, w, torch.zeros_like(w))
+        out["adj_avg_acc"] = (
+            ((acc.nan_to_num(0) * w).sum() / w.sum()).item() if w.sum() > 0 else math.nan
+        )
     return out
 
 # %% ../nbs/03_eval.ipynb #e8599840
@@ -81,24 +115,38 @@ def bootstrap_ci(preds_or_logits, # logits [N, C] or predicted labels [N]
     y, g = _as_tensor(y, "y").long(), _as_tensor(g, "g").long()
     correct = (to_preds(preds_or_logits) == y).double()                       # [N]
     N = len(y); G = n_groups or int(g.max()) + 1
-    order = torch.argsort(g, stable=True); gs, cs = g[order], correct[order]  # group blocks are contiguous
+    # group blocks are contiguous
+    order = torch.argsort(g, stable=True); gs, cs = g[order], correct[order]
     counts = torch.bincount(gs, minlength=G); starts = counts.cumsum(0) - counts  # [G]
     gen = torch.Generator().manual_seed(seed)
-    w = None if train_group_counts is None else _as_tensor(train_group_counts, "train_group_counts").double()
-    stats = {k: [] for k in ("avg_acc", "worst_group_acc") + (() if w is None else ("adj_avg_acc",))}
-    chunk = max(1, 2_000_000 // max(N, 1))                                    # replicates per chunk: bounded memory
+    w = (
+        None
+        if train_group_counts is None
+        else _as_tensor(train_group_counts, "train_group_counts").double()
+    )
+    stats = {
+        k: [] for k in ("avg_acc", "worst_group_acc") + (() if w is None else ("adj_avg_acc",))
+    }
+    # replicates per chunk: bounded memory
+    chunk = max(1, 2_000_000 // max(N, 1))
     for b0 in range(0, n_boot, chunk):
         nb = min(chunk, n_boot - b0)
-        if stratified:                                                        # position inside its own group's block
+        # position inside its own group's block
+        if stratified:
             u = torch.rand(nb, N, generator=gen, dtype=torch.float64)
             idx = starts[gs] + (u * counts[gs]).long().clamp_max(counts[gs] - 1)   # [nb, N]
         else: idx = torch.randint(N, (nb, N), generator=gen)                  # [nb, N]
         c, gb = cs[idx], gs[idx]                                              # [nb, N]
-        flat = (torch.arange(nb)[:, None] * G + gb).flatten()                 # replicate-major group ids
+        # replicate-major group ids
+        flat = (torch.arange(nb)[:, None] * G + gb).flatten()
         cnt = torch.bincount(flat, minlength=nb * G).view(nb, G).double()     # [nb, G]
-        acc = torch.bincount(flat, weights=c.flatten(), minlength=nb * G).view(nb, G) / cnt.clamp_min(1)
+        acc = torch.bincount(flat, weights=c.flatten(), minlength=nb * G).view(
+            nb, G
+        ) / cnt.clamp_min(1)
         stats["avg_acc"].append(c.mean(1))
-        stats["worst_group_acc"].append(torch.where(cnt > 0, acc, torch.full_like(acc, math.inf)).min(1).values)
+        stats["worst_group_acc"].append(
+            torch.where(cnt > 0, acc, torch.full_like(acc, math.inf)).min(1).values
+        )
         if w is not None:
             wp = w * (cnt > 0); stats["adj_avg_acc"].append((acc * wp).sum(1) / wp.sum(1))
     q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
@@ -109,9 +157,14 @@ def bootstrap_ci(preds_or_logits, # logits [N, C] or predicted labels [N]
 
 # %% ../nbs/03_eval.ipynb #3c384341
 def paired_delta(a, b, level: float = 0.95) -> dict:
-    "The paired difference `a − b` over matched runs (seeds): `n`, mean `delta`, `sd` and the t-interval `lo`, `hi` (NaN for n < 2)."
+    """The paired difference `a − b` over matched runs (seeds): `n`, mean `delta`, `sd` and the
+    t-interval `lo`, `hi` (NaN for n < 2)."""
     from scipy import stats
-    d = (a - b).dropna() if isinstance(a, pd.Series) and isinstance(b, pd.Series) else np.asarray(a, float) - np.asarray(b, float)
+    d = (
+        (a - b).dropna()
+        if isinstance(a, pd.Series) and isinstance(b, pd.Series)
+        else np.asarray(a, float) - np.asarray(b, float)
+    )
     d = np.asarray(d, float); n = len(d)
     mu = float(d.mean()) if n else math.nan
     sd = float(d.std(ddof=1)) if n > 1 else math.nan
@@ -120,8 +173,10 @@ def paired_delta(a, b, level: float = 0.95) -> dict:
 
 # %% ../nbs/03_eval.ipynb #ff259ed3
 def background_share(per_group_acc, n_attrs: int = 2) -> float:
-    "Share of the minority groups' error explained by the background: Σ_c (mean error off c's home background − error at home) / Σ_c mean error off it."
-    acc = np.asarray(per_group_acc, float).reshape(-1, n_attrs)                 # [C, A], group g = c·A + a
+    """Share of the minority groups' error explained by the background: Σ_c (mean error off c's home
+    background − error at home) / Σ_c mean error off it."""
+    # [C, A], group g = c·A + a
+    acc = np.asarray(per_group_acc, float).reshape(-1, n_attrs)
     err = 1 - acc; C = len(err); home = np.arange(C) % n_attrs
     off = np.array([np.delete(err[c], home[c]).mean() for c in range(C)])
     at_home = err[np.arange(C), home]
@@ -135,7 +190,11 @@ def collect(predict_fn: Callable, # batch dict -> logits [b, C]
     "One pass: `predict_fn` on every batch; logits and labels concatenated on the CPU."
     keys = ("y", "a", "g", "idx"); acc = {k: [] for k in ("logits",) + keys}
     for batch in loader:
-        if not isinstance(batch, Mapping): raise TypeError(f"collect expects batches that are dicts (GroupDataset items), got {type(batch).__name__}")
+        if not isinstance(batch, Mapping):
+            raise TypeError(
+                "collect expects batches that are dicts (GroupDataset items), got"
+                f" {type(batch).__name__}"
+            )
         acc["logits"].append(predict_fn(batch).detach().float().cpu())
         for k in keys:
             if k in batch: acc[k].append(torch.as_tensor(batch[k]).cpu())
@@ -147,7 +206,8 @@ _MAIN = ("worst_group_acc", "avg_acc", "adj_avg_acc", "worst_class_acc")
 def _flat(m: dict, per_group: bool, group_names) -> dict:
     row = {k: v for k, v in m.items() if np.isscalar(v) and k != "n"}
     if per_group:
-        for i, v in enumerate(m.get("per_group_acc", [])): row[f"acc[{group_names[i] if group_names else i}]"] = v
+        for i, v in enumerate(m.get("per_group_acc", [])):
+            row[f"acc[{group_names[i] if group_names else i}]"] = v
     return row
 
 def metrics_table(results: Mapping, # name -> metrics dict, or name -> list of metrics dicts (seeds)
@@ -159,8 +219,13 @@ def metrics_table(results: Mapping, # name -> metrics dict, or name -> list of m
     for name, m in results.items():
         if isinstance(m, Mapping): rows[name] = _flat(m, per_group, group_names); continue
         df = pd.DataFrame([_flat(r, per_group, group_names) for r in m]).select_dtypes("number")
-        df = df.drop(columns=["worst_group"], errors="ignore")             # a group id: its mean means nothing
-        rows[name] = {**df.mean().to_dict(), **{f"{k}_std": v for k, v in df.std(ddof=1).to_dict().items()}, "n_seeds": len(df)}
+        # a group id: its mean means nothing
+        df = df.drop(columns=["worst_group"], errors="ignore")
+        rows[name] = {
+            **df.mean().to_dict(),
+            **{f"{k}_std": v for k, v in df.std(ddof=1).to_dict().items()},
+            "n_seeds": len(df),
+        }
     df = pd.DataFrame.from_dict(rows, orient="index")
     first = [c for k in _MAIN for c in (k, f"{k}_std") if c in df.columns]
     return df[first + [c for c in df.columns if c not in first]]

@@ -16,7 +16,8 @@ from .data import DATASETS, Task, load_splits, check_splits
 from .methods import METHODS, make_options, route_options, check_runs
 from .groups import SAMPLERS
 from .front import DEFAULT_METHODS, BadArg, method_specs, spec_label
-from .pretrain import benchmark_setup   # a named benchmark's data and tiny CLIP (re-exported: the application's entry)
+# a named benchmark's data and tiny CLIP (re-exported: the application's entry)
+from .pretrain import benchmark_setup
 from .train import TrainConfig, PRESETS, resolve_config, train, load_method
 from .distributed import current_world
 
@@ -29,7 +30,8 @@ __all__ = ['EXPLAIN', 'ACCURACIES', 'group_accuracy_frame', 'plot_group_accuracy
 def group_accuracy_frame(results: Mapping, # name -> metrics dict or list of metrics dicts
                          group_names: Sequence[str] | None = None, # names of the groups
                         ) -> pd.DataFrame:
-    "Long DataFrame (method, seed, group, acc, count) of per-group accuracies; empty groups dropped."
+    """Long DataFrame (method, seed, group, acc, count) of per-group accuracies; empty groups
+    dropped."""
     rows = []
     for name, ms in results.items():
         for seed, m in enumerate([ms] if isinstance(ms, Mapping) else ms):
@@ -43,7 +45,9 @@ def plot_group_accuracy(results, # {name: metrics} / {name: [metrics]} or a long
                         title: str | None = None,
                        ):
     "Per-group accuracy bars, one colour per method; returns the axes."
-    df = results if isinstance(results, pd.DataFrame) else group_accuracy_frame(results, group_names)
+    df = (
+        results if isinstance(results, pd.DataFrame) else group_accuracy_frame(results, group_names)
+    )
     if ax is None: _, ax = plt.subplots(figsize=(6, 2.8), dpi=80)
     sns.barplot(df, x="group", y="acc", hue="method", errorbar="sd", ax=ax)
     ax.set(ylim=(0, 1.05), xlabel="", ylabel="accuracy", title=title)
@@ -62,7 +66,9 @@ def plot_training_curves(history: pd.DataFrame, # rows: epoch, split, avg_acc, w
     missing = [c for c in ("epoch", hue, *metrics) if c not in h.columns]
     if missing: raise ValueError(f"history lacks column(s) {missing}; it has {list(h.columns)}")
     if splits is not None: h = h[h["split"].isin(splits)]
-    long = h.melt(id_vars=["epoch", hue], value_vars=list(metrics), var_name="metric", value_name="accuracy")
+    long = h.melt(
+        id_vars=["epoch", hue], value_vars=list(metrics), var_name="metric", value_name="accuracy"
+    )
     if ax is None: _, ax = plt.subplots(figsize=(6, 2.8), dpi=80)
     sns.lineplot(long, x="epoch", y="accuracy", hue=hue, style="metric", ax=ax)
     ax.set(ylim=(0, 1.02), title=title); ax.legend(fontsize=8, loc="lower right")
@@ -70,16 +76,22 @@ def plot_training_curves(history: pd.DataFrame, # rows: epoch, split, avg_acc, w
 
 # %% ../nbs/17_experiment.ipynb #99c2d120
 def _variant(c: dict, cls) -> str | None:
-    "The options that tell a run apart: those that name it (`name_options`, spurnb's recipe and mode), then any other option off its default."
+    """The options that tell a run apart: those that name it (`name_options`, spurnb's recipe and
+    mode), then any other option off its default."""
     o = c.get("opts") or {}
     named = [str(o[k]) for k in getattr(cls, "name_options", ()) if k in o]
     try: base = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cls.Options()).items()}
     except Exception: base = {}
-    other = [f"{k}={v}" for k, v in o.items() if k not in getattr(cls, "name_options", ()) and k in base and v != base[k]]
+    other = [
+        f"{k}={v}"
+        for k, v in o.items()
+        if k not in getattr(cls, "name_options", ()) and k in base and v != base[k]
+    ]
     return " ".join(named + other) or None
 
 def results_table(summaries: list, split: str = "test"):
-    "One row per run summary: method, sampler, the options that tell it apart, selected epoch, worst-group / average / adjusted-average accuracy on `split`, run name."
+    """One row per run summary: method, sampler, the options that tell it apart, selected epoch,
+    worst-group / average / adjusted-average accuracy on `split`, run name."""
     import pandas as pd
     rows = []
     for s in summaries:
@@ -88,37 +100,57 @@ def results_table(summaries: list, split: str = "test"):
                          seed=c.get("seed"), selection=s["selection"] if c.get("sampler") else None,
                          epoch=s["best_epoch"], worst_group=m["worst_group_acc"], average=m["avg_acc"],
                          adjusted_average=m.get("adj_avg_acc"), run=Path(s["run_dir"]).name))
-    return pd.DataFrame(rows).astype({"seed": "Int64", "epoch": "Int64"})   # integers (seed blank for zero-shot), never 0.0/NaN
+    # integers (seed blank for zero-shot), never 0.0/NaN
+    return pd.DataFrame(rows).astype({"seed": "Int64", "epoch": "Int64"})
 
 def show_table(table, digits: int = 3) -> str:
-    "`table` as text for a terminal: accuracies to `digits` places, an empty cell as '–' (never NaN, <NA> or None)."
+    """`table` as text for a terminal: accuracies to `digits` places, an empty cell as '–' (never
+    NaN, <NA> or None)."""
     t = table.copy()
     for c in t.columns:
         num = pd.api.types.is_float_dtype(t[c])
         t[c] = [("–" if pd.isna(v) else f"{v:.{digits}f}" if num else str(v)) for v in t[c]]
     return t.to_string(index=False)
 
-EXPLAIN = ("worst-group: accuracy on the test group the model gets most wrong (the paper's headline number); average: over all test images; "
-           "adjusted average: the per-group accuracies weighted by the training split's group shares (Sagawa et al.'s average on Waterbirds). "
-           "Sampler natural: the shuffled training set; balanced: every group equally often (the paper's recipe for its method). "
-           "Why spurnb needs balanced batches or per-group weights: the tutorials paper_regime and mechanism.")
+EXPLAIN = (
+    "worst-group: accuracy on the test group the model gets most wrong (the paper's headline"
+    " number); average: over all test images; adjusted average: the per-group accuracies weighted"
+    " by the training split's group shares (Sagawa et al.'s average on Waterbirds). Sampler"
+    " natural: the shuffled training set; balanced: every group equally often (the paper's recipe"
+    " for its method). Why spurnb needs balanced batches or per-group weights: the tutorials"
+    " paper_regime and mechanism."
+)
 
 # %% ../nbs/17_experiment.ipynb #b6c5df99
 def _run_label(s: dict) -> str: return Path(s["run_dir"]).name.rsplit("-", 1)[0]
 
 def plot_runs(summaries: list, path=None):
-    "Per-group test accuracy at the selected epoch (left) and validation curves (right) of the runs, drawn by `spurnb.eval`; saved to `path` if given."
+    """Per-group test accuracy at the selected epoch (left) and validation curves (right) of the
+    runs, drawn by `spurnb.eval`; saved to `path` if given."""
     import matplotlib.pyplot as plt
     import pandas as pd
     names = summaries[0].get("group_names") if summaries else None
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.4))
-    plot_group_accuracy({_run_label(s): s["test"] for s in summaries}, [n.replace(" / ", "\n") for n in names] if names else None,
-                        ax=ax[0], title="test accuracy per group (selected epoch)")
+    plot_group_accuracy(
+        {_run_label(s): s["test"] for s in summaries},
+        [n.replace(" / ", "\n") for n in names] if names else None,
+        ax=ax[0],
+        title="test accuracy per group (selected epoch)",
+    )
     curves = pd.DataFrame([dict(run=_run_label(s), epoch=r["epoch"], **{k: r["val"][k] for k in ("worst_group_acc", "avg_acc")})
                            for s in summaries for r in s.get("history", [])])
-    plot_training_curves(curves, ("worst_group_acc", "avg_acc"), ax=ax[1], hue="run", title="validation accuracy per epoch")
-    ax[1].set_ylim(max(0.0, curves[["worst_group_acc", "avg_acc"]].min().min() - 0.05), 1.0)   # zoomed: the runs often differ by a few points
-    for a in ax: a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize=7, frameon=False)   # below the data, never over it
+    plot_training_curves(
+        curves,
+        ("worst_group_acc", "avg_acc"),
+        ax=ax[1],
+        hue="run",
+        title="validation accuracy per epoch",
+    )
+    # zoomed: the runs often differ by a few points
+    ax[1].set_ylim(max(0.0, curves[["worst_group_acc", "avg_acc"]].min().min() - 0.05), 1.0)
+    # below the data, never over it
+    for a in ax:
+        a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize=7, frameon=False)
     ax[0].tick_params(axis="x", labelsize=7)
     fig.tight_layout()
     if path is not None:
@@ -129,7 +161,9 @@ def plot_runs(summaries: list, path=None):
 
 # %% ../nbs/17_experiment.ipynb #71804f05
 def method_runs(methods: str, opts=None) -> list:
-    "`(name, sampler or None, Options)` per entry `name[:sampler][:option=value...]` of `methods` (`spurnb.front.method_specs`): `opts` routed to the methods (`route_options`), each entry's own options over them."
+    """`(name, sampler or None, Options)` per entry `name[:sampler][:option=value...]` of `methods`
+    (`spurnb.front.method_specs`): `opts` routed to the methods (`route_options`), each entry's
+    own options over them."""
     try: specs = method_specs(methods, tuple(SAMPLERS))
     except BadArg as e: raise ArgError(str(e)) from None   # the front's error, as the library's
     for n, _, _ in specs: METHODS[n]            # an unknown name raises with the known ones
@@ -137,58 +171,101 @@ def method_runs(methods: str, opts=None) -> list:
     return [(n, s, make_options(METHODS[n], {**routed[n], **o})) for n, s, o in specs]
 
 def check_entries(methods: str, runs: list, cfgs: list):
-    "Raise `ArgError` before anything trains when two entries of `methods` would train the same run, or an entry's method cannot use its sampler or policy (`spurnb.methods.check_runs`)."
+    """Raise `ArgError` before anything trains when two entries of `methods` would train the same
+    run, or an entry's method cannot use its sampler or policy (`spurnb.methods.check_runs`)."""
     keys = [(c.method, c.sampler, repr(o)) for c, (_, _, o) in zip(cfgs, runs)]
-    dup = list(dict.fromkeys(spec_label(m, s) for k, (m, s, _) in zip(keys, runs) if keys.count(k) > 1))
-    if dup: raise ArgError(f"--method {methods}: {', '.join(dup)} named twice; each entry runs once (another seed or option is another command)")
-    for c, (m, _, o) in zip(cfgs, runs): check_runs([m], c.sampler if METHODS[m].trains else None, {m: o})
+    dup = list(
+        dict.fromkeys(spec_label(m, s) for k, (m, s, _) in zip(keys, runs) if keys.count(k) > 1)
+    )
+    if dup:
+        raise ArgError(
+            f"--method {methods}: {', '.join(dup)} named twice; each entry runs once (another seed"
+            " or option is another command)"
+        )
+    for c, (m, _, o) in zip(cfgs, runs):
+        check_runs([m], c.sampler if METHODS[m].trains else None, {m: o})
 
 def append_results(table, path) -> "pd.DataFrame":
-    "`table`'s rows added to the CSV at `path` (written atomically): a run already there is replaced by its new row, every other run's row is kept."
+    """`table`'s rows added to the CSV at `path` (written atomically): a run already there is
+    replaced by its new row, every other run's row is kept."""
     from spurnb.core import atomic_write
     path = Path(path)
     old = pd.read_csv(path) if path.is_file() else None
-    if old is not None and "run" in old.columns: table = pd.concat([old[~old["run"].isin(table["run"])], table], ignore_index=True)
+    if old is not None and "run" in old.columns:
+        table = pd.concat([old[~old["run"].isin(table["run"])], table], ignore_index=True)
     with atomic_write(path, "w") as f: table.to_csv(f, index=False)
     return table
 
 def call_name(summaries: list) -> str:
-    "A command's folder for its figures: a hash of its runs' names, so another command's figures are never overwritten (the same command's are)."
-    return "call-" + hashlib.sha256(",".join(sorted(Path(s["run_dir"]).name for s in summaries)).encode()).hexdigest()[:8]
+    """A command's folder for its figures: a hash of its runs' names, so another command's figures
+    are never overwritten (the same command's are)."""
+    return (
+        "call-"
+        + hashlib.sha256(
+            ",".join(sorted(Path(s["run_dir"]).name for s in summaries)).encode()
+        ).hexdigest()[:8]
+    )
 
 def run_methods(methods=DEFAULT_METHODS, dataset="benchmark", root=None, model="tiny-rn", pretrained="benchmark",
                 checkpoint=None, out="runs", preset="quick", resume=False, progress=True, device="cpu", data_kw=None, attrs=None, opts=None,
                 benchmark_config=None, allow_missing_groups=False, precision="fp32", workers=None, **overrides) -> dict:
-    "Load data and model once, train every entry of `methods` (`method_runs`: `name[:sampler][:option=value...]`, comma-separated) and return summaries, table and paths; `attrs` ('detect' or a file): label-free; `benchmark_config`: a name in `spurnb.benchmark.CONFIGS` (data and tiny CLIP); `precision`: fp32, amp or amp_bf16 (`ClipAdapter.set_precision`); `workers`: image-decoding processes."
+    """Load data and model once, train every entry of `methods` (`method_runs`:
+    `name[:sampler][:option=value...]`, comma-separated) and return summaries, table and paths;
+    `attrs` ('detect' or a file): label-free; `benchmark_config`: a name in
+    `spurnb.benchmark.CONFIGS` (data and tiny CLIP); `precision`: fp32, amp or amp_bf16
+    (`ClipAdapter.set_precision`); `workers`: image-decoding processes."""
     from spurnb.models import load_clip
     PRESETS[preset]; DATASETS[dataset]
     if attrs: overrides["selection"] = _label_free_selection(overrides.get("selection"))
-    base = replace(TrainConfig(**PRESETS[preset]), **{k: v for k, v in overrides.items() if v is not None})
+    base = replace(
+        TrainConfig(**PRESETS[preset]), **{k: v for k, v in overrides.items() if v is not None}
+    )
     runs = method_runs(methods, opts)           # parsed once: the `Options` travel in the configs
     cfgs = [replace(base, method=m, opts=o, sampler=s or base.sampler) for m, s, o in runs]
-    for c in cfgs: resolve_config(c)            # a bad value fails here, before any data or model is loaded
-    check_entries(methods, runs, cfgs); check_writable(Path(out) / (benchmark_config or dataset), "--out")   # entries that conflict, an --out that cannot be written
-    if benchmark_config:                        # the named benchmark with the tiny CLIP pretrained on its own corpus
-        splits, task, adapter = benchmark_setup(benchmark_config, progress, device, **(data_kw or {}))
+    # a bad value fails here, before any data or model is loaded
+    for c in cfgs: resolve_config(c)
+    # entries that conflict, an --out that cannot be written
+    check_entries(methods, runs, cfgs); check_writable(Path(out) / (benchmark_config or dataset), "--out")
+    # the named benchmark with the tiny CLIP pretrained on its own corpus
+    if benchmark_config:
+        splits, task, adapter = benchmark_setup(
+            benchmark_config, progress, device, **(data_kw or {})
+        )
     else:
         splits, task = load_splits(dataset, root, **(data_kw or {}))
-        set_seed(overrides.get("seed") or 0)   # a random init (pretrained='') is part of the run: seeded, resume finds its directory
-        adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
-    adapter.set_precision(precision); adapter.workers = workers   # mixed precision and decoding workers (spurnb.models)
-    if attrs:   # label-free (spurnb.detect): detected attributes and pseudo labels replace every attribute label
+        # a random init (pretrained='') is part of the run: seeded, resume finds its directory
+        set_seed(overrides.get("seed") or 0)
+        adapter = load_clip(
+            model,
+            pretrained=None if checkpoint else pretrained,
+            checkpoint=checkpoint,
+            device=device,
+        )
+    # mixed precision and decoding workers (spurnb.models)
+    adapter.set_precision(precision); adapter.workers = workers
+    # label-free (spurnb.detect): detected attributes and pseudo labels replace every attribute label
+    if attrs:
         from spurnb.detect import label_free_splits, default_vocabulary, true_test_columns
         true_test = splits["test"]
-        splits, task, attrs = label_free_splits(splits, task, adapter, attrs,
-                                                vocab=default_vocabulary(dataset), progress=progress)
-    check_splits(splits, every_group=not (attrs or allow_missing_groups), label_free=bool(attrs))   # the data contract, before anything trains
-    out, summaries = Path(out) / (benchmark_config or dataset), []   # a named benchmark keeps its own folder
+        splits, task, attrs = label_free_splits(
+            splits, task, adapter, attrs, vocab=default_vocabulary(dataset), progress=progress
+        )
+    # the data contract, before anything trains
+    check_splits(splits, every_group=not (attrs or allow_missing_groups), label_free=bool(attrs))
+    # a named benchmark keeps its own folder
+    out, summaries = Path(out) / (benchmark_config or dataset), []
     for k, (c, (m, s, o)) in enumerate(zip(cfgs, runs)):
         t0 = time.perf_counter()
-        with step(f"training {k + 1} of {len(cfgs)}: {spec_label(m, c.sampler if METHODS[m].trains else None, {})}", progress):
+        with step(
+            f"training {k + 1} of {len(cfgs)}:"
+            f" {spec_label(m, c.sampler if METHODS[m].trains else None, {})}",
+            progress,
+        ):
             r = train(c, adapter, splits, out, task, resume, progress=progress)
         r["seconds"] = round(time.perf_counter() - t0, 1); summaries.append(r)
     table = results_table(summaries)
-    if attrs: table = true_test_columns(table, summaries, adapter, task, true_test)   # reported only, after training and selection
+    # reported only, after training and selection
+    if attrs: table = true_test_columns(table, summaries, adapter, task, true_test)
     call = out / "calls" / call_name(summaries)
     if current_world().main:
         call.mkdir(parents=True, exist_ok=True)
@@ -197,15 +274,21 @@ def run_methods(methods=DEFAULT_METHODS, dataset="benchmark", root=None, model="
     return dict(summaries=summaries, table=table, out=out, call=call, figures=[call / "runs.png"], adapter=adapter, splits=splits, task=task, attrs=attrs)
 
 def _label_free_selection(selection):
-    "Label-free runs select by validation worst-class accuracy (or average): validation has no group labels either."
-    if selection == "worst-group": raise ValueError("--attrs trains without group labels, so --selection worst-group cannot be used; "
-                                                    "use worst-class (the default with --attrs) or average")
+    """Label-free runs select by validation worst-class accuracy (or average): validation has no
+    group labels either."""
+    if selection == "worst-group":
+        raise ValueError(
+            "--attrs trains without group labels, so --selection worst-group cannot be used; "
+            "use worst-class (the default with --attrs) or average"
+        )
     return selection or "worst-class"
 
 # %% ../nbs/17_experiment.ipynb #e470a3d8
 def report_attribution(r: dict, split: str = "test", n_per_group: int = 8, methods=("gradcam",)):
-    "Grad-CAM gallery and object-share table (`spurnb.attribution.compare_attributions`) of the selected checkpoints in `r`."
-    from spurnb.attribution import compare_attributions          # captum is a requirement: a missing one is an error, not a skipped report
+    """Grad-CAM gallery and object-share table (`spurnb.attribution.compare_attributions`) of the
+    selected checkpoints in `r`."""
+    # captum is a requirement: a missing one is an error, not a skipped report
+    from spurnb.attribution import compare_attributions
     ds = r["splits"][split]
     if not getattr(ds, "has_masks", False): return None   # the share needs object masks
     models, acc = {}, {}
@@ -214,7 +297,9 @@ def report_attribution(r: dict, split: str = "test", n_per_group: int = 8, metho
         m = load_method(s["run_dir"], r["adapter"], r["task"])
         models[name], acc[name] = (m.adapter, m.image_classifier()), s[split]["per_group_acc"]
     out = r.get("call", r["out"]) / "attribution"
-    table = compare_attributions(models, ds, out, n_per_group=n_per_group, methods=methods, accuracy=acc)
+    table = compare_attributions(
+        models, ds, out, n_per_group=n_per_group, methods=methods, accuracy=acc
+    )
     r["attribution"] = table
     r["figures"] += [out / "attribution_gallery.png", out / "attribution_share.png"]
     return table
@@ -223,13 +308,20 @@ def report_attribution(r: dict, split: str = "test", n_per_group: int = 8, metho
 ACCURACIES = ("worst_group", "average", "adjusted_average")
 
 def collect_results(folder, split: str = "test") -> pd.DataFrame:
-    "Mean and 95 % t-interval over seeds of every finished run's accuracies under `folder`, one row per benchmark folder, method, sampler, options and epochs."
+    """Mean and 95 % t-interval over seeds of every finished run's accuracies under `folder`, one
+    row per benchmark folder, method, sampler, options and epochs."""
     from spurnb.core import read_json
     from spurnb.eval import paired_delta
     import numpy as np
     finals = sorted(Path(folder).expanduser().rglob("final.json"))
-    if not finals: return pd.DataFrame(columns=["benchmark", "method", "sampler", "options", "epochs", "seeds", *ACCURACIES])
-    summaries = [read_json(f, "run summary", f"the run in {f.parent} is damaged; train it again") for f in finals]
+    if not finals:
+        return pd.DataFrame(
+            columns=["benchmark", "method", "sampler", "options", "epochs", "seeds", *ACCURACIES]
+        )
+    summaries = [
+        read_json(f, "run summary", f"the run in {f.parent} is damaged; train it again")
+        for f in finals
+    ]
     t = results_table(summaries, split)
     t.insert(0, "benchmark", [f.parent.parent.name for f in finals])
     t["epochs"] = pd.array([s["config"].get("epochs") for s in summaries], dtype="Int64")
@@ -240,7 +332,9 @@ def collect_results(folder, split: str = "test") -> pd.DataFrame:
         for a in ACCURACIES:
             v = d[a].dropna().to_numpy(float)
             ci = paired_delta(v, np.zeros_like(v))
-            row[a], row[f"{a}_ci"] = ci["delta"], (ci["hi"] - ci["delta"]) if len(v) > 1 else float("nan")
+            row[a], row[f"{a}_ci"] = ci["delta"], (
+                (ci["hi"] - ci["delta"]) if len(v) > 1 else float("nan")
+            )
         rows.append(row)
     return pd.DataFrame(rows).astype({"seeds": "Int64", "epochs": "Int64"})
 
@@ -250,14 +344,20 @@ def format_results(t: pd.DataFrame, digits: int = 3, latex: bool = False) -> pd.
     pm = " $\\pm$ " if latex else " ± "
     for a in ACCURACIES:
         if a not in t.columns: continue
-        out[a] = ["–" if pd.isna(m) else f"{m:.{digits}f}" + ("" if pd.isna(h) else f"{pm}{h:.{digits}f}") for m, h in zip(t[a], t[f"{a}_ci"])]
+        out[a] = [
+            "–" if pd.isna(m) else f"{m:.{digits}f}" + ("" if pd.isna(h) else f"{pm}{h:.{digits}f}")
+            for m, h in zip(t[a], t[f"{a}_ci"])
+        ]
     return out.where(out.notna(), "–").astype(str).replace({"<NA>": "–", "nan": "–", "None": "–"})
 
 def write_results(t: pd.DataFrame, dest) -> list:
-    "`t` (from `collect_results`) written to `dest`.csv (numbers), `dest`.md and `dest`.tex (mean ± interval), each atomically; returns the paths."
+    """`t` (from `collect_results`) written to `dest`.csv (numbers), `dest`.md and `dest`.tex (mean
+    ± interval), each atomically; returns the paths."""
     from spurnb.core import atomic_write
     dest = Path(dest); paths = [dest.with_suffix(e) for e in (".csv", ".md", ".tex")]
     with atomic_write(paths[0], "w") as f: t.to_csv(f, index=False)
-    with atomic_write(paths[1], "w") as f: f.write(format_results(t).to_markdown(index=False) + "\n")
-    with atomic_write(paths[2], "w") as f: f.write(format_results(t, latex=True).to_latex(index=False))
+    with atomic_write(paths[1], "w") as f:
+        f.write(format_results(t).to_markdown(index=False) + "\n")
+    with atomic_write(paths[2], "w") as f:
+        f.write(format_results(t, latex=True).to_latex(index=False))
     return paths

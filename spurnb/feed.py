@@ -16,41 +16,55 @@ __all__ = ['Source', 'predict', 'evaluate']
 
 # %% ../nbs/09_feed.ipynb #0b77a443
 class Source:
-    "A split as batches of `dict(x, y, a, g, idx)`; `x` = cached trunk features or preprocessed images."
+    """A split as batches of `dict(x, y, a, g, idx)`; `x` = cached trunk features or preprocessed
+    images."""
     def __init__(self, ds, method, progress: bool = False):
         self.ds, self.inputs = ds, method.inputs
         self.y, self.a, self.g = ds.y.long(), ds.a.long(), ds.g.long()
         if self.inputs == "features":
             f = cached_image_features(method.adapter, ds, progress=progress)  # fp16, memory-mapped
-            self.x = f   # fp16 [N, ...], memory-mapped: a batch is read from the file (page cache) and widened when drawn, never the whole split
+            # fp16 [N, ...], memory-mapped: a batch is read from the file (page cache) and widened when drawn, never the whole split
+            self.x = f
         else:
-            self.ds = method.adapter.preprocessed(ds)                  # CLIP's eval transform, no augmentation
-            self.adapter = method.adapter                              # its `input_batches` decodes in-order passes with workers
+            # CLIP's eval transform, no augmentation
+            self.ds = method.adapter.preprocessed(ds)
+            # its `input_batches` decodes in-order passes with workers
+            self.adapter = method.adapter
     def __len__(self): return len(self.y)
     def batch(self, idx: torch.Tensor, rows: range | None = None) -> dict:
-        "The batch at indices `idx`: `y`, `a`, `g`, `idx` of all of them, inputs `x` (cached features or transformed images) of `idx[rows]` (default all)."
-        own = idx if rows is None else idx[rows.start:rows.stop]    # under torchrun: this rank's share of the global batch
+        """The batch at indices `idx`: `y`, `a`, `g`, `idx` of all of them, inputs `x` (cached
+        features or transformed images) of `idx[rows]` (default all)."""
+        # under torchrun: this rank's share of the global batch
+        own = idx if rows is None else idx[rows.start:rows.stop]
         if self.inputs == "features": x = self.x[own].float()
-        else: x = torch.stack([self.ds[int(i)]["image"] for i in own] or [self.ds[0]["image"]])[:len(own)]   # an empty share keeps the shape
+        # an empty share keeps the shape
+        else: x = torch.stack([self.ds[int(i)]["image"] for i in own] or [self.ds[0]["image"]])[:len(own)]
         return dict(x=x, y=self.y[idx], a=self.a[idx], g=self.g[idx], idx=idx)
 
 @patch
 def batches(self: Source, batch_size: int = 512, rows: range | None = None):
-    "Every row (or every row in `rows`) once, in order, as batches (what `spurnb.eval.collect` iterates); images are decoded by the adapter's `input_batches` (DataLoader workers)."
+    """Every row (or every row in `rows`) once, in order, as batches (what `spurnb.eval.collect`
+    iterates); images are decoded by the adapter's `input_batches` (DataLoader workers)."""
     rows = range(len(self)) if rows is None else rows
     idx = torch.arange(rows.start, rows.stop).split(batch_size)
     whole = (rows.start, rows.stop) == (0, len(self))
-    if self.inputs == "features" or not (whole or hasattr(self.ds, "subset")): return (self.batch(i) for i in idx)
+    if self.inputs == "features" or not (whole or hasattr(self.ds, "subset")):
+        return (self.batch(i) for i in idx)
     part = self.ds if whole else self.ds.subset(torch.arange(rows.start, rows.stop))
     xs = self.adapter.input_batches(part, batch_size, transform=self.ds.transform)
     return (dict(x=x, y=self.y[i], a=self.a[i], g=self.g[i], idx=i) for i, x in zip(idx, xs))
 
 def predict(method, source: Source, batch_size: int = 512, world: World | None = None) -> dict:
-    "One pass of `method` over `source` through `spurnb.eval.collect`: logits `[N, C]` and y, a, g, idx `[N]`, in order; with a `world` of several ranks each predicts its share and every rank gets all."
+    """One pass of `method` over `source` through `spurnb.eval.collect`: logits `[N, C]` and y, a,
+    g, idx `[N]`, in order; with a `world` of several ranks each predicts its share and every
+    rank gets all."""
     f, w = method.classifier(), world or World()
-    out = collect(lambda b: f(b["x"]), source.batches(batch_size, w.rows(len(source)) if w.size > 1 else None))
+    out = collect(
+        lambda b: f(b["x"]), source.batches(batch_size, w.rows(len(source)) if w.size > 1 else None)
+    )
     if w.size == 1: return out
-    parts = gather_objects(out, w, "gathering the evaluation's predictions")   # in rank order: the rows' order
+    # in rank order: the rows' order
+    parts = gather_objects(out, w, "gathering the evaluation's predictions")
     return {k: torch.cat([p[k] for p in parts if k in p]) for k in parts[0]}
 
 def evaluate(method, source: Source, task: Task, world: World | None = None) -> dict:

@@ -10,11 +10,15 @@ __all__ = ['DEFAULT_METHODS', 'DEFAULT_CONFIG', 'BadArg', 'did_you_mean', 'canon
 import difflib
 
 # %% ../nbs/19_front.ipynb #a00b28e7
-DEFAULT_METHODS = "zeroshot,erm:natural,erm:balanced,spurnb:balanced,spurnb:natural:term_weights=group"
-DEFAULT_CONFIG = "digits-shortcut"    # the default run's benchmark (spurnb.benchmark.CONFIGS): the paper's regime
+DEFAULT_METHODS = (
+    "zeroshot,erm:natural,erm:balanced,spurnb:balanced,spurnb:natural:term_weights=group"
+)
+# the default run's benchmark (spurnb.benchmark.CONFIGS): the paper's regime
+DEFAULT_CONFIG = "digits-shortcut"
 
 class BadArg(ValueError):
-    "A command-line mistake found before anything heavy is imported; the commands print it (exit 2), `check_args` raises it as `spurnb.core.ArgError`."
+    """A command-line mistake found before anything heavy is imported; the commands print it (exit
+    2), `check_args` raises it as `spurnb.core.ArgError`."""
 
 def did_you_mean(name, known) -> str:
     "' Did you mean ...?' for the names in `known` close to `name`, case aside (or '')."
@@ -29,7 +33,8 @@ def canonical(name, known):
 
 # %% ../nbs/19_front.ipynb #f558bf53
 def method_specs(spec: str, samplers=("natural", "balanced")) -> list:
-    "`(name, sampler or None, {option: value})` per comma-separated entry `name[:sampler][:option=value...]` of `spec`."
+    """`(name, sampler or None, {option: value})` per comma-separated entry
+    `name[:sampler][:option=value...]` of `spec`."""
     out = []
     for entry in str(spec).split(","):
         if not entry.strip(): continue
@@ -41,25 +46,34 @@ def method_specs(spec: str, samplers=("natural", "balanced")) -> list:
             else: raise BadArg(f"--method {entry.strip()}: {p!r} is neither a sampler ({', '.join(samplers)}, once) nor option=value; "
                                f"an entry is name[:sampler][:option=value...], e.g. erm:balanced or spurnb:natural:term_weights=group")
         out.append((name, sampler, opts))
-    if not out: raise BadArg(f"--method {spec!r}: name at least one method, e.g. zeroshot,erm:balanced,spurnb:balanced")
+    if not out:
+        raise BadArg(
+            f"--method {spec!r}: name at least one method, e.g."
+            " zeroshot,erm:balanced,spurnb:balanced"
+        )
     return out
 
 def spec_label(name, sampler=None, opts=None) -> str:
     "The entry written back: `spurnb:natural:term_weights=group`."
-    return ":".join([name] + ([sampler] if sampler else []) + [f"{k}={v}" for k, v in (opts or {}).items()])
+    return ":".join(
+        [name] + ([sampler] if sampler else []) + [f"{k}={v}" for k, v in (opts or {}).items()]
+    )
 
 # %% ../nbs/19_front.ipynb #38a794bd
 def flag_aliases(argv: list, flags) -> list:
-    "`argv` with `--batch-size` (and `--batch-size=8`) spelled `--batch_size` wherever the underscored flag is one of `flags`."
+    """`argv` with `--batch-size` (and `--batch-size=8`) spelled `--batch_size` wherever the
+    underscored flag is one of `flags`."""
     out = []
     for a in argv:
         head, eq, val = a.partition("=")
-        if a.startswith("--") and "-" in head[2:] and head[2:].replace("-", "_") in flags: a = "--" + head[2:].replace("-", "_") + eq + val
+        if a.startswith("--") and "-" in head[2:] and head[2:].replace("-", "_") in flags:
+            a = "--" + head[2:].replace("-", "_") + eq + val
         out.append(a)
     return out
 
 def unknown_flag(argv: list, flags) -> str | None:
-    "The message for the first `--flag` of `argv` that is not in `flags` (with a did-you-mean), or None."
+    """The message for the first `--flag` of `argv` that is not in `flags` (with a did-you-mean), or
+    None."""
     for a in argv:
         if a == "--": break
         f = a[2:].partition("=")[0]

@@ -20,17 +20,24 @@ def natural_weights(g: torch.Tensor, n_groups: int):
 
 @SAMPLERS.register("balanced")
 def balanced_weights(g: torch.Tensor, n_groups: int) -> torch.Tensor:
-    "Weight 1/|group| for every example: each group is drawn equally often (empty groups are never drawn)."
+    """Weight 1/|group| for every example: each group is drawn equally often (empty groups are never
+    drawn)."""
     counts = torch.bincount(g, minlength=n_groups).float()  # [G]
     return 1.0 / counts[g]                                   # [N]
 
 def epoch_batches(n: int, batch_size: int, weights, gen: torch.Generator) -> list:
-    "One epoch of index batches: a permutation of `range(n)`, or `n` weighted draws with replacement."
-    idx = torch.randperm(n, generator=gen) if weights is None else torch.multinomial(weights, n, replacement=True, generator=gen)
+    """One epoch of index batches: a permutation of `range(n)`, or `n` weighted draws with
+    replacement."""
+    idx = (
+        torch.randperm(n, generator=gen)
+        if weights is None
+        else torch.multinomial(weights, n, replacement=True, generator=gen)
+    )
     return list(idx.split(batch_size))
 
 # %% ../nbs/02_groups.ipynb #9c50f5bd
-TERM_WEIGHTS = Registry("term weighting")   # name -> (g [B] group ids, task) -> per-sample weights [B], None for the plain mean
+# name -> (g [B] group ids, task) -> per-sample weights [B], None for the plain mean
+TERM_WEIGHTS = Registry("term weighting")
 
 @TERM_WEIGHTS.register("none")
 def _plain_mean(g, task): return None
@@ -42,12 +49,18 @@ def _batch_group_weights(g, task):
 
 @TERM_WEIGHTS.register("group-train")
 def _train_group_weights(g, task):
-    "1/(training count of each sample's group): the natural batch weighted as the group-balanced distribution."
-    if not task.train_group_counts: raise ValueError("term_weights='group-train' needs the task's train_group_counts (Task.from_dataset sets them)")
+    """1/(training count of each sample's group): the natural batch weighted as the group-balanced
+    distribution."""
+    if not task.train_group_counts:
+        raise ValueError(
+            "term_weights='group-train' needs the task's train_group_counts (Task.from_dataset sets"
+            " them)"
+        )
     return 1.0 / torch.as_tensor(task.train_group_counts, dtype=torch.float64)[g]   # [B]
 
 def weighted_mean(total, batch: dict, task, term_weights: str = "none"):
-    "The batch mean of per-sample `total` [B], each sample weighted by `TERM_WEIGHTS[term_weights]` of its group ('none': the plain mean)."
+    """The batch mean of per-sample `total` [B], each sample weighted by
+    `TERM_WEIGHTS[term_weights]` of its group ('none': the plain mean)."""
     g = batch["g"] if "g" in batch else batch["y"] * task.n_attrs + batch["a"]
     w = TERM_WEIGHTS[term_weights](g.long(), task)
     if w is None: return total.mean()

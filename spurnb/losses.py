@@ -37,7 +37,8 @@ def sim_contrast(F1: Tensor, # [N1, D] rows to score
     "Linear cosine contrast of each row of `F1` against all of `F2`; both sums divided by |F2|."
     cos = pairwise_cos(F1, F2)                          # [N1, N2]
     same = (l1[:, None] == l2[None, :]).to(cos.dtype)   # [N1, N2] 1 where the labels agree
-    pos = (cos * same).sum(-1) / F2.shape[0]            # [N1] divided by |F2|, not by the number of positives
+    # [N1] divided by |F2|, not by the number of positives
+    pos = (cos * same).sum(-1) / F2.shape[0]
     neg = (cos * (1 - same)).sum(-1) / F2.shape[0]      # [N1] likewise
     if parts: return pos, neg
     return -w_pos * pos + w_neg * neg
@@ -49,11 +50,14 @@ def loss_clip(img: Tensor, # [B, D] unit image embeddings
               logit_scale, # τ, already exponentiated (float or 0-d tensor)
              ) -> Tensor: # [B]
     "Symmetric CLIP cross-entropy between each image and the template-mean text of its class."
-    e_mean = cls_txt.mean(0)                     # [C, D] mean over templates, NOT re-normalised (as in the reference)
+    # [C, D] mean over templates, NOT re-normalised (as in the reference)
+    e_mean = cls_txt.mean(0)
     logits = logit_scale * img @ e_mean[y].T     # [B, B]: L[i, j] = τ z_i · ē_mean[y_j]
     tgt = torch.arange(len(img), device=img.device)  # [B] the diagonal is the target
-    per_image = F.cross_entropy(logits, tgt, reduction="none")   # [B] row i: image i against all texts
-    per_text = F.cross_entropy(logits.T, tgt, reduction="none")  # [B] column i: text i against all images
+    # [B] row i: image i against all texts
+    per_image = F.cross_entropy(logits, tgt, reduction="none")
+    # [B] column i: text i against all images
+    per_text = F.cross_entropy(logits.T, tgt, reduction="none")
     return 0.5 * (per_image + per_text)          # [B]
 
 # %% ../nbs/07_losses.ipynb #b05440d7
@@ -110,10 +114,14 @@ def loss_ls(cls_txt: Tensor, # [T, C, D] class-prompt embeddings
     "Mean |cos| between the class prompts of y_i and every attribute prompt."
     T, C, D = cls_txt.shape
     rows = cls_txt.reshape(T * C, D)                               # [T·C, D] row t·C + c is e[t, c]
-    u = w_neg * pairwise_cos(rows, attr_txt.reshape(-1, D)).abs().mean(-1).view(T, C)  # [T, C] mean over t', k
-    if mode != "official": return u.mean(0)[y]                     # [C] -> [B]: mean over t of class y_i
-    out = u.mean(-1)[y]                                            # quirk 3a: [T] indexed with y_i -> [B]
-    if self_copy:                                                  # quirk 3b: class prompts as "attribute prompts"
+    # [T, C] mean over t', k
+    u = w_neg * pairwise_cos(rows, attr_txt.reshape(-1, D)).abs().mean(-1).view(T, C)
+    # [C] -> [B]: mean over t of class y_i
+    if mode != "official": return u.mean(0)[y]
+    # quirk 3a: [T] indexed with y_i -> [B]
+    out = u.mean(-1)[y]
+    # quirk 3b: class prompts as "attribute prompts"
+    if self_copy:
         u_self = w_neg * pairwise_cos(rows, rows).abs().mean(-1).view(T, C)  # [T, C]
         out = out + u_self.mean(-1)[y]                             # [B]
     return out
@@ -151,59 +159,96 @@ RECIPES["lc+vc+vs"] = LossWeights(w_clip=1, w_ce=0, w_lang=1, w_img=1, w_spur=0,
 
 # %% ../nbs/07_losses.ipynb #93e18861
 def resolve_weights(weights=None) -> LossWeights:
-    "A `LossWeights` from None (default recipe), a recipe name, a dict of fields or a `LossWeights`."
+    """A `LossWeights` from None (default recipe), a recipe name, a dict of fields or a
+    `LossWeights`."""
     if weights is None: return RECIPES["lc+vc+ls"]
     if isinstance(weights, LossWeights): return weights
     if isinstance(weights, str): return RECIPES[weights.lower().replace("l_", "").replace(" ", "")]
     if isinstance(weights, dict):
         bad = set(weights) - {f.name for f in fields(LossWeights)}
-        if bad: raise TypeError(f"Unknown loss weight(s) {sorted(bad)}; known: {[f.name for f in fields(LossWeights)]}")
+        if bad:
+            raise TypeError(
+                f"Unknown loss weight(s) {sorted(bad)}; known:"
+                f" {[f.name for f in fields(LossWeights)]}"
+            )
         return LossWeights(**weights)
-    raise TypeError(f"weights must be None, a recipe name ({', '.join(RECIPES)}), a dict or a LossWeights; got {type(weights).__name__}")
+    raise TypeError(
+        f"weights must be None, a recipe name ({', '.join(RECIPES)}), a dict or a LossWeights; got"
+        f" {type(weights).__name__}"
+    )
 
 # %% ../nbs/07_losses.ipynb #54cea2ed
 def term_coefficients(weights=None) -> dict:
-    "The coefficient of each per-sample term in `total` (clip, ce, lc, ls, vc, vs); L_ls's is w_lang·w_spur."
+    """The coefficient of each per-sample term in `total` (clip, ce, lc, ls, vc, vs); L_ls's is
+    w_lang·w_spur."""
     w = resolve_weights(weights)
-    return dict(clip=w.w_clip, ce=w.w_ce, lc=w.w_lang, ls=w.w_lang * w.w_spur, vc=w.w_img, vs=w.w_vs)
+    return dict(
+        clip=w.w_clip, ce=w.w_ce, lc=w.w_lang, ls=w.w_lang * w.w_spur, vc=w.w_img, vs=w.w_vs
+    )
 
 def recipe_terms(weights=None) -> tuple:
-    "Names of the terms that enter `total` under `weights` (a recipe name, dict or `LossWeights`), in the order clip, ce, vc, lc, ls, vs."
+    """Names of the terms that enter `total` under `weights` (a recipe name, dict or `LossWeights`),
+    in the order clip, ce, vc, lc, ls, vs."""
     c = term_coefficients(weights)
     return tuple(k for k in ("clip", "ce", "vc", "lc", "ls", "vs") if c[k])
 
 def weighted_total(terms: dict, # per-sample terms "clip", "ce", "lc", "ls", "vc", "vs", each [B]
                    weights=None, # LossWeights, recipe name, dict of fields, or None for "lc+vc+ls"
                   ) -> Tensor: # [B]
-    "Σ_k c_k · terms[k] over the terms whose coefficient is nonzero (a NaN in a term that is off cannot leak in)."
+    """Σ_k c_k · terms[k] over the terms whose coefficient is nonzero (a NaN in a term that is off
+    cannot leak in)."""
     c = term_coefficients(weights)
     return sum((v * terms[k] for k, v in c.items() if v), torch.zeros_like(terms["clip"]))
 
 # %% ../nbs/07_losses.ipynb #b5390c9c
 def _shape(name, t, ndim, what):
-    if not torch.is_tensor(t): raise TypeError(f"{name} must be a tensor {what}, got {type(t).__name__}")
+    if not torch.is_tensor(t):
+        raise TypeError(f"{name} must be a tensor {what}, got {type(t).__name__}")
     if t.ndim != ndim: raise ValueError(f"{name} must be {what}, got shape {tuple(t.shape)}")
 
 def check_loss_inputs(img, y, a, cls_txt, attr_txt, attr_ctx_txt, mode="paper"):
-    "Raise a readable error unless the inputs of `multimodal_loss` have consistent shapes and labels."
-    if mode not in ("paper", "official"): raise ValueError(f"mode must be 'paper' or 'official', got {mode!r}")
+    """Raise a readable error unless the inputs of `multimodal_loss` have consistent shapes and
+    labels."""
+    if mode not in ("paper", "official"):
+        raise ValueError(f"mode must be 'paper' or 'official', got {mode!r}")
     _shape("img", img, 2, "[B, D] (batch × embedding dim)"); B, D = img.shape
     _shape("y", y, 1, "[B] class labels")
     _shape("cls_txt", cls_txt, 3, "[T, C, D] (templates × classes × embedding dim)"); T, C, _ = cls_txt.shape
-    if len(y) != B: raise ValueError(f"y must be [B] with B={B} (rows of img), got shape {tuple(y.shape)}")
+    if len(y) != B:
+        raise ValueError(f"y must be [B] with B={B} (rows of img), got shape {tuple(y.shape)}")
     if a is not None:
         _shape("a", a, 1, "[B] attribute labels")
-        if len(a) != B: raise ValueError(f"a must be [B] with B={B} (rows of img), got shape {tuple(a.shape)}")
+        if len(a) != B:
+            raise ValueError(f"a must be [B] with B={B} (rows of img), got shape {tuple(a.shape)}")
     for name, t in (("attr_txt", attr_txt), ("attr_ctx_txt", attr_ctx_txt)):
         if t is not None: _shape(name, t, 3, "[T, A, D] (templates × attributes × embedding dim)")
     for name, t in (("cls_txt", cls_txt), ("attr_txt", attr_txt), ("attr_ctx_txt", attr_ctx_txt)):
-        if t is not None and t.shape[-1] != D: raise ValueError(f"{name} has embedding dim {t.shape[-1]} but img has D={D}")
-    if y.dtype.is_floating_point or (a is not None and a.dtype.is_floating_point): raise TypeError("y and a must be integer label tensors")
-    if B and (y.min() < 0 or y.max() >= C): raise ValueError(f"y must lie in [0, {C}) (cls_txt has C={C} classes), got values in [{int(y.min())}, {int(y.max())}]")
-    if a is not None and attr_ctx_txt is not None and B and (a.min() < 0 or a.max() >= attr_ctx_txt.shape[1]):
-        raise ValueError(f"a must lie in [0, {attr_ctx_txt.shape[1]}) (attr_ctx_txt has A={attr_ctx_txt.shape[1]} attributes), got values in [{int(a.min())}, {int(a.max())}]")
+        if t is not None and t.shape[-1] != D:
+            raise ValueError(f"{name} has embedding dim {t.shape[-1]} but img has D={D}")
+    if y.dtype.is_floating_point or (a is not None and a.dtype.is_floating_point):
+        raise TypeError("y and a must be integer label tensors")
+    if B and (y.min() < 0 or y.max() >= C):
+        raise ValueError(
+            f"y must lie in [0, {C}) (cls_txt has C={C} classes), got values in [{int(y.min())},"
+            f" {int(y.max())}]"
+        )
+    if (
+        a is not None
+        and attr_ctx_txt is not None
+        and B
+        and (a.min() < 0 or a.max() >= attr_ctx_txt.shape[1])
+    ):
+        raise ValueError(
+            f"a must lie in [0, {attr_ctx_txt.shape[1]}) (attr_ctx_txt has"
+            f" A={attr_ctx_txt.shape[1]} attributes), got values in [{int(a.min())},"
+            f" {int(a.max())}]"
+        )
     if mode == "official" and B and y.max() >= T:
-        raise ValueError(f"official mode indexes its [T]-long template average with y_i (a quirk of the reference), so it needs every y < T; got max(y)={int(y.max())} with T={T} templates. Use more templates or mode='paper'.")
+        raise ValueError(
+            "official mode indexes its [T]-long template average with y_i (a quirk of the"
+            f" reference), so it needs every y < T; got max(y)={int(y.max())} with T={T} templates."
+            " Use more templates or mode='paper'."
+        )
 
 # %% ../nbs/07_losses.ipynb #71c546f5
 def multimodal_loss(img: Tensor, # [B, D] unit image embeddings (after the trainable projection)
@@ -216,33 +261,51 @@ def multimodal_loss(img: Tensor, # [B, D] unit image embeddings (after the train
                     weights=None, # LossWeights, recipe name, dict of fields, or None for "lc+vc+ls"
                     mode: str = "paper", # "paper" (intended) or "official" (reference, quirks included)
                    ) -> dict[str, Tensor]: # "clip", "ce", "vc", "lc", "ls", "vs", "total": each [B]
-    "Per-sample terms of the multi-modal contrastive loss and their weighted `total` (take `.mean()` for the batch loss)."
+    """Per-sample terms of the multi-modal contrastive loss and their weighted `total` (take
+    `.mean()` for the batch loss)."""
     w = resolve_weights(weights)
     check_loss_inputs(img, y, a, cls_txt, attr_txt, attr_ctx_txt, mode)
-    if w.w_lang * w.w_spur and attr_txt is None: raise ValueError("attr_txt is None but the weights use L_ls (w_lang·w_spur ≠ 0)")
-    if w.w_vs and (a is None or attr_ctx_txt is None): raise ValueError("a and attr_ctx_txt are needed when w_vs ≠ 0")
+    if w.w_lang * w.w_spur and attr_txt is None:
+        raise ValueError("attr_txt is None but the weights use L_ls (w_lang·w_spur ≠ 0)")
+    if w.w_vs and (a is None or attr_ctx_txt is None):
+        raise ValueError("a and attr_ctx_txt are needed when w_vs ≠ 0")
     dt = torch.promote_types(img.dtype, torch.float32)   # half precision in, float32 arithmetic
     img, cls_txt = img.to(dt), cls_txt.to(dt)
     tau = (logit_scale if torch.is_tensor(logit_scale) else torch.tensor(float(logit_scale), dtype=dt)).to(img.device, dt).reshape(())
-    zero = img.new_zeros(len(img))                       # [B] stands in for a term whose inputs are absent
+    # [B] stands in for a term whose inputs are absent
+    zero = img.new_zeros(len(img))
     out = dict(
         clip=loss_clip(img, y, cls_txt, tau),
         ce=loss_ce(img, y, cls_txt, tau),
         vc=loss_vc(img, y, mode, w.w_pos, w.w_neg),
         lc=loss_lc(cls_txt, y, mode, w.w_pos, w.w_neg),
         ls=zero if attr_txt is None else loss_ls(cls_txt, attr_txt.to(dt), y, mode, w.w_neg),
-        vs=zero if (a is None or attr_ctx_txt is None) else loss_vs(img, a, attr_ctx_txt.to(dt), tau, mode))
-    out["total"] = weighted_total(out, w)   # [B]; a term whose weight is 0 is reported but left out of the sum
+        vs=(
+            zero
+            if (a is None or attr_ctx_txt is None)
+            else loss_vs(img, a, attr_ctx_txt.to(dt), tau, mode)
+        ),
+    )
+    # [B]; a term whose weight is 0 is reported but left out of the sum
+    out["total"] = weighted_total(out, w)
     return out
 
 # %% ../nbs/07_losses.ipynb #94315255
-RECIPES["clip"] = LossWeights(w_clip=1, w_lang=0, w_img=0, w_spur=0, w_vs=0)      # L_clip alone: FLYP's loss (Goyal et al. 2023)
+# L_clip alone: FLYP's loss (Goyal et al. 2023)
+RECIPES["clip"] = LossWeights(w_clip=1, w_lang=0, w_img=0, w_spur=0, w_vs=0)
 RECIPES["clip+vc"] = LossWeights(w_clip=1, w_lang=0, w_img=1, w_spur=0, w_vs=0)
 RECIPES["clip+vc+lc"] = LossWeights(w_clip=1, w_lang=1, w_img=1, w_spur=0, w_vs=0)
-RECIPES["clip+vc+lc+ls"] = RECIPES["lc+vc+ls"]                                     # the reference README's first recipe
+# the reference README's first recipe
+RECIPES["clip+vc+lc+ls"] = RECIPES["lc+vc+ls"]
 RECIPES["clip+vc+lc+ls+vs"] = LossWeights(w_clip=1, w_lang=1, w_img=1, w_spur=1, w_vs=1)
 
-ABLATION = Registry("ablation step")   # label in the ablation table -> recipe name, one term added per step, in order
-for _label, _recipe in (("L_clip", "clip"), ("+ L_vc", "clip+vc"), ("+ L_lc", "clip+vc+lc"), ("+ L_ls", "clip+vc+lc+ls"),
-                        ("+ L_vs", "clip+vc+lc+ls+vs")):
+# label in the ablation table -> recipe name, one term added per step, in order
+ABLATION = Registry("ablation step")
+for _label, _recipe in (
+    ("L_clip", "clip"),
+    ("+ L_vc", "clip+vc"),
+    ("+ L_lc", "clip+vc+lc"),
+    ("+ L_ls", "clip+vc+lc+ls"),
+    ("+ L_vs", "clip+vc+lc+ls+vs"),
+):
     ABLATION[_label] = _recipe

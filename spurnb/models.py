@@ -34,11 +34,20 @@ __all__ = ['TINY_CONFIGS', 'FAMILIES', 'PRECISIONS', 'WEIGHT_SOURCES', 'PRECISIO
 # %% ../nbs/05_models.ipynb #e807825e
 _TEXT = dict(context_length=32, vocab_size=49408, width=64, heads=2, layers=2)
 TINY_CONFIGS = Registry("tiny CLIP config")   # name -> open_clip model config
-TINY_CONFIGS["tiny-rn"] = dict(embed_dim=64, vision_cfg=dict(image_size=96, layers=[1, 1, 1, 1], width=8, head_width=32, patch_size=None), text_cfg=_TEXT)
-TINY_CONFIGS["tiny-vit"] = dict(embed_dim=64, vision_cfg=dict(image_size=64, layers=3, width=128, head_width=32, patch_size=8), text_cfg=_TEXT)
+TINY_CONFIGS["tiny-rn"] = dict(
+    embed_dim=64,
+    vision_cfg=dict(image_size=96, layers=[1, 1, 1, 1], width=8, head_width=32, patch_size=None),
+    text_cfg=_TEXT,
+)
+TINY_CONFIGS["tiny-vit"] = dict(
+    embed_dim=64,
+    vision_cfg=dict(image_size=64, layers=3, width=128, head_width=32, patch_size=8),
+    text_cfg=_TEXT,
+)
 
 def register_tiny_configs() -> list[str]:
-    "Write the tiny configs as open_clip JSON files (under `cache_dir('models', 'configs')`) and register them."
+    """Write the tiny configs as open_clip JSON files (under `cache_dir('models', 'configs')`) and
+    register them."""
     d = cache_dir("models", "configs")
     for name, cfg in TINY_CONFIGS.items():
         p, text = d / f"{name}.json", json.dumps(cfg, indent=2)
@@ -69,22 +78,36 @@ def family_of(model: nn.Module) -> Family:
     "The registered family whose tower class `model.visual` is."
     for fam in FAMILIES.values():
         if isinstance(model.visual, fam.tower): return fam
-    raise NotImplementedError(f"No spurnb model family for a vision tower of type {type(model.visual).__name__}; "
-                              f"known: {', '.join(f'{f.name} ({f.tower.__name__})' for f in FAMILIES.values())}. "
-                              "Register one with `register_family(Family(...))`.")
+    raise NotImplementedError(
+        f"No spurnb model family for a vision tower of type {type(model.visual).__name__}; "
+        f"known: {', '.join(f'{f.name} ({f.tower.__name__})' for f in FAMILIES.values())}. "
+        "Register one with `register_family(Family(...))`."
+    )
 
 # %% ../nbs/05_models.ipynb #3987d202
 def attention_pool(pool: nn.Module, f: torch.Tensor) -> torch.Tensor:
-    "open_clip's `AttentionPool2d` forward on maps `f` [N, C, h, w] → [N, D], with the projections moved onto the single query."
+    """open_clip's `AttentionPool2d` forward on maps `f` [N, C, h, w] → [N, D], with the projections
+    moved onto the single query."""
     N, C = f.shape[:2]; H = pool.num_heads; d = C // H
-    x = f.flatten(2).transpose(1, 2)                                                      # [N, hw, C]
-    x = torch.cat([x.mean(1, keepdim=True), x], 1) + pool.positional_embedding.to(x.dtype)  # [N, L, C]
-    q = F.linear(x[:, 0], pool.q_proj.weight, pool.q_proj.bias).view(N, H, d) * d ** -0.5   # [N, H, d]
-    u = torch.einsum("nhd,hdc->nhc", q, pool.k_proj.weight.view(H, d, C))                # [N, H, C] = W_k,hᵀ q_h
-    kb = (q * pool.k_proj.bias.view(H, d)).sum(-1, keepdim=True)                           # [N, H, 1] (cancels in the softmax)
-    a = (torch.einsum("nhc,nlc->nhl", u, x) + kb).softmax(-1)                             # [N, H, L] attention of the query
-    o = torch.einsum("nhl,nlc->nhc", a, x)                                                # [N, H, C] attended tokens per head
-    o = torch.einsum("nhc,hdc->nhd", o, pool.v_proj.weight.view(H, d, C)).reshape(N, C) + pool.v_proj.bias  # [N, C]
+    # [N, hw, C]
+    x = f.flatten(2).transpose(1, 2)
+    # [N, L, C]
+    x = torch.cat([x.mean(1, keepdim=True), x], 1) + pool.positional_embedding.to(x.dtype)
+    # [N, H, d]
+    q = F.linear(x[:, 0], pool.q_proj.weight, pool.q_proj.bias).view(N, H, d) * d ** -0.5
+    # [N, H, C] = W_k,hᵀ q_h
+    u = torch.einsum("nhd,hdc->nhc", q, pool.k_proj.weight.view(H, d, C))
+    # [N, H, 1] (cancels in the softmax)
+    kb = (q * pool.k_proj.bias.view(H, d)).sum(-1, keepdim=True)
+    # [N, H, L] attention of the query
+    a = (torch.einsum("nhc,nlc->nhl", u, x) + kb).softmax(-1)
+    # [N, H, C] attended tokens per head
+    o = torch.einsum("nhl,nlc->nhc", a, x)
+    # [N, C]
+    o = (
+        torch.einsum("nhc,hdc->nhd", o, pool.v_proj.weight.view(H, d, C)).reshape(N, C)
+        + pool.v_proj.bias
+    )
     return F.linear(o, pool.c_proj.weight, pool.c_proj.bias)                               # [N, D]
 
 
@@ -112,7 +135,11 @@ class WeightsUnavailableError(SpurnbError, RuntimeError):
     "Pretrained weights could not be found locally or fetched."
 
 def _offline() -> bool:
-    if any(os.environ.get(k, "").lower() in ("1", "true", "yes") for k in ("HF_HUB_OFFLINE", "SPURNB_OFFLINE")): return True
+    if any(
+        os.environ.get(k, "").lower() in ("1", "true", "yes")
+        for k in ("HF_HUB_OFFLINE", "SPURNB_OFFLINE")
+    ):
+        return True
     try:
         with socket.create_connection(("huggingface.co", 443), timeout=2): return False
     except OSError: return True
@@ -122,8 +149,11 @@ def _cached_weights(cfg: dict, cache_dir: str | None = None) -> str | None:
     if cfg.get("hf_hub"):
         from huggingface_hub import try_to_load_from_cache          # open_clip's own dependency
         repo, fname = os.path.split(cfg["hf_hub"])
-        for f in ([fname] if fname else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]):
-            p = try_to_load_from_cache(repo, f, cache_dir=cache_dir)   # a path, None, or a "known to be absent" marker
+        for f in (
+            [fname] if fname else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        ):
+            # a path, None, or a "known to be absent" marker
+            p = try_to_load_from_cache(repo, f, cache_dir=cache_dir)
             if isinstance(p, str) and os.path.isfile(p): return p
     if cfg.get("url"):
         p = Path(cache_dir or Path.home() / ".cache" / "clip") / os.path.basename(cfg["url"])
@@ -132,28 +162,38 @@ def _cached_weights(cfg: dict, cache_dir: str | None = None) -> str | None:
 
 # %% ../nbs/05_models.ipynb #7774a49b
 def resolve_pretrained(name: str, tag: str, cache_dir: str | None = None, download: bool | None = None) -> tuple[str, dict]:
-    "Local path of open_clip's `tag` weights for `name` (downloading only when online), and the tag's config."
+    """Local path of open_clip's `tag` weights for `name` (downloading only when online), and the
+    tag's config."""
     cfg = open_clip.get_pretrained_cfg(name, tag)
     if not cfg:
-        raise ValueError(f"open_clip has no pretrained tag {tag!r} for {name!r}. Known tags: "
-                         f"{open_clip.list_pretrained_tags_by_model(name) or '(none)'}. For a local file use checkpoint=PATH.")
+        raise ValueError(
+            f"open_clip has no pretrained tag {tag!r} for {name!r}. Known tags:"
+            f" {open_clip.list_pretrained_tags_by_model(name) or '(none)'}. For a local file use"
+            " checkpoint=PATH."
+        )
     if (p := _cached_weights(cfg, cache_dir)): return p, cfg
     reason = "downloads were turned off (download=False)"
     if download is None:
         download = not _offline()
-        reason = "this machine is offline (no route to huggingface.co, or HF_HUB_OFFLINE/SPURNB_OFFLINE is set)"
+        reason = (
+            "this machine is offline (no route to huggingface.co, or HF_HUB_OFFLINE/SPURNB_OFFLINE"
+            " is set)"
+        )
     if download:
         try: return open_clip.download_pretrained(cfg, cache_dir=cache_dir), cfg
         except Exception as e: reason = f"the download failed ({type(e).__name__}: {e})"
     raise WeightsUnavailableError(
-        f"Could not fetch the {tag!r} weights of {name!r}: they are not in the local caches and {reason}. "
-        f"Download them where there is internet (e.g. open_clip.create_model({name!r}, pretrained={tag!r}) "
-        f"caches {cfg.get('hf_hub') or cfg.get('url')}), copy the .safetensors/.bin/.pt file here and call "
-        f"load_clip({name!r}, checkpoint='/path/to/weights.safetensors').")
+        f"Could not fetch the {tag!r} weights of {name!r}: they are not in the local caches and"
+        f" {reason}. Download them where there is internet (e.g. open_clip.create_model({name!r},"
+        f" pretrained={tag!r}) caches {cfg.get('hf_hub') or cfg.get('url')}), copy the"
+        f" .safetensors/.bin/.pt file here and call load_clip({name!r},"
+        " checkpoint='/path/to/weights.safetensors')."
+    )
 
 # %% ../nbs/05_models.ipynb #e9ea4a68
 def weights_fingerprint(module: nn.Module, keep: str | Callable = "") -> str:
-    "A sha256 digest over the names, dtypes, shapes and bytes of `module`'s state-dict entries whose name starts with `keep` (a prefix) or passes `keep` (a predicate)."
+    """A sha256 digest over the names, dtypes, shapes and bytes of `module`'s state-dict entries
+    whose name starts with `keep` (a prefix) or passes `keep` (a predicate)."""
     ok = keep if callable(keep) else (lambda k: k.startswith(keep))
     h = hashlib.sha256()
     for k, v in sorted(module.state_dict().items()):
@@ -164,19 +204,35 @@ def weights_fingerprint(module: nn.Module, keep: str | Callable = "") -> str:
 
 # %% ../nbs/05_models.ipynb #89ce2eb4
 class ClipAdapter:
-    "An open_clip CLIP model with its preprocessing, tokenizer, and the family-specific split into trunks and heads."
+    """An open_clip CLIP model with its preprocessing, tokenizer, and the family-specific split into
+    trunks and heads."""
     text_chunk = 64   # sequences per checkpointed chunk when the text trunk runs with gradients (0: all at once, see `checkpointed_text_trunk`)
     workers = None    # DataLoader workers decoding images in `input_batches` (None: `default_workers()`)
     def __init__(self, model, preprocess, tokenizer, name: str, weights: str = "random", precision: str = "fp32"):
-        self.model, self.preprocess, self.tokenizer, self.name, self.weights = model, preprocess, tokenizer, name, weights
+        self.model, self.preprocess, self.tokenizer, self.name, self.weights = (
+            model,
+            preprocess,
+            tokenizer,
+            name,
+            weights,
+        )
         if not isinstance(model, open_clip.CLIP):
-            raise NotImplementedError(f"{name}: spurnb supports open_clip.CLIP models with the built-in text tower, not {type(model).__name__}")
+            raise NotImplementedError(
+                f"{name}: spurnb supports open_clip.CLIP models with the built-in text tower, not"
+                f" {type(model).__name__}"
+            )
         self.fam, self.precision = family_of(model), precision
         self.family, self.image_size = self.fam.name, model.visual.image_size
-        self.image_size = self.image_size[0] if isinstance(self.image_size, (tuple, list)) else self.image_size
+        self.image_size = (
+            self.image_size[0] if isinstance(self.image_size, (tuple, list)) else self.image_size
+        )
         self.gradcam_layer_name = self.fam.gradcam
         self._base_fingerprint = fingerprint(name, weights_fingerprint(model))
-        self.fingerprint = self._base_fingerprint if not precision.startswith("amp") else fingerprint(self._base_fingerprint, precision)
+        self.fingerprint = (
+            self._base_fingerprint
+            if not precision.startswith("amp")
+            else fingerprint(self._base_fingerprint, precision)
+        )
     @property
     def device(self):
         "Device of the model's weights."
@@ -189,28 +245,39 @@ class ClipAdapter:
     def logit_scale(self) -> float:
         "CLIP's learned logit scale τ = exp(log-scale), as a float."
         return float(self.model.logit_scale.detach().exp())
-    def __repr__(self): return f"ClipAdapter({self.name}, weights={self.weights}, family={self.family}, {self.image_size}px, {self.fingerprint})"
+    def __repr__(self):
+        return (
+            f"ClipAdapter({self.name}, weights={self.weights}, family={self.family},"
+            f" {self.image_size}px, {self.fingerprint})"
+        )
 
 # %% ../nbs/05_models.ipynb #422bf16f
 @patch
 def image_trunk(self: ClipAdapter, x: torch.Tensor) -> torch.Tensor:
-    "Frozen-trunk features of images `x` [N, 3, H, W]: ModifiedResNet → input of `attnpool` [N, C, h, w]; ViT → pooled token before `proj` [N, W]."
-    with self.autocast(): return self.fam.trunk(self.model.visual, x.to(self.device, self.dtype, non_blocking=True))
+    """Frozen-trunk features of images `x` [N, 3, H, W]: ModifiedResNet → input of `attnpool` [N, C,
+    h, w]; ViT → pooled token before `proj` [N, W]."""
+    with self.autocast():
+        return self.fam.trunk(self.model.visual, x.to(self.device, self.dtype, non_blocking=True))
 
 @patch
 def image_head(self: ClipAdapter, feats: torch.Tensor) -> torch.Tensor:
     "Image embeddings [N, D] (not normalised) from trunk features."
-    with self.autocast(): return self.fam.head(self.model.visual, feats.to(self.device, self.dtype, non_blocking=True))
+    with self.autocast():
+        return self.fam.head(
+            self.model.visual, feats.to(self.device, self.dtype, non_blocking=True)
+        )
 
 @patch
 def encode_image(self: ClipAdapter, x: torch.Tensor) -> torch.Tensor:
-    "Image embeddings [N, D] (not normalised): `image_head(image_trunk(x))`, the same as `model.encode_image(x)`."
+    """Image embeddings [N, D] (not normalised): `image_head(image_trunk(x))`, the same as
+    `model.encode_image(x)`."""
     return self.image_head(self.image_trunk(x))
 
 # %% ../nbs/05_models.ipynb #0fd91b37
 @patch
 def tokenize(self: ClipAdapter, texts) -> torch.Tensor:
-    "Token ids [N, context_length] from open_clip's tokenizer (padded to the full context; `text_trunk` cuts it)."
+    """Token ids [N, context_length] from open_clip's tokenizer (padded to the full context;
+    `text_trunk` cuts it)."""
     return self.tokenizer(list(texts)).to(self.device)
 
 def _pool_positions(m, tokens):
@@ -222,25 +289,36 @@ def _pool_positions(m, tokens):
 # %% ../nbs/05_models.ipynb #e3511476
 @patch
 def text_trunk(self: ClipAdapter, tokens: torch.Tensor, truncate: bool = True) -> torch.Tensor:
-    "Pooled end-of-text features [N, W] after `ln_final`, before `text_projection`; `truncate` cuts padding (exact, see above). With gradients to compute and more than `text_chunk` sequences, `checkpointed_text_trunk` runs them in bounded memory (below)."
+    """Pooled end-of-text features [N, W] after `ln_final`, before `text_projection`; `truncate`
+    cuts padding (exact, see above). With gradients to compute and more than `text_chunk`
+    sequences, `checkpointed_text_trunk` runs them in bounded memory (below)."""
     tokens = tokens.to(self.device)
-    if self.text_chunk and len(tokens) > self.text_chunk and torch.is_grad_enabled() and _text_trains(self):
+    if (
+        self.text_chunk
+        and len(tokens) > self.text_chunk
+        and torch.is_grad_enabled()
+        and _text_trains(self)
+    ):
         return checkpointed_text_trunk(self, tokens, self.text_chunk, truncate)
     return self._text_trunk(tokens, truncate)
 
 @patch
 def _text_trunk(self: ClipAdapter, tokens: torch.Tensor, truncate: bool = True) -> torch.Tensor:
-    "`text_trunk` of all `tokens` in one pass (activations of every sequence kept for the backward pass)."
+    """`text_trunk` of all `tokens` in one pass (activations of every sequence kept for the backward
+    pass)."""
     m = self.model
     pos = _pool_positions(m, tokens)
     if truncate and pos is not None and m.attn_mask is not None:
-        tokens = tokens[:, :int(pos.max()) + 1]                # causal: later tokens cannot reach the pooled one
+        # causal: later tokens cannot reach the pooled one
+        tokens = tokens[:, :int(pos.max()) + 1]
     L, cast = tokens.shape[1], m.transformer.get_cast_dtype()
     with self.autocast():
         x = m.token_embedding(tokens).to(cast) + m.positional_embedding[:L].to(cast)
         x = m.transformer(x, attn_mask=None if m.attn_mask is None else m.attn_mask[:L, :L])
         x = m.ln_final(x)                                        # [N, L, W]
-        return text_global_pool(x, tokens, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
+        return text_global_pool(
+            x, tokens, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None)
+        )
 
 @patch
 def text_head(self: ClipAdapter, pooled: torch.Tensor) -> torch.Tensor:
@@ -256,14 +334,28 @@ def encode_text(self: ClipAdapter, tokens: torch.Tensor, truncate: bool = True) 
 
 # %% ../nbs/05_models.ipynb #91be92ca
 def _text_trains(adapter) -> bool:
-    "Whether any parameter of the text side (everything outside the vision tower and the logit scale/bias) requires a gradient."
-    return any(p.requires_grad for n, p in adapter.model.named_parameters() if not n.startswith(("visual.", "logit_")))
+    """Whether any parameter of the text side (everything outside the vision tower and the logit
+    scale/bias) requires a gradient."""
+    return any(
+        p.requires_grad
+        for n, p in adapter.model.named_parameters()
+        if not n.startswith(("visual.", "logit_"))
+    )
 
 def checkpointed_text_trunk(adapter, tokens: torch.Tensor, chunk: int = 64, truncate: bool = True) -> torch.Tensor:
-    "`text_trunk` of `tokens` [N, L] in chunks of `chunk` prompts of similar length, each under activation checkpointing: the same values, with one chunk's activations alive at a time."
+    """`text_trunk` of `tokens` [N, L] in chunks of `chunk` prompts of similar length, each under
+    activation checkpointing: the same values, with one chunk's activations alive at a time."""
     pos = _pool_positions(adapter.model, tokens)
-    order = torch.argsort(pos, stable=True) if pos is not None else torch.arange(len(tokens), device=tokens.device)  # similar lengths together
-    parts = [checkpoint(adapter._text_trunk, tokens[i], truncate, use_reentrant=False) for i in order.split(chunk)]
+    # similar lengths together
+    order = (
+        torch.argsort(pos, stable=True)
+        if pos is not None
+        else torch.arange(len(tokens), device=tokens.device)
+    )
+    parts = [
+        checkpoint(adapter._text_trunk, tokens[i], truncate, use_reentrant=False)
+        for i in order.split(chunk)
+    ]
     return torch.cat(parts)[torch.argsort(order)]                # [N, W] in the given order
 
 # %% ../nbs/05_models.ipynb #e8356dfd
@@ -281,7 +373,8 @@ def gradcam_layer(self: ClipAdapter) -> nn.Module:
 
 @patch(as_prop=True)
 def reshape_transform(self: ClipAdapter):
-    "The family's function that turns a ViT's tokens into a spatial grid for Grad-CAM, or None for CNNs."
+    """The family's function that turns a ViT's tokens into a spatial grid for Grad-CAM, or None for
+    CNNs."""
     return self.fam.reshape(self.model.visual) if self.fam.reshape else None
 
 @patch(as_prop=True)
@@ -292,7 +385,8 @@ def embed_dim(self: ClipAdapter) -> int:
 # %% ../nbs/05_models.ipynb #d9cb65c2
 @patch
 def train(self: ClipAdapter, mode: bool = True):
-    "Train mode for modules with trainable parameters; modules whose parameters are all frozen stay in eval mode (frozen BatchNorm stays frozen)."
+    """Train mode for modules with trainable parameters; modules whose parameters are all frozen
+    stay in eval mode (frozen BatchNorm stays frozen)."""
     self.model.train(mode)
     if mode:
         for mod in self.model.modules():
@@ -307,9 +401,14 @@ def eval(self: ClipAdapter):
 
 @patch(as_prop=True)
 def autocast_dtype(self: ClipAdapter):
-    "The dtype `autocast()` computes in: `amp` fp16 on CUDA and bf16 elsewhere, `amp_bf16` bf16; None for other precisions."
+    """The dtype `autocast()` computes in: `amp` fp16 on CUDA and bf16 elsewhere, `amp_bf16` bf16;
+    None for other precisions."""
     if not self.precision.startswith("amp"): return None
-    return torch.bfloat16 if self.precision == "amp_bf16" or self.device.type != "cuda" else torch.float16
+    return (
+        torch.bfloat16
+        if self.precision == "amp_bf16" or self.device.type != "cuda"
+        else torch.float16
+    )
 
 @patch
 def autocast(self: ClipAdapter):
@@ -319,26 +418,44 @@ def autocast(self: ClipAdapter):
 
 @patch
 def set_precision(self: ClipAdapter, precision: str) -> ClipAdapter:
-    "Switch an fp32 adapter between `fp32`, `amp` and `amp_bf16` (the weights stay fp32); the fingerprint, hence run names, records a mixed precision."
-    if precision not in ("fp32", "amp", "amp_bf16"): raise ValueError(f"set_precision: {precision!r} is not fp32, amp or amp_bf16 (load_clip gives fp16/bf16 weights)")
-    if self.dtype != torch.float32: raise ValueError(f"set_precision({precision!r}) needs fp32 weights; {self.name} has {self.dtype}")
+    """Switch an fp32 adapter between `fp32`, `amp` and `amp_bf16` (the weights stay fp32); the
+    fingerprint, hence run names, records a mixed precision."""
+    if precision not in ("fp32", "amp", "amp_bf16"):
+        raise ValueError(
+            f"set_precision: {precision!r} is not fp32, amp or amp_bf16 (load_clip gives fp16/bf16"
+            " weights)"
+        )
+    if self.dtype != torch.float32:
+        raise ValueError(
+            f"set_precision({precision!r}) needs fp32 weights; {self.name} has {self.dtype}"
+        )
     self.precision = precision
-    self.fingerprint = self._base_fingerprint if precision == "fp32" else fingerprint(self._base_fingerprint, precision)
+    self.fingerprint = (
+        self._base_fingerprint
+        if precision == "fp32"
+        else fingerprint(self._base_fingerprint, precision)
+    )
     return self
 
 # %% ../nbs/05_models.ipynb #9589ae0b
 def _normalize_of(preprocess):
     for t in getattr(preprocess, "transforms", []):
-        if type(t).__name__ == "Normalize": return torch.tensor(t.mean).view(1, 3, 1, 1), torch.tensor(t.std).view(1, 3, 1, 1)
+        if type(t).__name__ == "Normalize":
+            return torch.tensor(t.mean).view(1, 3, 1, 1), torch.tensor(t.std).view(1, 3, 1, 1)
     raise ValueError(f"no Normalize step in {preprocess}")
 
 @patch
 def to_input_size(self: ClipAdapter, images, progress: bool = False) -> np.ndarray:
-    "uint8 images [N, H, W, 3] → uint8 [N, S, S, 3], resized and cropped by the PIL steps of `preprocess` (returned as they are if already S×S)."
+    """uint8 images [N, H, W, 3] → uint8 [N, S, S, 3], resized and cropped by the PIL steps of
+    `preprocess` (returned as they are if already S×S)."""
     from PIL import Image
     images, S = np.asarray(images), self.image_size
     if images.shape[1] == S and images.shape[2] == S: return images
-    steps = [t for t in self.preprocess.transforms if not type(t).__name__.endswith(("ToTensor", "Normalize", "ConvertMode"))]
+    steps = [
+        t
+        for t in self.preprocess.transforms
+        if not type(t).__name__.endswith(("ToTensor", "Normalize", "ConvertMode"))
+    ]
     out = np.empty((len(images), S, S, 3), np.uint8)
     for i in progress_bar(range(len(images)), desc="resizing images", display=progress):
         im = Image.fromarray(images[i])
@@ -348,7 +465,8 @@ def to_input_size(self: ClipAdapter, images, progress: bool = False) -> np.ndarr
 
 @patch
 def preprocess_batch(self: ClipAdapter, images) -> torch.Tensor:
-    "uint8 images [N, H, W, 3] (numpy or tensor) → model inputs [N, 3, S, S], as `preprocess` would give them."
+    """uint8 images [N, H, W, 3] (numpy or tensor) → model inputs [N, 3, S, S], as `preprocess`
+    would give them."""
     images = torch.as_tensor(self.to_input_size(images))
     mean, std = _normalize_of(self.preprocess)
     return (images.permute(0, 3, 1, 2).float().div(255) - mean) / std
@@ -356,18 +474,23 @@ def preprocess_batch(self: ClipAdapter, images) -> torch.Tensor:
 # %% ../nbs/05_models.ipynb #c67e5b04
 @patch
 def preprocessed(self: ClipAdapter, dataset, transform=None):
-    "A shallow copy of `dataset` whose items' `image` is the model input: `transform`, default the adapter's `preprocess`."
+    """A shallow copy of `dataset` whose items' `image` is the model input: `transform`, default the
+    adapter's `preprocess`."""
     ds = copy.copy(dataset); ds.transform = transform or self.preprocess
     return ds
 
 def default_workers() -> int:
-    "DataLoader workers that decode images: the cores this process may use, shared among the processes torchrun starts on this machine (`LOCAL_WORLD_SIZE`); 0 under the test runner."
+    """DataLoader workers that decode images: the cores this process may use, shared among the
+    processes torchrun starts on this machine (`LOCAL_WORLD_SIZE`); 0 under the test runner."""
     if in_test(): return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
 
 class _Decoded(torch.utils.data.Dataset):
-    "Item i of a `preprocessed` dataset as `(model input, None)`, or `(None, error)` when its image cannot be read (the error crosses the process boundary as a value)."
+    """Item i of a `preprocessed` dataset as `(model input, None)`, or `(None, error)` when its
+    image cannot be read (the error crosses the process boundary as a value)."""
     def __init__(self, ds): self.ds = ds
     def __len__(self): return len(self.ds)
     def __getitem__(self, i):
@@ -380,24 +503,45 @@ def _stack(items):
 
 @patch
 def input_batches(self: ClipAdapter, dataset, batch_size: int = 256, transform=None, workers: int | None = None):
-    "Model inputs [b, 3, S, S] for every item of `dataset`, in order: in-memory uint8 `images` through `preprocess_batch`, else decoded by `workers` DataLoader workers (default `self.workers`, else `default_workers()` for files and 0 for arrays)."
+    """Model inputs [b, 3, S, S] for every item of `dataset`, in order: in-memory uint8 `images`
+    through `preprocess_batch`, else decoded by `workers` DataLoader workers (default
+    `self.workers`, else `default_workers()` for files and 0 for arrays)."""
     images = getattr(dataset, "images", None)
     if transform is None and images is not None:
-        for s in range(0, len(dataset), batch_size): yield self.preprocess_batch(images[s:s + batch_size])
+        for s in range(0, len(dataset), batch_size):
+            yield self.preprocess_batch(images[s : s + batch_size])
         return
-    on_disk = getattr(dataset, "paths", None) is not None                  # default workers for files; arrays in memory decode here
-    w = workers if workers is not None else self.workers if self.workers is not None else default_workers() if on_disk else 0
-    if not (isinstance(w, int) and w >= 0): raise ArgError(f"workers={w!r}: the number of image-decoding workers is an integer >= 0 (0: decode in this process)")
-    loader = torch.utils.data.DataLoader(_Decoded(self.preprocessed(dataset, transform)), batch_size=batch_size, shuffle=False,
-                                         num_workers=w, collate_fn=_stack, pin_memory=self.device.type == "cuda")
+    # default workers for files; arrays in memory decode here
+    on_disk = getattr(dataset, "paths", None) is not None
+    w = (
+        workers
+        if workers is not None
+        else self.workers if self.workers is not None else default_workers() if on_disk else 0
+    )
+    if not (isinstance(w, int) and w >= 0):
+        raise ArgError(
+            f"workers={w!r}: the number of image-decoding workers is an integer >= 0 (0: decode in"
+            " this process)"
+        )
+    loader = torch.utils.data.DataLoader(
+        _Decoded(self.preprocessed(dataset, transform)),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=w,
+        collate_fn=_stack,
+        pin_memory=self.device.type == "cuda",
+    )
     for b in loader:
-        if isinstance(b, BaseException): raise b        # the unreadable image's file and metadata line
+        # the unreadable image's file and metadata line
+        if isinstance(b, BaseException): raise b
         yield b
 
 # %% ../nbs/05_models.ipynb #bcbe2bfe
 PRECISIONS = ("fp32", "amp", "amp_bf16", "fp16", "bf16")
-WEIGHT_SOURCES = Registry("weight source")   # tag -> loader(name, device=, precision=) -> ClipAdapter, for tags open_clip does not know
-WEIGHT_SOURCES.lazy("benchmark", "spurnb.pretrain:pretrain_tiny_clip")   # the tiny CLIP pretrained on the benchmark's corpus (spurnb.pretrain, a layer above)
+# tag -> loader(name, device=, precision=) -> ClipAdapter, for tags open_clip does not know
+WEIGHT_SOURCES = Registry("weight source")
+# the tiny CLIP pretrained on the benchmark's corpus (spurnb.pretrain, a layer above)
+WEIGHT_SOURCES.lazy("benchmark", "spurnb.pretrain:pretrain_tiny_clip")
 
 @contextlib.contextmanager
 def _quiet_root_log():
@@ -419,32 +563,60 @@ class WeightsLoadError(CheckpointError, RuntimeError):
 
 def load_clip(name: str, pretrained: str | None = None, checkpoint: str | os.PathLike | None = None, device="cpu",
               precision: str = "fp32", cache_dir: str | None = None, download: bool | None = None) -> ClipAdapter:
-    "Build open_clip architecture `name` with weights from a `pretrained` tag, a local `checkpoint`, or random init."
-    if precision not in PRECISIONS: raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
-    if pretrained and checkpoint: raise ValueError("Pass either pretrained= (a tag) or checkpoint= (a local file), not both.")
+    """Build open_clip architecture `name` with weights from a `pretrained` tag, a local
+    `checkpoint`, or random init."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+    if pretrained and checkpoint:
+        raise ValueError("Pass either pretrained= (a tag) or checkpoint= (a local file), not both.")
     _check_arch(name)
-    if pretrained in WEIGHT_SOURCES: return WEIGHT_SOURCES[pretrained](name, device=device, precision=precision)
+    if pretrained in WEIGHT_SOURCES:
+        return WEIGHT_SOURCES[pretrained](name, device=device, precision=precision)
     path, tag, weights = None, {}, "random"
     if pretrained: (path, tag), weights = resolve_pretrained(name, pretrained, cache_dir, download), pretrained
     elif checkpoint:
-        if not Path(checkpoint).is_file(): raise FileNotFoundError(f"Checkpoint for {name!r} not found: {checkpoint}")
+        if not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"Checkpoint for {name!r} not found: {checkpoint}")
         path, weights = str(checkpoint), f"file:{Path(checkpoint).name}"
-    kw = dict(force_quick_gelu=tag.get("quick_gelu", False), image_mean=tag.get("mean"), image_std=tag.get("std"),
-              image_interpolation=tag.get("interpolation"), image_resize_mode=tag.get("resize_mode"))
+    kw = dict(
+        force_quick_gelu=tag.get("quick_gelu", False),
+        image_mean=tag.get("mean"),
+        image_std=tag.get("std"),
+        image_interpolation=tag.get("interpolation"),
+        image_resize_mode=tag.get("resize_mode"),
+    )
     try:
-        with _quiet_root_log():                                  # open_clip logs a warning for every random init
+        # open_clip logs a warning for every random init
+        with _quiet_root_log():
             model, _, preprocess = open_clip.create_model_and_transforms(
-                name, pretrained=path, device=device, precision="fp32" if precision.startswith("amp") else precision, weights_only=True, **kw)
+                name,
+                pretrained=path,
+                device=device,
+                precision="fp32" if precision.startswith("amp") else precision,
+                weights_only=True,
+                **kw
+            )
     except Exception as e:
         if path is None: raise
-        if type(e).__name__ == "UnpicklingError":                # PyTorch's advice (retry with weights-only loading off) would run the file's code: not passed on
-            raise refused_pickle(path, e, "weights file", "Give a file of tensors only (a state_dict saved with torch.save, or safetensors).") from None
-        raise WeightsLoadError(f"Could not load the weights in {path} into {name!r} ({torch_reason(e)}). "
-                               "Is the checkpoint for this architecture?") from None
-    return ClipAdapter(model.eval(), preprocess, open_clip.get_tokenizer(name), name, weights, precision)
+        # PyTorch's advice (retry with weights-only loading off) would run the file's code: not passed on
+        if type(e).__name__ == "UnpicklingError":
+            raise refused_pickle(
+                path,
+                e,
+                "weights file",
+                "Give a file of tensors only (a state_dict saved with torch.save, or safetensors).",
+            ) from None
+        raise WeightsLoadError(
+            f"Could not load the weights in {path} into {name!r} ({torch_reason(e)}). "
+            "Is the checkpoint for this architecture?"
+        ) from None
+    return ClipAdapter(
+        model.eval(), preprocess, open_clip.get_tokenizer(name), name, weights, precision
+    )
 
 # %% ../nbs/05_models.ipynb #1aae3960
-PRECISION_CHOICES = {"fp32": "fp32", "amp": "amp", "bf16": "amp_bf16"}   # --precision → load_clip precision (weights stay fp32)
+# --precision → load_clip precision (weights stay fp32)
+PRECISION_CHOICES = {"fp32": "fp32", "amp": "amp", "bf16": "amp_bf16"}
 
 def cpu_has_bf16() -> bool:
     "Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), as oneDNN reports it."
@@ -452,23 +624,44 @@ def cpu_has_bf16() -> bool:
     except (AttributeError, RuntimeError): return False
 
 def resolve_precision(choice: str, device="cpu") -> tuple[str, str | None]:
-    "The `load_clip` precision for `--precision choice` on `device`, and a note saying so when it falls back (else None)."
+    """The `load_clip` precision for `--precision choice` on `device`, and a note saying so when it
+    falls back (else None)."""
     if choice not in PRECISION_CHOICES:
-        why = " (pure fp16 weights: fine-tuning CLIP in fp16 produces NaNs, and CPUs have no fp16 kernels; use amp, which is fp16 autocast on CUDA with fp32 weights)" if choice == "fp16" else ""
-        raise ArgError(f"--precision {choice}: not offered{why}. Choose one of {', '.join(PRECISION_CHOICES)}.")
+        why = (
+            " (pure fp16 weights: fine-tuning CLIP in fp16 produces NaNs, and CPUs have no fp16"
+            " kernels; use amp, which is fp16 autocast on CUDA with fp32 weights)"
+            if choice == "fp16"
+            else ""
+        )
+        raise ArgError(
+            f"--precision {choice}: not offered{why}. Choose one of {', '.join(PRECISION_CHOICES)}."
+        )
     if choice == "amp" and torch.device(device).type == "cpu" and not cpu_has_bf16():
-        return "fp32", ("--precision amp: this CPU has no native bf16 (AVX512-BF16 or AMX), where bf16 autocast is emulated and slower "
-                        "than fp32, so this run computes in fp32; --precision bf16 forces bf16")
+        return (
+            "fp32",
+            (
+                "--precision amp: this CPU has no native bf16 (AVX512-BF16 or AMX), where bf16"
+                " autocast is emulated and slower than fp32, so this run computes in fp32;"
+                " --precision bf16 forces bf16"
+            ),
+        )
     return PRECISION_CHOICES[choice], None
 
 # %% ../nbs/05_models.ipynb #2c6712ae
 TEMPLATES = tuple(t("{}") for t in OPENAI_IMAGENET_TEMPLATES)
-SHORT_TEMPLATES = ("a photo of a {}.", "a bad photo of a {}.", "a photo of the large {}.", "a photo of the small {}.", "a cropped photo of a {}.")
+SHORT_TEMPLATES = (
+    "a photo of a {}.",
+    "a bad photo of a {}.",
+    "a photo of the large {}.",
+    "a photo of the small {}.",
+    "a cropped photo of a {}.",
+)
 TEMPLATE_SETS = Registry("template set")
 TEMPLATE_SETS["short"], TEMPLATE_SETS["imagenet"] = SHORT_TEMPLATES, TEMPLATES
 
 def resolve_templates(templates) -> list:
-    "A template set by name (a key of `TEMPLATE_SETS`: `'short'`, `'imagenet'`) or a list of templates as it is."
+    """A template set by name (a key of `TEMPLATE_SETS`: `'short'`, `'imagenet'`) or a list of
+    templates as it is."""
     return list(TEMPLATE_SETS[templates]) if isinstance(templates, str) else list(templates)
 
 def fill_templates(names, templates=SHORT_TEMPLATES) -> list[str]:
@@ -477,20 +670,28 @@ def fill_templates(names, templates=SHORT_TEMPLATES) -> list[str]:
 
 # %% ../nbs/05_models.ipynb #ce2227e1
 def class_head(text_emb: torch.Tensor) -> torch.Tensor:
-    "The zero-shot classifier ē[c] = normalise(mean over templates of e[t, c]): unit rows [C, D] from prompt embeddings [T, C, D] (or [C, D])."
+    """The zero-shot classifier ē[c] = normalise(mean over templates of e[t, c]): unit rows [C, D]
+    from prompt embeddings [T, C, D] (or [C, D])."""
     if text_emb.ndim == 3: text_emb = text_emb.mean(0)                   # [C, D]
     return F.normalize(text_emb, dim=-1)
 
 def zeroshot_logits(img: torch.Tensor, head: torch.Tensor, scale) -> torch.Tensor:
-    "CLIP's zero-shot logits τ·normalise(z)·ēᵀ [N, C] of image embeddings `img` [N, D] and unit class rows `head` [C, D]."
+    """CLIP's zero-shot logits τ·normalise(z)·ēᵀ [N, C] of image embeddings `img` [N, D] and unit
+    class rows `head` [C, D]."""
     return scale * F.normalize(img.float(), dim=-1) @ head.T
 
 def encode_prompts(adapter: ClipAdapter, names, templates=SHORT_TEMPLATES, normalize: bool = True,
                    with_means: bool = False, batch_size: int = 1024, truncate: bool = True):
-    "Text embeddings of `templates` × `names`: [T, C, D] (unit when `normalize`); with `with_means` also the zero-shot head `class_head` [C, D]."
+    """Text embeddings of `templates` × `names`: [T, C, D] (unit when `normalize`); with
+    `with_means` also the zero-shot head `class_head` [C, D]."""
     names, templates = list(names), resolve_templates(templates)
     tokens = adapter.tokenize(fill_templates(names, templates))
-    emb = torch.cat([adapter.encode_text(tokens[i:i + batch_size], truncate) for i in range(0, len(tokens), batch_size)])
+    emb = torch.cat(
+        [
+            adapter.encode_text(tokens[i : i + batch_size], truncate)
+            for i in range(0, len(tokens), batch_size)
+        ]
+    )
     emb = emb.float().reshape(len(templates), len(names), -1)               # [T, C, D]
     if normalize: emb = F.normalize(emb, dim=-1)
     return (emb, class_head(emb)) if with_means else emb
@@ -523,7 +724,8 @@ def _matches(name: str, prefixes) -> bool:
 
 @patch
 def is_head_param(self: ClipAdapter, name: str) -> bool:
-    "Whether state-dict entry `name` of the CLIP model belongs to the image head (the family's `head_params`)."
+    """Whether state-dict entry `name` of the CLIP model belongs to the image head (the family's
+    `head_params`)."""
     return _matches(name, self.fam.head_params)
 
 def apply_policy(adapter: ClipAdapter, name: str) -> list[tuple[str, nn.Parameter]]:
@@ -539,15 +741,25 @@ def apply_policy(adapter: ClipAdapter, name: str) -> list[tuple[str, nn.Paramete
 # %% ../nbs/05_models.ipynb #5d0e978e
 def _module_of(name: str) -> str:
     parts = name.split(".")
-    return ".".join(parts[:2]) if parts[0] in ("visual", "transformer") and len(parts) >= 2 else parts[0]
+    return (
+        ".".join(parts[:2])
+        if parts[0] in ("visual", "transformer") and len(parts) >= 2
+        else parts[0]
+    )
 
 def policy_summary(adapter: ClipAdapter, name: str, show: bool = True) -> pd.DataFrame:
     "Apply policy `name` and tabulate parameters per module: total and trainable counts."
     train = dict(apply_policy(adapter, name))
-    rows = [dict(module=_module_of(n), params=p.numel(), trainable=p.numel() if n in train else 0) for n, p in adapter.model.named_parameters()]
+    rows = [
+        dict(module=_module_of(n), params=p.numel(), trainable=p.numel() if n in train else 0)
+        for n, p in adapter.model.named_parameters()
+    ]
     df = pd.DataFrame(rows).groupby("module", sort=False).sum()
     if show:
-        print(f"{adapter.name} / policy {name!r}: {df.trainable.sum():,} of {df.params.sum():,} parameters trainable")
+        print(
+            f"{adapter.name} / policy {name!r}: {df.trainable.sum():,} of {df.params.sum():,}"
+            " parameters trainable"
+        )
         print(df[df.trainable > 0].to_string() if df.trainable.sum() else "(nothing trainable)")
         print("trainable:", ", ".join(train) or "-")
     return df

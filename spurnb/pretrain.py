@@ -27,17 +27,33 @@ __all__ = ['PRETRAIN_VERSION', 'WEIGHTS_DIR', 'CaptionSampler', 'multi_positive_
 class CaptionSampler:
     "Draws captions for corpus items and knows which images each caption is true of."
     def __init__(self, corpus, classes: dict, noun: str, templates=TEMPLATES, mix=(0.4, 0.3, 0.15, 0.15), class_p: float = 0.2):
-        self.corpus, self.templates, self.mix, self.class_p, self.noun = corpus, list(templates), np.asarray(mix) / np.sum(mix), class_p, noun
-        self.objnames, self.bgnames, self.classnames = sorted(set(corpus.objects)), sorted(set(corpus.backgrounds)), list(classes)
+        self.corpus, self.templates, self.mix, self.class_p, self.noun = (
+            corpus,
+            list(templates),
+            np.asarray(mix) / np.sum(mix),
+            class_p,
+            noun,
+        )
+        self.objnames, self.bgnames, self.classnames = (
+            sorted(set(corpus.objects)),
+            sorted(set(corpus.backgrounds)),
+            list(classes),
+        )
         cls_of = {o: self.classnames.index(c) for c, objs in classes.items() for o in objs}
         self.obj = np.array([self.objnames.index(o) for o in corpus.objects])
         self.bg = np.array([self.bgnames.index(b) for b in corpus.backgrounds])
         self.cls = np.array([cls_of.get(o, -1) for o in corpus.objects])
-        self.corpus_names_class = np.array([c != corpus_caption(o, b) for c, o, b in zip(corpus.captions, corpus.objects, corpus.backgrounds)])
+        self.corpus_names_class = np.array(
+            [
+                c != corpus_caption(o, b)
+                for c, o, b in zip(corpus.captions, corpus.objects, corpus.backgrounds)
+            ]
+        )
 
     def _obj(self, i, rng):
         "A name for item i's object: its class (with probability class_p) or the object."
-        if self.cls[i] >= 0 and rng.random() < self.class_p: return self.classnames[self.cls[i]], (2, self.cls[i])
+        if self.cls[i] >= 0 and rng.random() < self.class_p:
+            return self.classnames[self.cls[i]], (2, self.cls[i])
         return self.objnames[self.obj[i]], (1, self.obj[i])
 
 # %% ../nbs/10_pretrain.ipynb #1dd9a031
@@ -46,7 +62,11 @@ def sample(self: CaptionSampler, idx, rng) -> tuple[list[str], np.ndarray]:
     "Captions for items `idx` and what each asserts, `[len(idx), 3]` of (kind, value, background)."
     texts, specs = [], []
     for i, form in zip(idx, rng.choice(4, size=len(idx), p=self.mix)):
-        b, bname, t = self.bg[i], self.bgnames[self.bg[i]], self.templates[rng.integers(len(self.templates))]
+        b, bname, t = (
+            self.bg[i],
+            self.bgnames[self.bg[i]],
+            self.templates[rng.integers(len(self.templates))],
+        )
         if form == 0:
             texts.append(self.corpus.captions[i])
             specs.append((2, self.cls[i], b) if self.corpus_names_class[i] else (1, self.obj[i], b))
@@ -61,7 +81,9 @@ def sample(self: CaptionSampler, idx, rng) -> tuple[list[str], np.ndarray]:
 @patch
 def sample_objects(self: CaptionSampler, idx, template: str = "a photo of a {}.") -> tuple[list[str], np.ndarray]:
     "Captions that name only each item's object, in one template (the warm-up captions)."
-    return [template.format(self.objnames[self.obj[i]]) for i in idx], np.array([(1, self.obj[i], -1) for i in idx], dtype=np.int64).reshape(-1, 3)
+    return [template.format(self.objnames[self.obj[i]]) for i in idx], np.array(
+        [(1, self.obj[i], -1) for i in idx], dtype=np.int64
+    ).reshape(-1, 3)
 
 @patch
 def positives(self: CaptionSampler, idx, specs) -> torch.Tensor:
@@ -73,11 +95,15 @@ def positives(self: CaptionSampler, idx, specs) -> torch.Tensor:
 
 # %% ../nbs/10_pretrain.ipynb #56857efe
 def multi_positive_clip_loss(img: torch.Tensor, txt: torch.Tensor, pos: torch.Tensor, scale) -> torch.Tensor:
-    "Symmetric contrastive loss; `img` [B, D] and `txt` [U, D] unit, `pos` bool [B, U] (every row and column has a positive)."
+    """Symmetric contrastive loss; `img` [B, D] and `txt` [U, D] unit, `pos` bool [B, U] (every row
+    and column has a positive)."""
     logits = scale * img @ txt.T                                           # [B, U]
     t_img = pos.float() / pos.sum(1, keepdim=True)
     t_txt = pos.T.float() / pos.sum(0)[:, None]
-    return 0.5 * (-(t_img * logits.log_softmax(1)).sum(1).mean() - (t_txt * logits.T.log_softmax(1)).sum(1).mean())
+    return 0.5 * (
+        -(t_img * logits.log_softmax(1)).sum(1).mean()
+        - (t_txt * logits.T.log_softmax(1)).sum(1).mean()
+    )
 
 # %% ../nbs/10_pretrain.ipynb #e52d8057
 PRETRAIN_VERSION = 2
@@ -101,50 +127,78 @@ class PretrainConfig:
     home_bias: float = late(0.0)                # P(a corpus object sits on its class's background): the pretrained model's own bias
 
 def recipe_config(cfg) -> dict:
-    "The fields of a `PretrainConfig` (or its dict) that fingerprint a recipe (`spurnb.core.keyed`: late fields at their default left out, so older keys stay)."
+    """The fields of a `PretrainConfig` (or its dict) that fingerprint a recipe
+    (`spurnb.core.keyed`: late fields at their default left out, so older keys stay)."""
     return keyed(asdict(cfg) if isinstance(cfg, PretrainConfig) else dict(cfg), PretrainConfig)
 
 # %% ../nbs/10_pretrain.ipynb #652c8dad
 def _optimizer(model, cfg: PretrainConfig, steps: int):
-    "AdamW over (image | text) × (decay | no decay) groups and the logit scale; the text groups stay at lr 0 while the text is locked."
+    """AdamW over (image | text) × (decay | no decay) groups and the logit scale; the text groups
+    stay at lr 0 while the text is locked."""
     groups = {}
     for n, p in model.named_parameters():
-        tower = "image" if n.startswith("visual.") else "scale" if n.startswith("logit_") else "text"
+        tower = (
+            "image" if n.startswith("visual.") else "scale" if n.startswith("logit_") else "text"
+        )
         decay = p.ndim >= 2 and "embedding" not in n and tower != "scale"
         groups.setdefault((tower, decay), []).append(p)
     keys = list(groups)
-    opt = torch.optim.AdamW([dict(params=groups[k], weight_decay=cfg.weight_decay if k[1] else 0.) for k in keys],
-                            lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = torch.optim.AdamW(
+        [dict(params=groups[k], weight_decay=cfg.weight_decay if k[1] else 0.0) for k in keys],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
     warm, lock = max(1, int(cfg.warmup * steps)), int(cfg.text_freeze * steps)
-    def schedule(s): return (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
+    def schedule(s):
+        return (
+            (s + 1) / warm
+            if s < warm
+            else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
+        )
     def text_schedule(s): return 0. if s < lock else schedule(s)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, [text_schedule if k[0] == "text" else schedule for k in keys])
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, [text_schedule if k[0] == "text" else schedule for k in keys]
+    )
     return opt, sched
 
 # %% ../nbs/10_pretrain.ipynb #ac5b4670
 def _epoch_batches(bg: np.ndarray, B: int, same_background: float, g: torch.Generator) -> list[np.ndarray]:
-    "One epoch of index batches: a fraction `same_background` of them drawn within one background, the rest at random; in random order."
+    """One epoch of index batches: a fraction `same_background` of them drawn within one background,
+    the rest at random; in random order."""
     perm = torch.randperm(len(bg), generator=g).numpy()
     n_same = int(round(same_background * (len(bg) // B))) * B
-    same = perm[:n_same][np.argsort(bg[perm[:n_same]], kind="stable")]   # grouped by background, shuffled within
-    batches = [same[i:i + B] for i in range(0, n_same - B + 1, B)] + [perm[n_same:][i:i + B] for i in range(0, len(bg) - n_same - B + 1, B)]
+    # grouped by background, shuffled within
+    same = perm[:n_same][np.argsort(bg[perm[:n_same]], kind="stable")]
+    batches = [same[i : i + B] for i in range(0, n_same - B + 1, B)] + [
+        perm[n_same:][i : i + B] for i in range(0, len(bg) - n_same - B + 1, B)
+    ]
     return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
 
 # %% ../nbs/10_pretrain.ipynb #ad6385cc
 def _mmap_large_allocations(threshold: int = 1 << 23):
-    "Have glibc serve allocations above `threshold` bytes from mmap, so freed activations return to the OS at once."
+    """Have glibc serve allocations above `threshold` bytes from mmap, so freed activations return
+    to the OS at once."""
     # Otherwise glibc keeps freed memory in its heap: in our runs it grew ~0.1 GB per step after the warm-up, and one pretraining was killed at 24 GB.
     try: import ctypes; ctypes.CDLL("libc.so.6").mallopt(-3, threshold)       # -3: M_MMAP_THRESHOLD
-    except (OSError, AttributeError): pass                                     # not glibc: nothing to do
+    # not glibc: nothing to do
+    except (OSError, AttributeError): pass
 
 def train_tiny_clip(adapter: ClipAdapter, corpus, sampler: CaptionSampler, cfg: PretrainConfig, progress: bool = True) -> list[float]:
-    "Pretrain `adapter.model` in place with the multi-positive CLIP loss; returns the mean loss per epoch."
+    """Pretrain `adapter.model` in place with the multi-positive CLIP loss; returns the mean loss
+    per epoch."""
     model, N, B = adapter.model, len(corpus), cfg.batch_size
     steps_per_epoch = N // B
     opt, sched = _optimizer(model, cfg, cfg.epochs * steps_per_epoch)
-    g, rng, tok_cache, history = torch.Generator().manual_seed(cfg.seed), np.random.default_rng(cfg.seed), {}, []
+    g, rng, tok_cache, history = (
+        torch.Generator().manual_seed(cfg.seed),
+        np.random.default_rng(cfg.seed),
+        {},
+        [],
+    )
     _mmap_large_allocations()
-    images = adapter.to_input_size(corpus.images, progress)                 # resized once, not at every step
+    # resized once, not at every step
+    images = adapter.to_input_size(corpus.images, progress)
     model.visual.to(memory_format=torch.channels_last)
     model.train()
     step, warm_steps = 0, int(cfg.object_warmup * cfg.epochs * steps_per_epoch)
@@ -152,15 +206,22 @@ def train_tiny_clip(adapter: ClipAdapter, corpus, sampler: CaptionSampler, cfg: 
         losses = []
         for idx in _epoch_batches(sampler.bg, B, cfg.same_background, g):
             x = adapter.preprocess_batch(images[idx]).contiguous(memory_format=torch.channels_last)
-            texts, specs = sampler.sample_objects(idx) if step < warm_steps else sampler.sample(idx, rng)
+            texts, specs = (
+                sampler.sample_objects(idx) if step < warm_steps else sampler.sample(idx, rng)
+            )
             step += 1
-            first = {t: j for j, t in reversed(list(enumerate(texts)))}            # distinct captions, first occurrence
+            # distinct captions, first occurrence
+            first = {t: j for j, t in reversed(list(enumerate(texts)))}
             uniq = list(first); uspecs = specs[[first[t] for t in uniq]]
             for t in uniq:
                 if t not in tok_cache: tok_cache[t] = adapter.tokenize([t])[0]
             tokens = torch.stack([tok_cache[t] for t in uniq])
-            img, txt = F.normalize(adapter.encode_image(x), dim=-1), F.normalize(adapter.encode_text(tokens), dim=-1)
-            loss = multi_positive_clip_loss(img, txt, sampler.positives(idx, uspecs), model.logit_scale.exp())
+            img, txt = F.normalize(adapter.encode_image(x), dim=-1), F.normalize(
+                adapter.encode_text(tokens), dim=-1
+            )
+            loss = multi_positive_clip_loss(
+                img, txt, sampler.positives(idx, uspecs), model.logit_scale.exp()
+            )
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
             with torch.no_grad(): model.logit_scale.clamp_(0, math.log(100))
             losses.append(loss.item())
@@ -172,26 +233,45 @@ def train_tiny_clip(adapter: ClipAdapter, corpus, sampler: CaptionSampler, cfg: 
 # %% ../nbs/10_pretrain.ipynb #6c455904
 @torch.no_grad()
 def _embed_images(adapter, images, bs=512):
-    return torch.cat([F.normalize(adapter.encode_image(adapter.preprocess_batch(images[i:i + bs])), dim=-1) for i in range(0, len(images), bs)]).float()
+    return torch.cat(
+        [
+            F.normalize(adapter.encode_image(adapter.preprocess_batch(images[i : i + bs])), dim=-1)
+            for i in range(0, len(images), bs)
+        ]
+    ).float()
 
 def _zeroshot_accuracy(img, names, template, adapter, truth):
-    txt = encode_prompts(adapter, names, [template] if isinstance(template, str) else template, with_means=True)[1]
+    txt = encode_prompts(
+        adapter, names, [template] if isinstance(template, str) else template, with_means=True
+    )[1]
     return float(((img @ txt.T).argmax(1) == torch.as_tensor(truth)).float().mean())
 
 @torch.no_grad()
 def zeroshot_report(adapter: ClipAdapter, bench, n_backgrounds: int = 600, seed: int = 1) -> dict:
-    "Zero-shot accuracies of `adapter` on held-out benchmark images: objects, classes, backgrounds, attributes."
+    """Zero-shot accuracies of `adapter` on held-out benchmark images: objects, classes,
+    backgrounds, attributes."""
     adapter.eval(); test, objs = bench.test, bench.source.objectnames
     img = _embed_images(adapter, test.images)
     truth = [objs.index(o) for o in test.meta["object"]]
     held = bench.corpus(n=n_backgrounds, seed=10_000 + seed, cache=False)
     bgs = sorted(set(held.backgrounds)); himg = _embed_images(adapter, held.images)
-    return dict(object_acc=_zeroshot_accuracy(img, objs, "a photo of a {}.", adapter, truth),
-                object_acc_short=_zeroshot_accuracy(img, objs, SHORT_TEMPLATES, adapter, truth),
-                class_acc=_zeroshot_accuracy(img, bench.classnames, "a photo of a {}.", adapter, test.y),
-                background_acc=_zeroshot_accuracy(himg, bgs, "a photo of something on {}.", adapter, [bgs.index(b) for b in held.backgrounds]),
-                attr_acc=_zeroshot_accuracy(img, bench.attrnames, "a photo of something on {}.", adapter, test.a),
-                n_test=len(test), n_background_images=len(held))
+    return dict(
+        object_acc=_zeroshot_accuracy(img, objs, "a photo of a {}.", adapter, truth),
+        object_acc_short=_zeroshot_accuracy(img, objs, SHORT_TEMPLATES, adapter, truth),
+        class_acc=_zeroshot_accuracy(img, bench.classnames, "a photo of a {}.", adapter, test.y),
+        background_acc=_zeroshot_accuracy(
+            himg,
+            bgs,
+            "a photo of something on {}.",
+            adapter,
+            [bgs.index(b) for b in held.backgrounds],
+        ),
+        attr_acc=_zeroshot_accuracy(
+            img, bench.attrnames, "a photo of something on {}.", adapter, test.a
+        ),
+        n_test=len(test),
+        n_background_images=len(held),
+    )
 
 # %% ../nbs/10_pretrain.ipynb #7d31a024
 WEIGHTS_DIR = Path(spurnb.__file__).parent / "weights"     # inside the installed package
@@ -205,10 +285,14 @@ def _sha256(path) -> str:
 class ShippedWeightsError(CheckpointError, RuntimeError):
     "The weights shipped inside the package (or their record) are damaged: reinstall spurnb."
 
-_REINSTALL = "reinstall spurnb (pip install --force-reinstall spurnb), or pretrain from scratch with pretrain_tiny_clip(shipped=False)"
+_REINSTALL = (
+    "reinstall spurnb (pip install --force-reinstall spurnb), or pretrain from scratch with"
+    " pretrain_tiny_clip(shipped=False)"
+)
 
 def _shipped_records(d: Path, name: str, keys) -> dict | None:
-    "The record among `d/<name>-*.json` whose recipe or key is in `keys`; damaged records of other configurations are skipped with a warning."
+    """The record among `d/<name>-*.json` whose recipe or key is in `keys`; damaged records of other
+    configurations are skipped with a warning."""
     broken = []
     for r in sorted(d.glob(f"{name}-*.json")):
         try:
@@ -216,49 +300,71 @@ def _shipped_records(d: Path, name: str, keys) -> dict | None:
             if {m["recipe"], m["key"]} & set(keys): return m
             m["file"], m["sha256"]
         except (CheckpointError, KeyError, TypeError) as e: broken.append(f"{r} ({e})" if isinstance(e, CheckpointError) else f"{r} (no field {e})")
-    if broken: warnings.warn(f"skipped damaged shipped weights record(s) {'; '.join(broken)}: {_REINSTALL}")
+    if broken:
+        warnings.warn(
+            f"skipped damaged shipped weights record(s) {'; '.join(broken)}: {_REINSTALL}"
+        )
     return None
 
 def _copy_differs(path: Path, meta: dict, src: Path) -> str | None:
-    "Why the cached fp32 copy at `path` is not the shipped weights `src` (checked against the SHA-256 above) converted; None if it is."
+    """Why the cached fp32 copy at `path` is not the shipped weights `src` (checked against the
+    SHA-256 above) converted; None if it is."""
     if not path.exists() or not path.with_suffix(".json").exists(): return "absent"
     from safetensors.torch import load_file
     try: copy = torch_load(path, "cached copy of the shipped weights")
     except CheckpointError as e: return str(e)
     ref = load_file(src)
-    if set(copy) != set(ref) or any(not torch.equal(copy[k], v.float()) for k, v in ref.items()): return "its tensors differ from the shipped ones"
+    if set(copy) != set(ref) or any(not torch.equal(copy[k], v.float()) for k, v in ref.items()):
+        return "its tensors differ from the shipped ones"
     try: rec = read_json(path.with_suffix(".json"), "record of the cached copy")
     except CheckpointError as e: return str(e)
     return None if rec == meta else "its record differs from the shipped one"
 
 def shipped_weights(name: str, *keys: str, weights_dir=None) -> tuple[Path, str] | None:
-    "(fp32 checkpoint in the cache, key) of the weights shipped for tiny CLIP `name` (records `<name>-*.json`) whose recipe or key is among `keys`, else None. The cached copy is compared with the checksummed shipped file on every use and re-created (with a warning) when it differs."
+    """(fp32 checkpoint in the cache, key) of the weights shipped for tiny CLIP `name` (records
+    `<name>-*.json`) whose recipe or key is among `keys`, else None. The cached copy is compared
+    with the checksummed shipped file on every use and re-created (with a warning) when it
+    differs."""
     d = Path(weights_dir or WEIGHTS_DIR)
     meta = _shipped_records(d, name, keys)
     if meta is None: return None
     src, want = d / meta["file"], meta["sha256"]
     got = _sha256(src) if src.exists() else "missing"
-    if got != want: raise ShippedWeightsError(f"the shipped weights {src} fail their checksum (SHA-256 {got}, recorded {want}): {_REINSTALL}")
+    if got != want:
+        raise ShippedWeightsError(
+            f"the shipped weights {src} fail their checksum (SHA-256 {got}, recorded {want}):"
+            f" {_REINSTALL}"
+        )
     path = cache_dir("models", create=False) / f"{name}-benchmark-shipped-{meta['sha256'][:16]}.pt"
-    if _copy_differs(path, meta, src) is None: return path, meta["key"]    # checked without the lock: a read-only cache works
+    # checked without the lock: a read-only cache works
+    if _copy_differs(path, meta, src) is None: return path, meta["key"]
     with file_lock(path.with_suffix(".lock")):
         if (why := _copy_differs(path, meta, src)) is not None:
-            if why != "absent": warnings.warn(f"the cached copy {path} of the shipped weights {src.name} is not theirs ({why}); re-created from the shipped file")
+            if why != "absent":
+                warnings.warn(
+                    f"the cached copy {path} of the shipped weights {src.name} is not theirs"
+                    f" ({why}); re-created from the shipped file"
+                )
             from safetensors.torch import load_file
             for f in (path, path.with_suffix(".json")): remove_orphans(f.parent, f.name)
-            path.with_suffix(".json").unlink(missing_ok=True)              # the copy is incomplete until both files are back
+            # the copy is incomplete until both files are back
+            path.with_suffix(".json").unlink(missing_ok=True)
             torch_save({k: v.float() for k, v in load_file(src).items()}, path)
             save_json(meta, path.with_suffix(".json"))
     return path, meta["key"]
 
 # %% ../nbs/10_pretrain.ipynb #e544a446
 def make_shipped_weights(adapter: ClipAdapter, bench, weights_dir=None, note: str = "", tag: str = "benchmark") -> dict:
-    "Write `adapter` (pretrained on `bench` by `pretrain_tiny_clip`) as the shipped fp16 weights `<name>-<tag>.*` and their record (with a `note`); returns the record."
+    """Write `adapter` (pretrained on `bench` by `pretrain_tiny_clip`) as the shipped fp16 weights
+    `<name>-<tag>.*` and their record (with a `note`); returns the record."""
     import open_clip
     from safetensors.torch import save
     name, meta = adapter.name, adapter.pretrain_meta
     d = Path(weights_dir or WEIGHTS_DIR); file = d / f"{name}-{tag}.safetensors"
-    sd = {k: v.detach().cpu().to(torch.float16).contiguous() for k, v in adapter.model.state_dict().items()}
+    sd = {
+        k: v.detach().cpu().to(torch.float16).contiguous()
+        for k, v in adapter.model.state_dict().items()
+    }
     with atomic_write(file) as f: f.write(save(sd))
     shipped = load_clip(name); shipped.model.load_state_dict({k: v.float() for k, v in sd.items()})
     rec = dict(file=file.name, sha256=_sha256(file), dtype="float16", pretrain_version=PRETRAIN_VERSION, config=meta["config"],
@@ -273,28 +379,51 @@ def make_shipped_weights(adapter: ClipAdapter, bench, weights_dir=None, note: st
 # %% ../nbs/10_pretrain.ipynb #f591da0e
 def pretrain_tiny_clip(name: str = "tiny-rn", benchmark=None, device="cpu", precision: str = "fp32", force: bool = False,
                        shipped: bool = True, progress: bool = True, report: bool = True, **overrides) -> ClipAdapter:
-    "The tiny CLIP `name` pretrained on `benchmark`'s caption corpus (default benchmark if None): the shipped weights, the cache, or trained now."
-    if name not in TINY_CONFIGS: raise ValueError(f"pretraining on the benchmark is for the tiny configs {list(TINY_CONFIGS)}, not {name!r}")
+    """The tiny CLIP `name` pretrained on `benchmark`'s caption corpus (default benchmark if None):
+    the shipped weights, the cache, or trained now."""
+    if name not in TINY_CONFIGS:
+        raise ValueError(
+            f"pretraining on the benchmark is for the tiny configs {list(TINY_CONFIGS)}, not"
+            f" {name!r}"
+        )
     cfg = PretrainConfig(name=name, **overrides)
     bench = benchmark if benchmark is not None else make_benchmark()
-    recipe = fingerprint(PRETRAIN_VERSION, recipe_config(cfg), TINY_CONFIGS[name], bench.fingerprint)   # known before the corpus renders
-    if shipped and not force and (w := shipped_weights(name, recipe)): return _load_pretrained(name, *w, device, precision)
+    # known before the corpus renders
+    recipe = fingerprint(
+        PRETRAIN_VERSION, recipe_config(cfg), TINY_CONFIGS[name], bench.fingerprint
+    )
+    if shipped and not force and (w := shipped_weights(name, recipe)):
+        return _load_pretrained(name, *w, device, precision)
     corpus = bench.corpus(n=cfg.n_images, seed=cfg.corpus_seed, home_bias=cfg.home_bias)
     key = fingerprint(PRETRAIN_VERSION, recipe_config(cfg), TINY_CONFIGS[name], corpus.images, corpus.captions, corpus.objects, corpus.backgrounds)
-    if shipped and not force and (w := shipped_weights(name, key)): return _load_pretrained(name, *w, device, precision)
+    if shipped and not force and (w := shipped_weights(name, key)):
+        return _load_pretrained(name, *w, device, precision)
     path = cache_dir("models") / f"{name}-benchmark-{key}.pt"
-    if path.exists() and not force and _unreadable(path) is None:    # a complete entry is read without the lock: a read-only cache works
+    # a complete entry is read without the lock: a read-only cache works
+    if path.exists() and not force and _unreadable(path) is None:
         return _load_pretrained(name, path, key, device, precision)
     with file_lock(path.with_suffix(".lock")):
         why = _unreadable(path) if path.exists() and not force else "absent"
         if why is None: return _load_pretrained(name, path, key, device, precision)
-        if why != "absent": warnings.warn(f"pretraining again: the cached model {path} cannot be read ({why})")
-        for f in (path, path.with_suffix(".json")): remove_orphans(f.parent, f.name)   # what a killed writer left
-        with long_step(f"pretraining the tiny CLIP {name}, once per cache (a few minutes on a laptop CPU)", progress), \
-             torch.random.fork_rng(devices=[]):               # the seed of the weights, not of the caller's random state
+        if why != "absent":
+            warnings.warn(f"pretraining again: the cached model {path} cannot be read ({why})")
+        # what a killed writer left
+        for f in (path, path.with_suffix(".json")): remove_orphans(f.parent, f.name)
+        with long_step(
+            f"pretraining the tiny CLIP {name}, once per cache (a few minutes on a laptop CPU)",
+            progress,
+        ), torch.random.fork_rng(
+            devices=[]
+        ):  # the seed of the weights, not of the caller's random state
             torch.manual_seed(cfg.seed)
             adapter = load_clip(name)
-            sampler = CaptionSampler(corpus, bench.params["classes"], bench.source.noun, mix=cfg.caption_mix, class_p=cfg.class_p)
+            sampler = CaptionSampler(
+                corpus,
+                bench.params["classes"],
+                bench.source.noun,
+                mix=cfg.caption_mix,
+                class_p=cfg.class_p,
+            )
             t0 = time.perf_counter()
             history = train_tiny_clip(adapter, corpus, sampler, cfg, progress)
             secs = time.perf_counter() - t0
@@ -306,7 +435,8 @@ def pretrain_tiny_clip(name: str = "tiny-rn", benchmark=None, device="cpu", prec
 
 # %% ../nbs/10_pretrain.ipynb #ea7098af
 def _unreadable(path: Path) -> str | None:
-    "Why the cached weights at `path` (and their metadata next to them) cannot be read; None if they can. Checksums catch a damaged or cut file."
+    """Why the cached weights at `path` (and their metadata next to them) cannot be read; None if
+    they can. Checksums catch a damaged or cut file."""
     fix = f"delete it (and {path.with_suffix('.json').name}) and spurnb pretrains it again"
     try: torch_load(path, "cached pretrained model", fix); read_json(path.with_suffix(".json"), "record of the cached pretrained model", fix)
     except CheckpointError as e: return str(e)
@@ -320,9 +450,13 @@ def _load_pretrained(name, path, key, device, precision) -> ClipAdapter:
 
 # %% ../nbs/10_pretrain.ipynb #ffd12514
 def benchmark_setup(config: str = "digits", progress: bool = False, device="cpu", **benchmark_overrides) -> tuple[dict, Task, "ClipAdapter"]:
-    "(splits, task, tiny CLIP) of the named benchmark configuration `config` (`spurnb.benchmark.CONFIGS`), its `make_benchmark` arguments overridden."
+    """(splits, task, tiny CLIP) of the named benchmark configuration `config`
+    (`spurnb.benchmark.CONFIGS`), its `make_benchmark` arguments overridden."""
     c = CONFIGS[config]
     splits, task = load_splits("benchmark", **{**c.benchmark, **benchmark_overrides})
     pre = dict(c.pretrain); name = pre.pop("name", "tiny-rn")
-    adapter = pretrain_tiny_clip(name, benchmark=c.pretraining_benchmark(), device=device, progress=progress, **pre)   # shipped, cached or pretrained now
+    # shipped, cached or pretrained now
+    adapter = pretrain_tiny_clip(
+        name, benchmark=c.pretraining_benchmark(), device=device, progress=progress, **pre
+    )
     return splits, task, adapter

@@ -12,7 +12,8 @@ import torch
 from fastcore.basics import patch
 from .core import keyed, Registry, save_json, torch_save, atomic_write, set_seed, fingerprint, cache_dir, versions
 from .core import SpurnbError, CheckpointError, torch_load, read_json, file_lock, remove_orphans, progress as progress_bar, check_writable
-from .data import DATASETS, SPLITS, Task, load_splits, missing_groups       # re-exported: the loop's callers find them here too
+# re-exported: the loop's callers find them here too
+from .data import DATASETS, SPLITS, Task, load_splits, missing_groups
 from .groups import SAMPLERS, natural_weights, balanced_weights, epoch_batches
 from .feed import Source, predict, evaluate
 from .methods import METHODS, Setup, make_method, make_options, method_options, route_options
@@ -45,18 +46,23 @@ class TrainConfig:
     ckpt_steps: int = 0             # also write last.pt every n steps inside an epoch (0: never mid-epoch)
 
 PRESETS = Registry("preset")   # name -> TrainConfig fields it sets
-PRESETS["reference"] = dict(optimizer="sgd", lr=1e-4, weight_decay=1e-5, momentum=0.9, epochs=300, batch_size=128)
+PRESETS["reference"] = dict(
+    optimizer="sgd", lr=1e-4, weight_decay=1e-5, momentum=0.9, epochs=300, batch_size=128
+)
 PRESETS["prototype"] = dict(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=40, batch_size=128)
-PRESETS["quick"] = dict(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=5, batch_size=128)   # the command's default on the benchmark
+# the command's default on the benchmark
+PRESETS["quick"] = dict(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=5, batch_size=128)
 
 # %% ../nbs/15_train.ipynb #ed5beb32
 TRAIN_FIELDS = ("sampler", "selection", "optimizer", "lr", "weight_decay", "momentum", "schedule", "epochs",
                 "batch_size", "eval_every", "ckpt_secs", "ckpt_steps", "seed")
 
 def resolve_config(cfg: TrainConfig) -> dict:
-    "The config as a dict: the method's options complete, and the training fields None for a method that trains nothing."
+    """The config as a dict: the method's options complete, and the training fields None for a
+    method that trains nothing."""
     cls = METHODS[cfg.method]
-    opts = make_options(cls, cfg.opts)                      # an `Options` object passes through unparsed
+    # an `Options` object passes through unparsed
+    opts = make_options(cls, cfg.opts)
     d = asdict(replace(cfg, opts={}))
     d["opts"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(opts).items()}
     if not cls.trains:
@@ -66,7 +72,11 @@ def resolve_config(cfg: TrainConfig) -> dict:
 
 # %% ../nbs/15_train.ipynb #baacf6d2
 SELECTIONS = Registry("selection rule")   # name -> the `group_metrics` field it maximises
-SELECTIONS["worst-group"], SELECTIONS["worst-class"], SELECTIONS["average"] = "worst_group_acc", "worst_class_acc", "avg_acc"
+SELECTIONS["worst-group"], SELECTIONS["worst-class"], SELECTIONS["average"] = (
+    "worst_group_acc",
+    "worst_class_acc",
+    "avg_acc",
+)
 
 def selection_score(metrics: dict, selection: str) -> float:
     "The validation number `selection` maximises, read from `group_metrics` output."
@@ -90,22 +100,31 @@ def check_finite(terms: dict, where: str = ""):
         v = terms[k]
         if not torch.isfinite(v).all():
             kind = "NaN" if torch.isnan(v).any() else "inf"
-            raise NonFiniteLoss(f"loss term {k!r} is {kind} for {int((~torch.isfinite(v)).sum())} of {v.numel()} "
-                                f"examples{where}. Lower the learning rate, or check the inputs and the prompts.")
+            raise NonFiniteLoss(
+                f"loss term {k!r} is {kind} for {int((~torch.isfinite(v)).sum())} of {v.numel()} "
+                f"examples{where}. Lower the learning rate, or check the inputs and the prompts."
+            )
 
 # %% ../nbs/15_train.ipynb #20d1d2d5
 def run_name(cfg: TrainConfig | dict, data_fp: str = "", model_fp: str = "") -> str:
-    "`method[-options that name it]-sampler-s<seed>-<fingerprint>` for the resolved config (spurnb: `-recipe-mode`)."
+    """`method[-options that name it]-sampler-s<seed>-<fingerprint>` for the resolved config
+    (spurnb: `-recipe-mode`)."""
     r = resolve_config(cfg) if isinstance(cfg, TrainConfig) else cfg
     cfg = TrainConfig(**{**r, "opts": {}}) if isinstance(cfg, dict) else cfg
     parts = [cfg.method] + [str(r["opts"][k]) for k in METHODS[cfg.method].name_options]
     if r["sampler"] is not None: parts += [r["sampler"]]
     if r["seed"] is not None: parts += [f"s{cfg.seed}"]
-    return "-".join(parts).replace("+", "") + "-" + fingerprint(config_key(r), data_fp, model_fp, n=8)
+    return (
+        "-".join(parts).replace("+", "") + "-" + fingerprint(config_key(r), data_fp, model_fp, n=8)
+    )
 
 def config_key(r: dict) -> dict:
-    "A resolved config's identity — what its run name hashes and what resume and `load_method` compare: every field but the late ones (`spurnb.core.late`) at their default, absent or not."
-    return {**keyed(r, TrainConfig), "opts": keyed(r.get("opts") or {}, METHODS[r["method"]].Options)}
+    """A resolved config's identity — what its run name hashes and what resume and `load_method`
+    compare: every field but the late ones (`spurnb.core.late`) at their default, absent or not."""
+    return {
+        **keyed(r, TrainConfig),
+        "opts": keyed(r.get("opts") or {}, METHODS[r["method"]].Options),
+    }
 
 def _rng_state():
     "Every generator's state as tensors and plain types (a checkpoint holds nothing else)."
@@ -115,24 +134,38 @@ def _rng_state():
 
 def _set_rng_state(s):
     n = s["numpy"]; torch.set_rng_state(s["torch"]); random.setstate(s["python"])
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    np.random.set_state(
+        ("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+    )
 
 # %% ../nbs/15_train.ipynb #ecccc14f
 class Run:
-    "One training run of `cfg` on `splits` (dict with train/val/test `GroupDataset`s), writing to `out/<run_name>`."
+    """One training run of `cfg` on `splits` (dict with train/val/test `GroupDataset`s), writing to
+    `out/<run_name>`."""
     def __init__(self, cfg: TrainConfig, adapter, splits: dict, out=None, task: Task | None = None, callbacks=(), progress: bool = True):
         self.cfg, self.callbacks, self.progress = cfg, list(callbacks), progress
-        self.world = current_world()   # one process, or this rank of a torchrun job (spurnb.distributed)
+        # one process, or this rank of a torchrun job (spurnb.distributed)
+        self.world = current_world()
         self.task = task or Task.from_dataset(splits["train"])
-        self.adapter, self.splits = adapter, splits   # as given: a method with stages (JTT) trains its first stage from them
-        self.method = make_method(cfg.method, adapter, self.task, opts=make_options(METHODS[cfg.method], cfg.opts))   # parsed here, once
+        # as given: a method with stages (JTT) trains its first stage from them
+        self.adapter, self.splits = adapter, splits
+        # parsed here, once
+        self.method = make_method(
+            cfg.method, adapter, self.task, opts=make_options(METHODS[cfg.method], cfg.opts)
+        )
         self.sources = {k: Source(ds, self.method, progress) for k, ds in splits.items()}
         data_fp = fingerprint(*[getattr(splits[k], "fingerprint", k) for k in sorted(splits)])
-        self.meta = dict(config=resolve_config(replace(cfg, opts=self.method.opts)), seed=cfg.seed, data_fingerprint=data_fp,
-                         model=getattr(adapter, "name", None), model_fingerprint=getattr(adapter, "fingerprint", None),
-                         precision=getattr(adapter, "precision", None),
-                         versions=versions(), inputs=self.method.inputs,
-                         trainable=[n for n, _ in self.method.trainable()])
+        self.meta = dict(
+            config=resolve_config(replace(cfg, opts=self.method.opts)),
+            seed=cfg.seed,
+            data_fingerprint=data_fp,
+            model=getattr(adapter, "name", None),
+            model_fingerprint=getattr(adapter, "fingerprint", None),
+            precision=getattr(adapter, "precision", None),
+            versions=versions(),
+            inputs=self.method.inputs,
+            trainable=[n for n, _ in self.method.trainable()],
+        )
         out = Path(out) if out is not None else cache_dir("runs")
         self.dir = out / run_name(self.meta["config"], data_fp, str(self.meta["model_fingerprint"]))
         self.params = [p for _, p in self.method.trainable()]
@@ -146,22 +179,38 @@ class Run:
         self.best_state, self.saved_at = None, -math.inf
         self.epoch_gen_state, self._rng, self._loss_sums = self.gen.get_state(), _rng_state(), {}
         tr = splits["train"]
-        self.group_names = [tr.group_name(g) for g in range(self.task.n_groups)] if hasattr(tr, "group_name") else None
+        self.group_names = (
+            [tr.group_name(g) for g in range(self.task.n_groups)]
+            if hasattr(tr, "group_name")
+            else None
+        )
 
 def _make_optimizer(cfg, params):
-    if cfg.optimizer == "sgd": return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam": return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"Unknown optimizer {cfg.optimizer!r}; use 'sgd' or 'adam'")
 
-SCHEDULES = Registry("schedule")   # name -> (optimizer, total steps) -> a torch.optim.lr_scheduler stepped once per step
-SCHEDULES["constant"] = lambda opt, total: torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
-SCHEDULES["cosine"] = lambda opt, total: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))   # to 0 at the last step
+# name -> (optimizer, total steps) -> a torch.optim.lr_scheduler stepped once per step
+SCHEDULES = Registry("schedule")
+SCHEDULES["constant"] = lambda opt, total: torch.optim.lr_scheduler.ConstantLR(
+    opt, factor=1.0, total_iters=0
+)
+# to 0 at the last step
+SCHEDULES["cosine"] = lambda opt, total: torch.optim.lr_scheduler.CosineAnnealingLR(
+    opt, T_max=max(total, 1)
+)
 
 # %% ../nbs/15_train.ipynb #fb045f48
 @patch
 def train_step(self: Run, idx: torch.Tensor):
-    "One optimiser step on the items `idx`: loss terms (checked finite), objective, backward, step; adds the terms to the epoch's means."
-    w = self.world   # under torchrun: this rank embeds its share of the global batch; every rank computes the one-process loss
+    """One optimiser step on the items `idx`: loss terms (checked finite), objective, backward,
+    step; adds the terms to the epoch's means."""
+    # under torchrun: this rank embeds its share of the global batch; every rank computes the one-process loss
+    w = self.world
     batch = self.sources["train"].batch(idx, w.rows(len(idx)))
     with gathered_embeddings(self.method, w, len(idx)):
         terms = self.method.loss(batch)   # dict of per-sample Tensor[B], B the global batch
@@ -170,28 +219,42 @@ def train_step(self: Run, idx: torch.Tensor):
     self.opt.zero_grad(set_to_none=True); loss.backward()
     average_gradients(self.params, w)   # every rank then takes the same step
     self.opt.step(); self.sched.step()
-    for k, v in terms.items(): self._loss_sums[k] = self._loss_sums.get(k, 0.0) + float(v.detach().sum())
+    for k, v in terms.items():
+        self._loss_sums[k] = self._loss_sums.get(k, 0.0) + float(v.detach().sum())
     self._loss_sums["_n"] = self._loss_sums.get("_n", 0) + len(idx)
 
 # %% ../nbs/15_train.ipynb #b61a9f84
 @patch
 def end_epoch(self: Run):
-    "Close an epoch: evaluate val (and test), append the history row, update the best epoch, write the metrics."
+    """Close an epoch: evaluate val (and test), append the history row, update the best epoch, write
+    the metrics."""
     n = self._loss_sums.pop("_n", 0)
-    row = dict(epoch=self.epoch, step=self.global_step, lr=self.opt.param_groups[0]["lr"] if self.opt else None,
-               train={k: v / max(n, 1) for k, v in self._loss_sums.items()},
-               val=evaluate(self.method, self.sources["val"], self.task, self.world),
-               test=evaluate(self.method, self.sources["test"], self.task, self.world) if "test" in self.sources else {})
+    row = dict(
+        epoch=self.epoch,
+        step=self.global_step,
+        lr=self.opt.param_groups[0]["lr"] if self.opt else None,
+        train={k: v / max(n, 1) for k, v in self._loss_sums.items()},
+        val=evaluate(self.method, self.sources["val"], self.task, self.world),
+        test=(
+            evaluate(self.method, self.sources["test"], self.task, self.world)
+            if "test" in self.sources
+            else {}
+        ),
+    )
     self.history.append(row); self._loss_sums = {}
-    candidate = self.epoch > 0 or self.n_epochs == 0   # a method that trains is chosen among trained epochs
-    if candidate and (self.best is None or selection_score(row["val"], self.cfg.selection) > self.best["score"]):
+    # a method that trains is chosen among trained epochs
+    candidate = self.epoch > 0 or self.n_epochs == 0
+    if candidate and (
+        self.best is None or selection_score(row["val"], self.cfg.selection) > self.best["score"]
+    ):
         self.best = dict(epoch=self.epoch, score=selection_score(row["val"], self.cfg.selection))
         self.best_state = self.method.get_state()   # written with the next last.pt
     self.write_metrics()
 
 @patch
 def write_metrics(self: Run):
-    "Write the history to `metrics.jsonl` (everything) and `metrics.csv` (scalars), atomically (rank 0 only)."
+    """Write the history to `metrics.jsonl` (everything) and `metrics.csv` (scalars), atomically
+    (rank 0 only)."""
     if not self.world.main: return
     flat = [_flatten(r) for r in self.history]
     with atomic_write(self.dir / "metrics.jsonl", "w") as f:
@@ -201,10 +264,17 @@ def write_metrics(self: Run):
         w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(flat)
 
 def _flatten(row: dict) -> dict:
-    "Scalars of a history row as `split_field` columns (lists such as per-group accuracies stay in the JSONL)."
+    """Scalars of a history row as `split_field` columns (lists such as per-group accuracies stay in
+    the JSONL)."""
     out = {k: v for k, v in row.items() if not isinstance(v, dict)}
     for split in ("train", "val", "test"):
-        out.update({f"{split}_{k}": v for k, v in row.get(split, {}).items() if isinstance(v, (int, float))})
+        out.update(
+            {
+                f"{split}_{k}": v
+                for k, v in row.get(split, {}).items()
+                if isinstance(v, (int, float))
+            }
+        )
     return out
 
 # %% ../nbs/15_train.ipynb #4c697d61
@@ -213,7 +283,8 @@ class RunDiverged(SpurnbError):
 
 @patch
 def state(self: Run, finished: bool = False) -> dict:
-    "Everything `last.pt` holds to resume exactly: weights, optimiser, counters, RNG states, history and best epoch."
+    """Everything `last.pt` holds to resume exactly: weights, optimiser, counters, RNG states,
+    history and best epoch."""
     return dict(meta=self.meta, method=self.method.get_state(), optimizer=self.opt.state_dict() if self.opt else None,
                 sched=self.sched.state_dict() if self.sched else None,
                 epoch=self.epoch, step=self.step, global_step=self.global_step, epoch_gen_state=self.epoch_gen_state,
@@ -223,19 +294,25 @@ def state(self: Run, finished: bool = False) -> dict:
 def save_best(self: Run):
     "Write `best.pt` when a new best epoch is pending (its weights are kept in memory until then)."
     if self.best_state is not None:
-        if self.world.main: torch_save(dict(meta=self.meta, epoch=self.best["epoch"], method=self.best_state), self.dir / "best.pt")
+        if self.world.main:
+            torch_save(
+                dict(meta=self.meta, epoch=self.best["epoch"], method=self.best_state),
+                self.dir / "best.pt",
+            )
         self.best_state = None
 
 @patch
 def save_last(self: Run, finished: bool = False):
     "Write `best.pt` when a new best epoch is pending, then `last.pt`, each atomically."
-    self.save_best()                  # best.pt first: the last.pt that names the best epoch never precedes its weights
+    # best.pt first: the last.pt that names the best epoch never precedes its weights
+    self.save_best()
     if self.world.main: torch_save(self.state(finished), self.dir / "last.pt")
     self.saved_at = time.monotonic()
 
 # %% ../nbs/15_train.ipynb #d1b7fb78
 def config_diff(a: dict, b: dict, prefix: str = "") -> list:
-    "`key: a's value vs b's value` for every key (nested ones as `opts.recipe`) where the configs `a` and `b` differ."
+    """`key: a's value vs b's value` for every key (nested ones as `opts.recipe`) where the configs
+    `a` and `b` differ."""
     out = []
     for k in sorted(set(a) | set(b), key=str):
         x, y = a.get(k, "(absent)"), b.get(k, "(absent)")
@@ -246,32 +323,54 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list:
 # %% ../nbs/15_train.ipynb #6da0be56
 @patch
 def diverged(self: Run, e: NonFiniteLoss):
-    "Keep `best.pt`; overwrite `last.pt` only with finite weights; write `diverged.json`, which `--resume` reads and explains."
+    """Keep `best.pt`; overwrite `last.pt` only with finite weights; write `diverged.json`, which
+    `--resume` reads and explains."""
     if all(bool(torch.isfinite(p).all()) for p in self.params):
         self.save_last(); where = f"epoch {self.epoch + 1}, step {self.step}"
     else: self.save_best(); where = "the last.pt written before the weights became non-finite" if (self.dir / "last.pt").exists() else "the start"
-    if self.world.main: save_json(dict(error=str(e), epoch=self.epoch + 1, step=self.step + 1, resume_from=where), self.dir / "diverged.json")
+    if self.world.main:
+        save_json(
+            dict(error=str(e), epoch=self.epoch + 1, step=self.step + 1, resume_from=where),
+            self.dir / "diverged.json",
+        )
 
 @patch
 def load_last(self: Run) -> bool:
     "Restore from `last.pt` if there is one; True if it was a finished run."
     p = self.dir / "last.pt"
     if (self.dir / "diverged.json").exists():
-        d = read_json(self.dir / "diverged.json", "divergence record", "delete it to resume from the last finite checkpoint")
-        raise RunDiverged(f"run {self.dir} diverged ({d['error']}). Resuming the same config repeats the same steps and diverges "
-                          f"again; start a new run with a lower --lr (or another --optimizer), or delete {self.dir / 'diverged.json'} "
-                          f"to retry from the last finite checkpoint ({d['resume_from']}).")
+        d = read_json(
+            self.dir / "diverged.json",
+            "divergence record",
+            "delete it to resume from the last finite checkpoint",
+        )
+        raise RunDiverged(
+            f"run {self.dir} diverged ({d['error']}). Resuming the same config repeats the same"
+            " steps and diverges again; start a new run with a lower --lr (or another"
+            f" --optimizer), or delete {self.dir / 'diverged.json'} to retry from the last finite"
+            f" checkpoint ({d['resume_from']})."
+        )
     if not p.exists(): return False
-    s = torch_load(p, "checkpoint", f"delete {self.dir} (or run without --resume) to start this run again")
+    s = torch_load(
+        p, "checkpoint", f"delete {self.dir} (or run without --resume) to start this run again"
+    )
     if diff := config_diff(config_key(s["meta"]["config"]), config_key(self.meta["config"])):
-        raise CheckpointError(f"{p} was written by a different config: {'; '.join(diff)} (the checkpoint's value, then this run's). "
-                              f"Run with the checkpoint's options to resume it, or without --resume (or into another --out) to start anew")
+        raise CheckpointError(
+            f"{p} was written by a different config: {'; '.join(diff)} (the checkpoint's value,"
+            " then this run's). Run with the checkpoint's options to resume it, or without"
+            " --resume (or into another --out) to start anew"
+        )
     self.method.set_state(s["method"])
     if self.opt:
         self.opt.load_state_dict(s["optimizer"])
-        if s.get("sched") is not None: self.sched.load_state_dict(s["sched"])   # absent from checkpoints written before the scheduler
+        # absent from checkpoints written before the scheduler
+        if s.get("sched") is not None: self.sched.load_state_dict(s["sched"])
     self.epoch, self.step, self.global_step = s["epoch"], s["step"], s["global_step"]
-    self.epoch_gen_state, self._rng, self._loss_sums = s["epoch_gen_state"], s["rng"], s.get("loss_sums", s.get("acc", {}))
+    self.epoch_gen_state, self._rng, self._loss_sums = (
+        s["epoch_gen_state"],
+        s["rng"],
+        s.get("loss_sums", s.get("acc", {})),
+    )
     self.history, self.best = s["history"], s["best"]
     _set_rng_state(self._rng)
     return s["finished"]
@@ -279,51 +378,76 @@ def load_last(self: Run) -> bool:
 # %% ../nbs/15_train.ipynb #9457bb21
 @patch
 def fit(self: Run, resume: bool = False) -> dict:
-    "Train (or resume) to the end and return the summary written to `final.json`; the run directory is locked meanwhile (by rank 0 under torchrun)."
+    """Train (or resume) to the end and return the summary written to `final.json`; the run
+    directory is locked meanwhile (by rank 0 under torchrun)."""
     main = self.world.main
     if main: self.dir.mkdir(parents=True, exist_ok=True)
-    with file_lock(self.dir / ".lock", timeout=0, what=f"run directory {self.dir}") if main else contextlib.nullcontext():
-        if main: remove_orphans(self.dir, "*")                   # temporary files a killed writer left
+    with (
+        file_lock(self.dir / ".lock", timeout=0, what=f"run directory {self.dir}")
+        if main
+        else contextlib.nullcontext()
+    ):
+        # temporary files a killed writer left
+        if main: remove_orphans(self.dir, "*")
         barrier(self.world, f"waiting for rank 0 to lock {self.dir}")
         s = self._fit(resume)
-        barrier(self.world, f"waiting for rank 0 to write {self.dir}")   # every file is there when any rank returns
+        # every file is there when any rank returns
+        barrier(self.world, f"waiting for rank 0 to write {self.dir}")
         return s
 
 @patch
 def run_stage(self: Run, k: int, st) -> tuple:
-    "Train (or read back) stage `k` the method declared (`spurnb.methods.Stage`) in this run's folder: `(its summary, its method at checkpoint st.which)`."
-    d = self.dir.parent / run_name(st.cfg, self.meta["data_fingerprint"], str(self.meta["model_fingerprint"]))
+    """Train (or read back) stage `k` the method declared (`spurnb.methods.Stage`) in this run's
+    folder: `(its summary, its method at checkpoint st.which)`."""
+    d = self.dir.parent / run_name(
+        st.cfg, self.meta["data_fingerprint"], str(self.meta["model_fingerprint"])
+    )
     if not st.train and not (d / "final.json").exists():
-        raise FileNotFoundError(f"{self.cfg.method}: no finished stage-{k + 1} run at {d}. {st.why}")
+        raise FileNotFoundError(
+            f"{self.cfg.method}: no finished stage-{k + 1} run at {d}. {st.why}"
+        )
     s = train(st.cfg, self.adapter, self.splits, self.dir.parent, self.task, resume=True, callbacks=self.callbacks, progress=False)
     return s, load_method(s["run_dir"], self.adapter, self.task, which=st.which)
 
 @patch
 def _fit(self: Run, resume: bool = False) -> dict:
     if resume and self.load_last():
-        s = read_json(self.dir / "final.json", "run summary", f"delete {self.dir / 'last.pt'} and resume again to redo the end of the run")
-        return dict(s, run_dir=str(self.dir))                     # where the run is now (a moved or copied directory reads its own files)
-    if self.world.main: (self.dir / "diverged.json").unlink(missing_ok=True); save_json(self.meta, self.dir / "config.json")
-    rng = _rng_state()                                       # a stage read back draws nothing: put the state back either way
+        s = read_json(
+            self.dir / "final.json",
+            "run summary",
+            f"delete {self.dir / 'last.pt'} and resume again to redo the end of the run",
+        )
+        # where the run is now (a moved or copied directory reads its own files)
+        return dict(s, run_dir=str(self.dir))
+    if self.world.main:
+        (self.dir / "diverged.json").unlink(missing_ok=True)
+        save_json(self.meta, self.dir / "config.json")
+    # a stage read back draws nothing: put the state back either way
+    rng = _rng_state()
     stages = [self.run_stage(k, st) for k, st in enumerate(self.method.stages(self.cfg))]
     self.method.prepare(Setup(self.sources, self.splits, self.dir, self.cfg.seed, self.world, stages)); _set_rng_state(rng)
     weights = self.method.sample_weights(self.task, self.sources["train"].g)
-    if weights is None: weights = SAMPLERS[self.cfg.sampler](self.sources["train"].g, self.task.n_groups)
+    if weights is None:
+        weights = SAMPLERS[self.cfg.sampler](self.sources["train"].g, self.task.n_groups)
     if not self.history: self.end_epoch()                     # epoch 0: before training
     mb = _bar(range(self.epoch, self.n_epochs), self.progress)
     for _ in mb:
-        self.gen.set_state(self.epoch_gen_state)              # the epoch's order is a function of this state
+        # the epoch's order is a function of this state
+        self.gen.set_state(self.epoch_gen_state)
         batches = epoch_batches(len(self.sources["train"]), self.cfg.batch_size, weights, self.gen)
         try:
             for i in range(self.step, len(batches)):
                 self.train_step(batches[i])
                 self.step, self.global_step, self._rng = i + 1, self.global_step + 1, _rng_state()
-                if self.cfg.ckpt_steps and self.global_step % self.cfg.ckpt_steps == 0: self.save_last()
+                if self.cfg.ckpt_steps and self.global_step % self.cfg.ckpt_steps == 0:
+                    self.save_last()
                 for cb in self.callbacks: cb(self, "after_step")
         except NonFiniteLoss as e:
-            self.diverged(e); raise                               # resuming would diverge again: say so then
+            # resuming would diverge again: say so then
+            self.diverged(e); raise
         except BaseException:
-            self.save_last(); raise                               # resumable from the last completed step
+            # resumable from the last completed step
+            self.save_last(); raise
         self.epoch, self.step, self.epoch_gen_state = self.epoch + 1, 0, self.gen.get_state()
         if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.n_epochs: self.end_epoch()
         if time.monotonic() - self.saved_at >= self.cfg.ckpt_secs: self.save_last()
@@ -335,46 +459,71 @@ def _fit(self: Run, resume: bool = False) -> dict:
 def _bar(it, progress): return progress_bar(it, desc="epochs", display=progress)
 
 def _bar_comment(mb, row):
-    if hasattr(mb, "set_postfix_str"): mb.set_postfix_str(f"val wga {row['val']['worst_group_acc']:.3f} avg {row['val']['avg_acc']:.3f}")
+    if hasattr(mb, "set_postfix_str"):
+        mb.set_postfix_str(
+            f"val wga {row['val']['worst_group_acc']:.3f} avg {row['val']['avg_acc']:.3f}"
+        )
 
 # %% ../nbs/15_train.ipynb #52967ea1
 @patch
 def finish(self: Run) -> dict:
-    "Write `final.json` (config, best and last epochs' metrics, history), save the finished state, return the summary."
+    """Write `final.json` (config, best and last epochs' metrics, history), save the finished state,
+    return the summary."""
     best = next(r for r in self.history if r["epoch"] == self.best["epoch"])
     summary = dict(run_dir=".", method=self.cfg.method, config=self.meta["config"], selection=self.cfg.selection,
                    best_epoch=best["epoch"], val=best["val"], test=best["test"],
                    last_epoch=self.history[-1]["epoch"], last_val=self.history[-1]["val"], last_test=self.history[-1]["test"],
                    group_names=self.group_names, history=self.history)
-    for k in ("val", "test"):                                  # allowed missing groups (--allow_missing_groups): the metrics name them
-        if k in self.splits and hasattr(self.splits[k], "group_counts") and (miss := missing_groups(self.splits[k])): summary[k] = dict(summary[k], missing_groups=miss)
-    if self.world.main: save_json(summary, self.dir / "final.json")   # paths inside a run directory are relative to it: it can be moved
+    # allowed missing groups (--allow_missing_groups): the metrics name them
+    for k in ("val", "test"):
+        if (
+            k in self.splits
+            and hasattr(self.splits[k], "group_counts")
+            and (miss := missing_groups(self.splits[k]))
+        ):
+            summary[k] = dict(summary[k], missing_groups=miss)
+    # paths inside a run directory are relative to it: it can be moved
+    if self.world.main: save_json(summary, self.dir / "final.json")
     self.save_last(finished=True)
     return dict(summary, run_dir=str(self.dir))
 
 def train(cfg: TrainConfig, adapter, splits: dict, out=None, task: Task | None = None, resume: bool = False,
           callbacks=(), progress: bool = True) -> dict:
-    "Run `cfg` on `splits` (train/val/test) with `adapter`; write the run directory under `out`; return the summary."
+    """Run `cfg` on `splits` (train/val/test) with `adapter`; write the run directory under `out`;
+    return the summary."""
     set_seed(cfg.seed)   # the entry point of a run: seeded once, before anything random is drawn
     return Run(cfg, adapter, splits, out, task, callbacks, progress).fit(resume)
 
 # %% ../nbs/15_train.ipynb #22432ad2
 def load_method(run_dir, adapter, task: Task, which: str = "best"):
-    "The method of the run in `run_dir`, with the weights of its `which` checkpoint (`'best'` or `'last'`)."
+    """The method of the run in `run_dir`, with the weights of its `which` checkpoint (`'best'` or
+    `'last'`)."""
     run_dir = Path(run_dir); ck = run_dir / f"{which}.pt"
     fix = f"train the run in {run_dir} again"
-    c = read_json(run_dir / "config.json", "run config", f"the run in {run_dir} is incomplete; train it again")["config"]
+    c = read_json(
+        run_dir / "config.json", "run config", f"the run in {run_dir} is incomplete; train it again"
+    )["config"]
     s = torch_load(ck, "checkpoint", fix)
     own = (s.get("meta") or {}).get("config")
-    if own is not None and (diff := config_diff(config_key(own), config_key(c))):      # the checkpoint holds its own config: the two must agree
-        raise CheckpointError(f"{run_dir / 'config.json'} and {ck} disagree: {'; '.join(diff)} (the checkpoint's value, then config.json's). "
-                              f"One of them was edited or copied from another run; {fix}")
+    # the checkpoint holds its own config: the two must agree
+    if own is not None and (diff := config_diff(config_key(own), config_key(c))):
+        raise CheckpointError(
+            f"{run_dir / 'config.json'} and {ck} disagree: {'; '.join(diff)} (the checkpoint's"
+            f" value, then config.json's). One of them was edited or copied from another run; {fix}"
+        )
     c = own or c
-    opts = c["opts"] if "opts" in c else {k: c[k] for k in method_options(c["method"]) if c.get(k) is not None}  # older runs: flat fields
+    # older runs: flat fields
+    opts = (
+        c["opts"]
+        if "opts" in c
+        else {k: c[k] for k in method_options(c["method"]) if c.get(k) is not None}
+    )
     try:
         m = make_method(c["method"], adapter, task, **opts)
         m.set_state(s["method"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"the run in {run_dir} cannot be loaded ({type(e).__name__}: {e}); {fix}") from None
+        raise CheckpointError(
+            f"the run in {run_dir} cannot be loaded ({type(e).__name__}: {e}); {fix}"
+        ) from None
     return m
 

@@ -25,7 +25,8 @@ __all__ = ['METHODS', 'trunk_trains', 'Prompts', 'Options', 'TunedOptions', 'mak
 
 # %% ../../nbs/12_methods.ipynb #357fe24c
 def trunk_trains(adapter, tower: str) -> bool:
-    "Whether `adapter`'s image or text trunk has trainable parameters: the applied policy says so, else whether the trunk's output carries gradient."
+    """Whether `adapter`'s image or text trunk has trainable parameters: the applied policy says so,
+    else whether the trunk's output carries gradient."""
     pol = getattr(adapter, "policy", None)
     if tower in ("image", "text") and hasattr(pol, "image_trunk_frozen"):
         return not (pol.image_trunk_frozen if tower == "image" else pol.text_trunk_frozen)
@@ -38,26 +39,37 @@ def _fill(template, name): return template(name) if callable(template) else temp
 
 # %% ../../nbs/12_methods.ipynb #53e1db9e
 class Prompts:
-    "The prompts `templates × names` for `adapter`; `embed()` → unit `[T, K, D]`, re-encoding only when the text trunk trains."
+    """The prompts `templates × names` for `adapter`; `embed()` → unit `[T, K, D]`, re-encoding only
+    when the text trunk trains."""
     def __init__(self, adapter, names, templates="short"):
         groups = [[n] if isinstance(n, str) else list(n) for n in names]
         flat = [m for grp in groups for m in grp]
         self.adapter, self.templates = adapter, resolve_templates(templates)
         self.T, self.K, self.M = len(self.templates), len(groups), len(flat)
         self.texts = [_fill(t, m) for t in self.templates for m in flat]          # row t*M + m
-        self.member = torch.tensor([k for k, grp in enumerate(groups) for _ in grp])  # [M] class of each member
+        # [M] class of each member
+        self.member = torch.tensor([k for k, grp in enumerate(groups) for _ in grp])
         self.tokens = adapter.tokenize(self.texts)                                # [T*M, L]
         # Frozen text trunk: its pooled output is a constant, computed once (and cached on disk by spurnb.cache).
-        self.pooled = None if trunk_trains(adapter, "text") else cached_text_features(adapter, self.texts).float()
+        self.pooled = (
+            None
+            if trunk_trains(adapter, "text")
+            else cached_text_features(adapter, self.texts).float()
+        )
 
     def embed(self):
-        "Unit text embeddings `[T, K, D]`, one per template and name (names with several members: the normalised sum of theirs), through the adapter's text head."
-        pooled = self.pooled if self.pooled is not None else self.adapter.text_trunk(self.tokens)  # [T*M, W]
-        e = F.normalize(self.adapter.text_head(pooled).float(), dim=-1).view(self.T, self.M, -1)  # [T, M, D]
+        """Unit text embeddings `[T, K, D]`, one per template and name (names with several members:
+        the normalised sum of theirs), through the adapter's text head."""
+        # [T*M, W]
+        pooled = self.pooled if self.pooled is not None else self.adapter.text_trunk(self.tokens)
+        # [T, M, D]
+        e = F.normalize(self.adapter.text_head(pooled).float(), dim=-1).view(self.T, self.M, -1)
         if self.M == self.K: return e
-        s = e.new_zeros(self.T, self.K, e.shape[-1]).index_add_(1, self.member, e)       # [T, K, D] sum over members
+        # [T, K, D] sum over members
+        s = e.new_zeros(self.T, self.K, e.shape[-1]).index_add_(1, self.member, e)
         return F.normalize(s, dim=-1)
-    def __repr__(self): return f"Prompts({self.T} templates × {self.K} names, e.g. {self.texts[0]!r})"
+    def __repr__(self):
+        return f"Prompts({self.T} templates × {self.K} names, e.g. {self.texts[0]!r})"
 
 # %% ../../nbs/12_methods.ipynb #73171bf2
 @dataclass
@@ -71,28 +83,42 @@ class Options:
 
 @dataclass
 class TunedOptions(Options):
-    "Options of a method that fine-tunes the policy's parameters with a learnable temperature (ERM and what builds on it)."
+    """Options of a method that fine-tunes the policy's parameters with a learnable temperature (ERM
+    and what builds on it)."""
     policy: str = "projection"     # what trains, a name in spurnb.models.POLICIES: the projections, as Yang et al. (2023) train
     init_scale: float = 1 / 0.07   # initial temperature τ; the reference initialises log τ at log(1/0.07) (Radford et al. 2021)
     def check(self):
         super().check()
-        if not self.init_scale > 0: raise ValueError(f"option init_scale must be > 0 (a temperature), got {self.init_scale}")
+        if not self.init_scale > 0:
+            raise ValueError(
+                f"option init_scale must be > 0 (a temperature), got {self.init_scale}"
+            )
 
 # %% ../../nbs/12_methods.ipynb #5e14c312
 def _convert(f, v):
     "Option value `v` as the type of field `f`'s default (strings come from the command line)."
-    d = f.default if f.default is not MISSING else (f.default_factory() if f.default_factory is not MISSING else None)
+    d = (
+        f.default
+        if f.default is not MISSING
+        else (f.default_factory() if f.default_factory is not MISSING else None)
+    )
     if not isinstance(v, str) or d is None or isinstance(d, str): return v
     try:
         if isinstance(d, bool):
             if v.lower() not in ("true", "false", "1", "0", "yes", "no"): raise ValueError(v)
             return v.lower() in ("true", "1", "yes")
-        if isinstance(d, (tuple, list)): return tuple(type(d[0])(x) for x in v.replace(";", ",").split(",") if x) if d else tuple(v.split(","))
+        if isinstance(d, (tuple, list)):
+            return (
+                tuple(type(d[0])(x) for x in v.replace(";", ",").split(",") if x)
+                if d
+                else tuple(v.split(","))
+            )
         return type(d)(v)
     except ValueError: raise ValueError(f"option {f.name}={v!r}: expected a {type(d).__name__} like {d!r}") from None
 
 def make_options(cls, opts=None, **kw):
-    "The `Options` of method class `cls` from a dict (or keywords); unknown names raise with the known ones."
+    """The `Options` of method class `cls` from a dict (or keywords); unknown names raise with the
+    known ones."""
     if isinstance(opts, cls.Options): return replace(opts, **kw) if kw else opts
     opts = {**(opts or {}), **kw}
     known = {f.name: f for f in fields(cls.Options)}
@@ -100,13 +126,17 @@ def make_options(cls, opts=None, **kw):
     if bad:
         hint = {k: difflib.get_close_matches(k, known, n=1) for k in bad}
         hint = "; ".join(f"{k!r}: did you mean {m[0]!r}?" for k, m in hint.items() if m)
-        raise TypeError(f"method {getattr(cls, 'name', cls.__name__)!r} has no option {', '.join(map(repr, bad))}{' (' + hint + ')' if hint else ''}. "
-                        f"Its options: {', '.join(known)}.")
+        raise TypeError(
+            f"method {getattr(cls, 'name', cls.__name__)!r} has no option"
+            f" {', '.join(map(repr, bad))}{' (' + hint + ')' if hint else ''}. Its options:"
+            f" {', '.join(known)}."
+        )
     return cls.Options(**{k: _convert(known[k], v) for k, v in opts.items()})
 
 # %% ../../nbs/12_methods.ipynb #8dbf778a
 class Method(nn.Module):
-    "One way to adapt CLIP to a `Task`: owns its options, its trainable parameters, its per-sample loss terms and its head."
+    """One way to adapt CLIP to a `Task`: owns its options, its trainable parameters, its per-sample
+    loss terms and its head."""
     Options = Options             # its hyperparameters (a dataclass extending `Options`)
     trains = True                 # False: evaluated as is
     stochastic = False            # True: draws random numbers even without training (its runs keep their seed)
@@ -117,19 +147,27 @@ class Method(nn.Module):
     def __init__(self, adapter, task: Task, opts=None, **kw):
         super().__init__()
         self.opts = make_options(type(self), opts, **kw)
-        shared = [getattr(adapter, k, None) for k in ("tokenizer", "preprocess")]   # stateless: shared, not copied
-        adapter = copy.deepcopy(adapter, memo={id(o): o for o in shared if o is not None})  # ours to change; not a submodule
+        # stateless: shared, not copied
+        shared = [getattr(adapter, k, None) for k in ("tokenizer", "preprocess")]
+        # ours to change; not a submodule
+        adapter = copy.deepcopy(adapter, memo={id(o): o for o in shared if o is not None})
         self.__dict__["adapter"] = adapter
         self.task, self.policy = task, getattr(self.opts, "policy", "zeroshot")
         if self.policy not in self.policies:
-            raise ValueError(f"method {self.name!r} does not support policy {self.policy!r}; it supports {', '.join(self.policies)} (option policy)")
-        self.adapter_params = list(M.apply_policy(adapter, self.policy if self.trains else "zeroshot"))
+            raise ValueError(
+                f"method {self.name!r} does not support policy {self.policy!r}; it supports"
+                f" {', '.join(self.policies)} (option policy)"
+            )
+        self.adapter_params = list(
+            M.apply_policy(adapter, self.policy if self.trains else "zeroshot")
+        )
         adapter.model.eval()      # frozen BatchNorm/dropout: the cached trunk features stay exact
         self.inputs = "images" if trunk_trains(adapter, "image") else "features"
         self.class_prompts = Prompts(adapter, task.classnames, self.opts.templates)
 
     def trainable(self) -> list:
-        "`(name, parameter)` pairs the optimiser updates: the method's own, then the adapter's under the policy."
+        """`(name, parameter)` pairs the optimiser updates: the method's own, then the adapter's
+        under the policy."""
         return [(n, p) for n, p in self.named_parameters() if p.requires_grad] + \
                [(f"adapter.{n}", p) for n, p in self.adapter_params if p.requires_grad]
 
@@ -163,14 +201,16 @@ def classifier(self: Method):
 
 @patch
 def image_classifier(self: Method):
-    "A function `images [B, 3, H, W] → logits [B, C]` whatever `self.inputs` is (for attribution: gradients reach the pixels)."
+    """A function `images [B, 3, H, W] → logits [B, C]` whatever `self.inputs` is (for attribution:
+    gradients reach the pixels)."""
     with torch.no_grad(): w, s = self.class_weights(), self.scale()
     return lambda x: M.zeroshot_logits(self.adapter.encode_image(x), w, s)
 
 # %% ../../nbs/12_methods.ipynb #365fb4c1
 @patch
 def loss(self: Method, batch) -> dict:
-    "Per-sample loss terms of a batch: a dict of `Tensor[B]` with a `total`; a method that does not train raises."
+    """Per-sample loss terms of a batch: a dict of `Tensor[B]` with a `total`; a method that does
+    not train raises."""
     raise NotImplementedError(f"{type(self).__name__} does not train")
 
 @patch
@@ -180,7 +220,8 @@ def objective(self: Method, terms: dict, batch) -> torch.Tensor:
 
 @dataclass
 class Stage:
-    "A training run a method needs before its own (JTT's first stage), which the loop trains (or reads back) in the same folder."
+    """A training run a method needs before its own (JTT's first stage), which the loop trains (or
+    reads back) in the same folder."""
     cfg: object               # its `spurnb.train.TrainConfig`
     train: bool = True        # False: it must be there already (the loop refuses, naming `why`)
     which: str = "last"       # the checkpoint the method gets back: "last" or "best"
@@ -188,7 +229,8 @@ class Stage:
 
 @dataclass
 class Setup:
-    "What a method's `prepare` receives from the loop: the feeds, the splits, its run directory and seed, its place in the job, its finished stages."
+    """What a method's `prepare` receives from the loop: the feeds, the splits, its run directory
+    and seed, its place in the job, its finished stages."""
     feeds: dict               # split name -> `spurnb.feed.Source`
     splits: dict              # split name -> `GroupDataset`, as the run was given them
     dir: Path | None = None   # the run directory (a method writes its own records there)
@@ -203,42 +245,54 @@ def stages(self: Method, cfg) -> list:
 
 @patch
 def prepare(self: Method, setup: Setup):
-    "Work before the first step that needs what the loop holds (`Setup`: feeds, splits, directory, seed, finished stages); nothing by default."
+    """Work before the first step that needs what the loop holds (`Setup`: feeds, splits, directory,
+    seed, finished stages); nothing by default."""
 
 @patch
 def sample_weights(self: Method, task: Task, g: torch.Tensor):
-    "Per-example sampling weights the method asks for (JTT would upweight errors); `None`: use the configured sampler."
+    """Per-example sampling weights the method asks for (JTT would upweight errors); `None`: use the
+    configured sampler."""
     return None
 
 @patch
 def get_state(self: Method) -> dict:
-    "Everything that changes in training: own parameters and buffers, and the adapter's trainable parameters."
+    """Everything that changes in training: own parameters and buffers, and the adapter's trainable
+    parameters."""
     return {"own": {k: v.detach().clone() for k, v in self.state_dict().items()},
             "adapter": {n: p.detach().clone() for n, p in self.adapter_params}}
 
 @patch
 def set_state(self: Method, state: dict):
-    "Restore what `get_state` returned (own parameters and the adapter's trainable parameters); a checkpoint of another policy raises."
+    """Restore what `get_state` returned (own parameters and the adapter's trainable parameters); a
+    checkpoint of another policy raises."""
     self.load_state_dict(state["own"])
     ps = dict(self.adapter_params)
     if set(ps) != set(state["adapter"]):
-        raise ValueError(f"checkpoint trains {sorted(state['adapter'])[:4]}..., this method {sorted(ps)[:4]}... (different policy?)")
+        raise ValueError(
+            f"checkpoint trains {sorted(state['adapter'])[:4]}..., this method {sorted(ps)[:4]}..."
+            " (different policy?)"
+        )
     with torch.no_grad():
         for n, v in state["adapter"].items(): ps[n].copy_(v)
 
 # %% ../../nbs/12_methods.ipynb #7494ac65
 class _MethodRegistry(Registry):
-    "Methods by name; registering also names the class, and a definition run again (a notebook cell) replaces its earlier self."
+    """Methods by name; registering also names the class, and a definition run again (a notebook
+    cell) replaces its earlier self."""
     def register(self, name: str | None = None):
         reg = super().register(name)
         def _reg(cls):
             key = cls.name = name or cls.__name__
-            if key in self and dict.__getitem__(self, key).__qualname__ == cls.__qualname__: dict.__delitem__(self, key)
+            if key in self and dict.__getitem__(self, key).__qualname__ == cls.__qualname__:
+                dict.__delitem__(self, key)
             return reg(cls)
         return _reg
 
 METHODS = _MethodRegistry("method")
-Method.name = property(lambda self: type(self).__dict__.get("name", type(self).__name__), doc="The name the method is registered under in `METHODS` (its class name if unregistered).")
+Method.name = property(
+    lambda self: type(self).__dict__.get("name", type(self).__name__),
+    doc="The name the method is registered under in `METHODS` (its class name if unregistered).",
+)
 
 def method_options(name: str) -> list:
     "The option names method `name` has (the fields of its `Options`)."
@@ -250,7 +304,8 @@ def make_method(name: str, adapter, task: Task, **opts) -> Method:
 
 # %% ../../nbs/12_methods.ipynb #d1bebb22
 def route_options(methods, opts) -> dict:
-    "`{method: {option: value}}` from `opts` (`{'name': v, 'method.name': v}` or `['name=v', ...]`); an option no method has raises."
+    """`{method: {option: value}}` from `opts` (`{'name': v, 'method.name': v}` or `['name=v',
+    ...]`); an option no method has raises."""
     if not isinstance(opts, dict):
         bad = [o for o in opts if "=" not in o]
         if bad: raise ValueError(f"options are name=value (or method.name=value), got {bad}")
@@ -259,11 +314,18 @@ def route_options(methods, opts) -> dict:
     for k, v in opts.items():
         m, _, opt = k.rpartition(".")
         targets = [m] if m else [x for x in methods if opt in method_options(x)]
-        if m and m not in methods: raise ValueError(f"option {k!r} is for method {m!r}, which is not among the methods run ({', '.join(methods)})")
+        if m and m not in methods:
+            raise ValueError(
+                f"option {k!r} is for method {m!r}, which is not among the methods run"
+                f" ({', '.join(methods)})"
+            )
         if not targets or opt not in method_options(targets[0]):
             known = {x: method_options(x) for x in methods}
-            raise ValueError(f"no method run here has an option {opt!r}.{did_you_mean(opt, {o for v in known.values() for o in v})} Options: "
-                             + "; ".join(f"{x}: {', '.join(o) or '-'}" for x, o in known.items()))
+            raise ValueError(
+                "no method run here has an option"
+                f" {opt!r}.{did_you_mean(opt, {o for v in known.values() for o in v})} Options: "
+                + "; ".join(f"{x}: {', '.join(o) or '-'}" for x, o in known.items())
+            )
         for t in targets: out[t][opt] = v
     return out
 
@@ -297,7 +359,8 @@ class ERMOptions(TunedOptions):
 
 @METHODS.register("erm")
 class ERM(_Tuned):
-    "Cross-entropy on the zero-shot head τ·z·ē[c], trained with the method's policy — the paper's ERM (with `term_weights`: reweighted ERM)."
+    """Cross-entropy on the zero-shot head τ·z·ē[c], trained with the method's policy — the paper's
+    ERM (with `term_weights`: reweighted ERM)."""
     paper, trains_what = "Yang et al. 2023 (arXiv 2304.03916), its ERM", "the policy's parameters + τ"
     groups_train, groups_select, attr_text = "no (term_weights=group: group labels)", "the selection rule", "no"
     Options = ERMOptions
@@ -306,18 +369,32 @@ class ERM(_Tuned):
         ce = F.cross_entropy(self.logits(batch["x"]), batch["y"], reduction="none")  # [B]
         return {"ce": ce, "total": ce}
     def objective(self, terms, batch):
-        "The batch mean of `total`, each sample weighted by option `term_weights` (a subclass whose options lack it: the plain mean)."
-        return weighted_mean(terms["total"], batch, self.task, getattr(self.opts, "term_weights", "none"))
+        """The batch mean of `total`, each sample weighted by option `term_weights` (a subclass
+        whose options lack it: the plain mean)."""
+        return weighted_mean(
+            terms["total"], batch, self.task, getattr(self.opts, "term_weights", "none")
+        )
 
 # %% ../../nbs/12_methods.ipynb #4aaa60bc
 def check_runs(names: list, sampler: str | None, per: dict | None = None):
-    "Raise `ArgError` before anything trains when `names` repeats a method, or one of them cannot train with `sampler` or its options' policy (`per`: `route_options`)."
+    """Raise `ArgError` before anything trains when `names` repeats a method, or one of them cannot
+    train with `sampler` or its options' policy (`per`: `route_options`)."""
     dup = sorted({m for m in names if names.count(m) > 1})
-    if dup: raise ArgError(f"--method {','.join(names)}: {', '.join(dup)} named twice; each method runs once (another seed or option is another command)")
+    if dup:
+        raise ArgError(
+            f"--method {','.join(names)}: {', '.join(dup)} named twice; each method runs once"
+            " (another seed or option is another command)"
+        )
     for m in names:
         cls, opts = METHODS[m], make_options(METHODS[m], (per or {}).get(m))
         if cls.trains and sampler is not None and sampler not in cls.samplers:
-            raise ArgError(f"--sampler {sampler}: method {m} cannot train with it (it trains with {', '.join(cls.samplers)}); "
-                           f"run {m} in a separate command without --sampler {sampler}")
+            raise ArgError(
+                f"--sampler {sampler}: method {m} cannot train with it (it trains with"
+                f" {', '.join(cls.samplers)}); run {m} in a separate command without --sampler"
+                f" {sampler}"
+            )
         if getattr(opts, "policy", None) is not None and opts.policy not in cls.policies:
-            raise ArgError(f"--policy {opts.policy}: method {m} does not support it (it supports {', '.join(cls.policies)}); run it in a separate command")
+            raise ArgError(
+                f"--policy {opts.policy}: method {m} does not support it (it supports"
+                f" {', '.join(cls.policies)}); run it in a separate command"
+            )

@@ -31,16 +31,32 @@ def methods_table():
 
 # %% ../../nbs/14_baselines.ipynb #0a639fcb
 def require_groups(ds, split: str, method: str, every_group: bool = False):
-    "Raise unless split `ds` has group labels (two or more attribute values) — and, if `every_group`, examples of every group."
-    if ds is None: raise ValueError(f"{method} needs a {split!r} split with group labels; this dataset has none. Give the dataset a {split} split.")
+    """Raise unless split `ds` has group labels (two or more attribute values) — and, if
+    `every_group`, examples of every group."""
+    if ds is None:
+        raise ValueError(
+            f"{method} needs a {split!r} split with group labels; this dataset has none. Give the"
+            f" dataset a {split} split."
+        )
     if ds.n_attrs < 2 or len(torch.unique(ds.a)) < 2:
-        raise ValueError(f"{method} needs group labels on the {split!r} split, and {getattr(ds, 'name', split)} has one attribute value only "
-                         f"({list(getattr(ds, 'attrnames', []))}). Label the spurious attribute, or use a method that needs no groups (erm, jtt with worst-class selection, ...).")
+        raise ValueError(
+            f"{method} needs group labels on the {split!r} split, and {getattr(ds, 'name', split)}"
+            f" has one attribute value only ({list(getattr(ds, 'attrnames', []))}). Label the"
+            " spurious attribute, or use a method that needs no groups (erm, jtt with worst-class"
+            " selection, ...)."
+        )
     if every_group:
         n = torch.bincount(ds.g.long(), minlength=ds.n_groups)
-        empty = [ds.group_name(k) if hasattr(ds, "group_name") else k for k in (n == 0).nonzero().flatten().tolist()]
-        if empty: raise ValueError(f"{method} needs examples of every group in the {split!r} split; {getattr(ds, 'name', split)} has none of {empty}. "
-                                   "Use a larger held-out split (or move examples of those groups into it).")
+        empty = [
+            ds.group_name(k) if hasattr(ds, "group_name") else k
+            for k in (n == 0).nonzero().flatten().tolist()
+        ]
+        if empty:
+            raise ValueError(
+                f"{method} needs examples of every group in the {split!r} split;"
+                f" {getattr(ds, 'name', split)} has none of {empty}. Use a larger held-out split"
+                " (or move examples of those groups into it)."
+            )
 
 # %% ../../nbs/14_baselines.ipynb #9a79c807
 @dataclass
@@ -50,8 +66,12 @@ class GroupDROOptions(TunedOptions):
     adj: float = 0.0    # group adjustment C: the weights see L_g + C/√n_g (Sagawa et al. 2020, Sec. 5; 0 = none)
     def check(self):
         super().check()
-        if not self.eta > 0: raise ValueError(f"option eta must be > 0 (the step size of the group weights), got {self.eta}")
-        if self.adj < 0: raise ValueError(f"option adj must be >= 0 (the group adjustment C), got {self.adj}")
+        if not self.eta > 0:
+            raise ValueError(
+                f"option eta must be > 0 (the step size of the group weights), got {self.eta}"
+            )
+        if self.adj < 0:
+            raise ValueError(f"option adj must be >= 0 (the group adjustment C), got {self.adj}")
 
 @METHODS.register("groupdro")
 class GroupDRO(ERM):
@@ -62,13 +82,16 @@ class GroupDRO(ERM):
     def __init__(self, adapter, task, opts=None, **kw):
         super().__init__(adapter, task, opts, **kw)
         G, n = task.n_groups, torch.tensor(task.train_group_counts or [1] * task.n_groups).float()
-        self.register_buffer("q", torch.full((G,), 1.0 / G))                                # the adversary's group weights
-        self.register_buffer("adjust", self.opts.adj / n.clamp_min(1).sqrt(), persistent=False)  # [G] C/√n_g
+        # the adversary's group weights
+        self.register_buffer("q", torch.full((G,), 1.0 / G))
+        # [G] C/√n_g
+        self.register_buffer("adjust", self.opts.adj / n.clamp_min(1).sqrt(), persistent=False)
 
     def objective(self, terms, batch):
         g, loss, G = batch["g"], terms["ce"], self.task.n_groups
         n = torch.bincount(g, minlength=G).float()                                        # [G]
-        group_loss = loss.new_zeros(G).index_add_(0, g, loss) / n.clamp_min(1)            # [G] mean per group, 0 if absent
+        # [G] mean per group, 0 if absent
+        group_loss = loss.new_zeros(G).index_add_(0, g, loss) / n.clamp_min(1)
         with torch.no_grad():
             self.q.mul_(torch.exp(self.opts.eta * (group_loss + self.adjust))); self.q.div_(self.q.sum())
         return (self.q * group_loss).sum()
@@ -84,8 +107,16 @@ class JTTOptions(TunedOptions):
     train_stage1: bool = True   # train stage 1 when its run is not in the run folder (False: it must be there already)
     def check(self):
         super().check()
-        if self.lambda_up < 1: raise ValueError(f"option lambda_up must be >= 1 (errors are upweighted, not down), got {self.lambda_up}")
-        if self.stage1_epochs < 0: raise ValueError(f"option stage1_epochs must be >= 0 (0: a fifth of the run's epochs), got {self.stage1_epochs}")
+        if self.lambda_up < 1:
+            raise ValueError(
+                "option lambda_up must be >= 1 (errors are upweighted, not down), got"
+                f" {self.lambda_up}"
+            )
+        if self.stage1_epochs < 0:
+            raise ValueError(
+                "option stage1_epochs must be >= 0 (0: a fifth of the run's epochs), got"
+                f" {self.stage1_epochs}"
+            )
 
 # %% ../../nbs/14_baselines.ipynb #9305368d
 @METHODS.register("jtt")
@@ -97,27 +128,42 @@ class JTT(ERM):
     errors = None                                         # [N] bool: stage 1's training errors, set by `prepare`
 
     def stages(self, cfg):
-        "Stage 1, declared for the loop to train (or read back): ERM with this method's shared options, natural sampling, `T` epochs; its last model."
+        """Stage 1, declared for the loop to train (or read back): ERM with this method's shared
+        options, natural sampling, `T` epochs; its last model."""
         if cfg.sampler != "natural":
-            raise ValueError(f"jtt samples by its own upweighting; use sampler 'natural' (got {cfg.sampler!r})")
+            raise ValueError(
+                f"jtt samples by its own upweighting; use sampler 'natural' (got {cfg.sampler!r})"
+            )
         T = self.opts.stage1_epochs or max(1, math.ceil(cfg.epochs / 5))
-        c1 = replace(cfg, method="erm", opts={k: getattr(self.opts, k) for k in method_options("erm") if hasattr(self.opts, k)}, epochs=T, sampler="natural")
-        return [Stage(c1, train=self.opts.train_stage1, which="last",   # the model at the end of epoch T, not a selected one
+        c1 = replace(
+            cfg,
+            method="erm",
+            opts={k: getattr(self.opts, k) for k in method_options("erm") if hasattr(self.opts, k)},
+            epochs=T,
+            sampler="natural",
+        )
+        # the model at the end of epoch T, not a selected one
+        return [Stage(c1, train=self.opts.train_stage1, which="last",
                       why=f"Train it (option train_stage1=True, the default), or run method 'erm' with epochs={T} into the same folder first.")]
 
     def prepare(self, setup: Setup):
-        "The error set: stage 1's last model's mistakes on the training split (recorded in `stage1.json`)."
+        """The error set: stage 1's last model's mistakes on the training split (recorded in
+        `stage1.json`)."""
         (s1, m1), = setup.stages
         tr = setup.feeds["train"]
         src = tr if tr.inputs == m1.inputs else Source(setup.splits["train"], m1)
         self.errors = predict(m1, src)["logits"].argmax(-1) != src.y             # [N]
-        if setup.world.main:   # the stage's run directory, relative to this one: a moved or copied folder reads its own
+        # the stage's run directory, relative to this one: a moved or copied folder reads its own
+        if setup.world.main:
             save_json(dict(stage1_run=str(Path("..") / Path(s1["run_dir"]).name), stage1_epochs=s1["config"]["epochs"], n_errors=int(self.errors.sum()),
                            n_train=len(self.errors), errors_per_group=torch.bincount(src.g[self.errors], minlength=self.task.n_groups).tolist()),
                       setup.dir / "stage1.json")
 
     def sample_weights(self, task, g):
-        if self.errors is None: raise RuntimeError("jtt: stage 1 has not run (the loop calls prepare(setup) before sampling)")
+        if self.errors is None:
+            raise RuntimeError(
+                "jtt: stage 1 has not run (the loop calls prepare(setup) before sampling)"
+            )
         return 1.0 + (self.opts.lambda_up - 1.0) * self.errors.float()           # [N]
 
 # %% ../../nbs/14_baselines.ipynb #2b2702f2
@@ -130,9 +176,12 @@ class DFROptions(Options):
     split: str = "val"                                    # the held-out split DFR trains and selects on
     def check(self):
         super().check()
-        if self.penalty not in ("l1", "l2"): raise ValueError(f"option penalty must be 'l1' or 'l2', got {self.penalty!r}")
-        if not self.Cs or min(self.Cs) <= 0: raise ValueError(f"option Cs must be positive numbers, got {self.Cs}")
-        if self.n_subsamples < 1: raise ValueError(f"option n_subsamples must be >= 1, got {self.n_subsamples}")
+        if self.penalty not in ("l1", "l2"):
+            raise ValueError(f"option penalty must be 'l1' or 'l2', got {self.penalty!r}")
+        if not self.Cs or min(self.Cs) <= 0:
+            raise ValueError(f"option Cs must be positive numbers, got {self.Cs}")
+        if self.n_subsamples < 1:
+            raise ValueError(f"option n_subsamples must be >= 1, got {self.n_subsamples}")
 
 # %% ../../nbs/14_baselines.ipynb #0ec1a2df
 def _balanced(g: np.ndarray, rng) -> np.ndarray:
@@ -145,7 +194,11 @@ def _fit_logistic(X, y, C, penalty, seed):
     solver = "liblinear" if penalty == "l1" else "lbfgs"
     import sklearn
     # scikit-learn 1.8 replaced penalty= by l1_ratio= (1: L1, 0: L2); older versions only know penalty=
-    reg = dict(l1_ratio=float(penalty == "l1")) if tuple(int(v) for v in sklearn.__version__.split(".")[:2]) >= (1, 8) else dict(penalty=penalty)
+    reg = (
+        dict(l1_ratio=float(penalty == "l1"))
+        if tuple(int(v) for v in sklearn.__version__.split(".")[:2]) >= (1, 8)
+        else dict(penalty=penalty)
+    )
     return LogisticRegression(**reg, C=C, solver=solver, max_iter=1000, random_state=seed).fit(X, y)
 
 def _worst_group(clf, X, y, g) -> float:
@@ -153,7 +206,8 @@ def _worst_group(clf, X, y, g) -> float:
     return min(ok[g == k].mean() for k in np.unique(g))
 
 def dfr_fit(X, y, g, n_classes: int, Cs=DFROptions.Cs, penalty="l1", n_subsamples=10, seed=0) -> dict:
-    "DFR on held-out features `X` [N, D] (standardised), classes `y` and groups `g`: C chosen on halves, then averaged weights `W` [C, D], `b` [C]."
+    """DFR on held-out features `X` [N, D] (standardised), classes `y` and groups `g`: C chosen on
+    halves, then averaged weights `W` [C, D], `b` [C]."""
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(y)); a, b = perm[: len(y) // 2], perm[len(y) // 2:]
     score = {}
@@ -168,34 +222,45 @@ def dfr_fit(X, y, g, n_classes: int, Cs=DFROptions.Cs, penalty="l1", n_subsample
     for _ in range(n_subsamples):
         i = _balanced(g, rng); clf = _fit_logistic(X[i], y[i], best, penalty, seed)
         w, c = clf.coef_, clf.intercept_
-        if w.shape[0] == 1: w, c = np.concatenate([-w / 2, w / 2]), np.concatenate([-c / 2, c / 2])   # binary: logits with the same difference
+        # binary: logits with the same difference
+        if w.shape[0] == 1: w, c = np.concatenate([-w / 2, w / 2]), np.concatenate([-c / 2, c / 2])
         W[clf.classes_] += w / n_subsamples; B[clf.classes_] += c / n_subsamples
     return dict(W=W, b=B, C=best, score=score)
 
 # %% ../../nbs/14_baselines.ipynb #f0344526
 @METHODS.register("dfr")
 class DFR(ZeroShot):
-    "Kirichenko et al. (2023): a logistic-regression head on the frozen image embeddings, fitted on group-balanced held-out data."
+    """Kirichenko et al. (2023): a logistic-regression head on the frozen image embeddings, fitted
+    on group-balanced held-out data."""
     Options, stochastic = DFROptions, True
     paper, trains_what = "Kirichenko et al. 2023 (arXiv 2204.02937)", "a linear head (logistic regression), no SGD"
     groups_train, groups_select, attr_text = "yes (val)", "yes (val halves, for C)", "no"
     def __init__(self, adapter, task, opts=None, **kw):
         super().__init__(adapter, task, opts, **kw)
         D, C = adapter.embed_dim, task.n_classes
-        for k, v in dict(mean=torch.zeros(D), std=torch.ones(D), W=torch.zeros(C, D), b=torch.zeros(C)).items(): self.register_buffer(k, v)
+        for k, v in dict(
+            mean=torch.zeros(D), std=torch.ones(D), W=torch.zeros(C, D), b=torch.zeros(C)
+        ).items():
+            self.register_buffer(k, v)
 
     def head(self, z):
-        "The fitted logistic-regression head on standardised unit embeddings `z [B, D]` → logits `[B, C]`."
+        """The fitted logistic-regression head on standardised unit embeddings `z [B, D]` → logits
+        `[B, C]`."""
         return ((z - self.mean) / self.std) @ self.W.T + self.b
     def logits(self, x): return self.head(self.embed_images(x))
     def classifier(self): return lambda x: self.head(self.embed_images(x))
-    def image_classifier(self): return lambda x: self.head(F.normalize(self.adapter.encode_image(x).float(), dim=-1))
+    def image_classifier(self):
+        return lambda x: self.head(F.normalize(self.adapter.encode_image(x).float(), dim=-1))
 
     def prepare(self, setup: Setup):
         s = self.opts.split
         require_groups(setup.splits.get(s), s, "dfr", every_group=True)
         src = setup.feeds[s]
-        with torch.no_grad(): z = torch.cat([self.embed_images(src.batch(i)["x"]) for i in torch.arange(len(src)).split(512)])  # [N, D]
+        # [N, D]
+        with torch.no_grad():
+            z = torch.cat(
+                [self.embed_images(src.batch(i)["x"]) for i in torch.arange(len(src)).split(512)]
+            )
         mean, std = z.mean(0), z.std(0).clamp_min(1e-6)
         X = ((z - mean) / std).numpy()
         r = dfr_fit(X, src.y.numpy(), src.g.numpy(), self.task.n_classes, tuple(self.opts.Cs), self.opts.penalty, self.opts.n_subsamples, setup.seed or 0)
@@ -205,18 +270,26 @@ class DFR(ZeroShot):
 # %% ../../nbs/14_baselines.ipynb #a5b88f3b
 @METHODS.register("flyp")
 class FLYP(_Tuned):
-    "Goyal et al. (2023): fine-tune with CLIP's contrastive loss between images and their class prompts (L_clip alone)."
+    """Goyal et al. (2023): fine-tune with CLIP's contrastive loss between images and their class
+    prompts (L_clip alone)."""
     paper, trains_what = "Goyal et al. 2023 (arXiv 2212.00638)", "the policy's parameters + τ"
     groups_train, groups_select, attr_text = "no", "the selection rule", "no"
     def loss(self, batch):
-        clip = loss_clip(self.embed_images(batch["x"]), batch["y"], self.class_prompts.embed(), self.scale())   # [B]
+        # [B]
+        clip = loss_clip(
+            self.embed_images(batch["x"]), batch["y"], self.class_prompts.embed(), self.scale()
+        )
         return {"clip": clip, "total": clip}
 
 # %% ../../nbs/14_baselines.ipynb #c47ba957
 @contextlib.contextmanager
 def interpolated(method, theta0: dict, alpha: float):
-    "Within the block, `method`'s trainable adapter parameters are (1 − α)·`theta0` + α·(their own values)."
-    if not 0 <= alpha <= 1: raise ValueError(f"alpha must be in [0, 1] (0: zero-shot weights, 1: fine-tuned), got {alpha}")
+    """Within the block, `method`'s trainable adapter parameters are (1 − α)·`theta0` + α·(their own
+    values)."""
+    if not 0 <= alpha <= 1:
+        raise ValueError(
+            f"alpha must be in [0, 1] (0: zero-shot weights, 1: fine-tuned), got {alpha}"
+        )
     own = {n: p.data for n, p in method.adapter_params}
     # `.data` is swapped, not copied into: a graph built inside the block (Grad-CAM's backward runs after it) keeps the mixed tensors
     for n, p in method.adapter_params: p.data = torch.lerp(theta0[n].to(p), own[n], alpha)
@@ -235,31 +308,42 @@ class WiSEFTOptions(TunedOptions):
     alpha: float = 0.5   # mixing coefficient α: θ = (1 − α)·θ_zero-shot + α·θ_fine-tuned (Wortsman et al. 2022's headline α = 0.5)
     def check(self):
         super().check()
-        if not 0 <= self.alpha <= 1: raise ValueError(f"option alpha must be in [0, 1] (0: zero-shot weights, 1: fine-tuned), got {self.alpha}")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(
+                "option alpha must be in [0, 1] (0: zero-shot weights, 1: fine-tuned), got"
+                f" {self.alpha}"
+            )
 
 @METHODS.register("wiseft")
 class WiSEFT(ERM):
-    "Wortsman et al. (2022): ERM fine-tuning, evaluated with its weights mixed with the zero-shot ones."
+    """Wortsman et al. (2022): ERM fine-tuning, evaluated with its weights mixed with the zero-shot
+    ones."""
     Options = WiSEFTOptions
     paper, trains_what = "Wortsman et al. 2022 (arXiv 2109.01903)", "the policy's parameters + τ (as ERM), then mixed"
     groups_train, groups_select, attr_text = "no", "the selection rule", "no"
     def __init__(self, adapter, task, opts=None, **kw):
         super().__init__(adapter, task, opts, **kw)
-        self.theta0 = {n: p.detach().clone() for n, p in self.adapter_params}   # the zero-shot weights, before any step
+        # the zero-shot weights, before any step
+        self.theta0 = {n: p.detach().clone() for n, p in self.adapter_params}
     def classifier(self):
-        with interpolated(self, self.theta0, self.opts.alpha): w, s = self.class_weights().detach(), self.scale().detach()
+        with interpolated(self, self.theta0, self.opts.alpha):
+            w, s = self.class_weights().detach(), self.scale().detach()
         def f(x):
-            with interpolated(self, self.theta0, self.opts.alpha): return s * self.embed_images(x) @ w.T
+            with interpolated(self, self.theta0, self.opts.alpha):
+                return s * self.embed_images(x) @ w.T
         return f
     def image_classifier(self):
-        with interpolated(self, self.theta0, self.opts.alpha): w, s = self.class_weights().detach(), self.scale().detach()
+        with interpolated(self, self.theta0, self.opts.alpha):
+            w, s = self.class_weights().detach(), self.scale().detach()
         def f(x):
-            with interpolated(self, self.theta0, self.opts.alpha): return s * F.normalize(self.adapter.encode_image(x).float(), dim=-1) @ w.T
+            with interpolated(self, self.theta0, self.opts.alpha):
+                return s * F.normalize(self.adapter.encode_image(x).float(), dim=-1) @ w.T
         return f
 
 # %% ../../nbs/14_baselines.ipynb #7bf4c0ea
 def wiseft_sweep(method, adapter, splits: dict, task, alphas=tuple(np.linspace(0, 1, 11))):
-    "Worst-group and average accuracy of a fine-tuned `method` (e.g. `spurnb.train.load_method` of a run) mixed with `adapter`'s zero-shot weights, for every α and split."
+    """Worst-group and average accuracy of a fine-tuned `method` (e.g. `spurnb.train.load_method` of
+    a run) mixed with `adapter`'s zero-shot weights, for every α and split."""
     import pandas as pd
     m = method
     theta0, rows = zero_shot_weights(adapter), []
@@ -274,11 +358,19 @@ def wiseft_sweep(method, adapter, splits: dict, task, alphas=tuple(np.linspace(0
 def plot_wiseft(df, path=None, title: str = ""):
     "The WiSE-FT curve: worst-group and average accuracy against α, one line per split (seaborn)."
     import matplotlib.pyplot as plt, seaborn as sns
-    long = df.melt(id_vars=["alpha", "split"], value_vars=["worst_group", "average"], var_name="metric", value_name="acc")
+    long = df.melt(
+        id_vars=["alpha", "split"],
+        value_vars=["worst_group", "average"],
+        var_name="metric",
+        value_name="acc",
+    )
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     sns.lineplot(long, x="alpha", y="acc", hue="split", style="metric", markers=True, ax=ax)
     ax.set_xlabel("α (0: zero-shot weights, 1: fine-tuned)"); ax.set_ylabel("accuracy"); ax.set_title(title or "WiSE-FT"); fig.tight_layout()
-    if path is not None: Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=90); plt.close(fig)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
     return fig
 
 # %% ../../nbs/14_baselines.ipynb #25de63e5
@@ -288,7 +380,8 @@ def orthonormal_basis(V: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
     return Vh[S > tol * S.max()].T.float()
 
 def calibrated_projection(spurious: torch.Tensor, pairs: torch.Tensor | None = None, lam: float = 1000.0) -> torch.Tensor:
-    "Chuang et al. (2023): `P_0 = I − QQᵀ` off the span of `spurious` [K, D]; calibrated `P_0 (I + λ M)⁻¹` with `pairs` [P, 2, D] (M = mean (e_i − e_j)(e_i − e_j)ᵀ)."
+    """Chuang et al. (2023): `P_0 = I − QQᵀ` off the span of `spurious` [K, D]; calibrated `P_0 (I +
+    λ M)⁻¹` with `pairs` [P, 2, D] (M = mean (e_i − e_j)(e_i − e_j)ᵀ)."""
     Q = orthonormal_basis(spurious); D = Q.shape[0]
     P0 = torch.eye(D) - Q @ Q.T                                              # [D, D]
     if pairs is None or lam == 0: return P0
@@ -306,49 +399,78 @@ class OrthCalOptions(Options):
         super().check()
         if self.lam < 0: raise ValueError(f"option lam must be >= 0, got {self.lam}")
         if "{cls}" not in self.pair_format or "{attr}" not in self.pair_format:
-            raise ValueError(f"option pair_format must contain {{cls}} and {{attr}}, got {self.pair_format!r}")
+            raise ValueError(
+                f"option pair_format must contain {{cls}} and {{attr}}, got {self.pair_format!r}"
+            )
 
 @METHODS.register("orthcal")
 class OrthCal(ZeroShot):
-    "Chuang et al. (2023): the zero-shot head with the attribute prompts' directions projected out of the class text (calibrated)."
+    """Chuang et al. (2023): the zero-shot head with the attribute prompts' directions projected out
+    of the class text (calibrated)."""
     Options = OrthCalOptions
     paper, trains_what = "Chuang et al. 2023 (arXiv 2302.00070)", "nothing (a projection of the class text)"
     groups_train, groups_select, attr_text = "no", "no", "yes"
     def __init__(self, adapter, task, opts=None, **kw):
         super().__init__(adapter, task, opts, **kw)
         with torch.no_grad():
-            S = Prompts(self.adapter, task.attr_prompts, self.opts.templates).embed()            # [T, A, D]
+            # [T, A, D]
+            S = Prompts(self.adapter, task.attr_prompts, self.opts.templates).embed()
             members = [m for c in task.classnames for m in ([c] if isinstance(c, str) else c)]
-            names = [self.opts.pair_format.format(cls=m, attr=a) for m in members for a in task.attr_prompts]
-            E = Prompts(self.adapter, names, self.opts.templates).embed()                        # [T, members*A, D]
+            names = [
+                self.opts.pair_format.format(cls=m, attr=a)
+                for m in members
+                for a in task.attr_prompts
+            ]
+            # [T, members*A, D]
+            E = Prompts(self.adapter, names, self.opts.templates).embed()
             E = E.view(E.shape[0], len(members), task.n_attrs, -1)
-            i, j = torch.triu_indices(task.n_attrs, task.n_attrs, 1)                              # attribute pairs
-            pairs = torch.stack([E[:, :, i], E[:, :, j]], -2).reshape(-1, 2, E.shape[-1])         # [T*members*pairs, 2, D]
-            self.register_buffer("P", calibrated_projection(S.reshape(-1, S.shape[-1]), pairs, self.opts.lam))
+            # attribute pairs
+            i, j = torch.triu_indices(task.n_attrs, task.n_attrs, 1)
+            # [T*members*pairs, 2, D]
+            pairs = torch.stack([E[:, :, i], E[:, :, j]], -2).reshape(-1, 2, E.shape[-1])
+            self.register_buffer(
+                "P", calibrated_projection(S.reshape(-1, S.shape[-1]), pairs, self.opts.lam)
+            )
     def class_weights(self): return F.normalize(super().class_weights() @ self.P.T, dim=-1)
 
 # %% ../../nbs/14_baselines.ipynb #308ed206
 @METHODS.register("roboshot")
 class RoboShot(ZeroShot):
-    "Adila et al. (2024): the attribute's text direction rejected from every image embedding before the zero-shot head."
+    """Adila et al. (2024): the attribute's text direction rejected from every image embedding
+    before the zero-shot head."""
     paper, trains_what = "Adila et al. 2024 (arXiv 2309.04344)", "nothing (a projection of the image embedding)"
     groups_train, groups_select, attr_text = "no", "no", "yes"
     def __init__(self, adapter, task, opts=None, **kw):
         super().__init__(adapter, task, opts, **kw)
         with torch.no_grad():
-            s = F.normalize(Prompts(self.adapter, task.attr_prompts, self.opts.templates).embed().mean(0), dim=-1)   # [A, D]
-            self.register_buffer("Q", orthonormal_basis(s[1:] - s[:1]))                                        # [D, A-1]
+            # [A, D]
+            s = F.normalize(
+                Prompts(self.adapter, task.attr_prompts, self.opts.templates).embed().mean(0),
+                dim=-1,
+            )
+            # [D, A-1]
+            self.register_buffer("Q", orthonormal_basis(s[1:] - s[:1]))
     def reject(self, z):
-        "Unit image embeddings `z [B, D]` with their component in the attribute subspace (orthonormal `Q [D, k]`) removed."
+        """Unit image embeddings `z [B, D]` with their component in the attribute subspace
+        (orthonormal `Q [D, k]`) removed."""
         return F.normalize(z - (z @ self.Q) @ self.Q.T, dim=-1)
     def embed_images(self, x): return self.reject(super().embed_images(x))
     def image_classifier(self):
         with torch.no_grad(): w, s = self.class_weights(), self.scale()
-        return lambda x: s * self.reject(F.normalize(self.adapter.encode_image(x).float(), dim=-1)) @ w.T
+        return (
+            lambda x: s
+            * self.reject(F.normalize(self.adapter.encode_image(x).float(), dim=-1))
+            @ w.T
+        )
 
 # %% ../../nbs/14_baselines.ipynb #29d2101f
 def check_one_step(method, batch) -> list:
-    "Names of `method`'s trainable parameters whose gradient after one step on `batch` is missing, non-finite or zero."
+    """Names of `method`'s trainable parameters whose gradient after one step on `batch` is missing,
+    non-finite or zero."""
     for _, p in method.trainable(): p.grad = None
     method.objective(method.loss(batch), batch).backward()
-    return [n for n, p in method.trainable() if p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.abs().sum() > 0]
+    return [
+        n
+        for n, p in method.trainable()
+        if p.grad is None or not torch.isfinite(p.grad).all() or not p.grad.abs().sum() > 0
+    ]

@@ -25,18 +25,26 @@ class SpurNBOptions(TunedOptions):
     def check(self):
         super().check()
         RECIPES[self.recipe]  # an unknown recipe raises here, naming the known ones
-        if self.mode not in ("paper", "official"): raise ValueError(f"option mode must be 'paper' or 'official', not {self.mode!r}")
+        if self.mode not in ("paper", "official"):
+            raise ValueError(f"option mode must be 'paper' or 'official', not {self.mode!r}")
         TERM_WEIGHTS[self.term_weights]
         if self.contrast_batch != "same":
             if self.contrast_batch not in SAMPLERS:
-                raise ValueError(f"option contrast_batch must be 'same' or a sampler ({', '.join(SAMPLERS)}), not {self.contrast_batch!r}")
+                raise ValueError(
+                    f"option contrast_batch must be 'same' or a sampler ({', '.join(SAMPLERS)}),"
+                    f" not {self.contrast_batch!r}"
+                )
         if self.term_weights != "none" and self.contrast_batch != "same":
-            raise ValueError("options term_weights and contrast_batch are two separate remedies for natural batches: set one of them, not both")
+            raise ValueError(
+                "options term_weights and contrast_batch are two separate remedies for natural"
+                " batches: set one of them, not both"
+            )
 
 # %% ../../nbs/13_spurnb.ipynb #fd1ac926
 @METHODS.register("spurnb")
 class SpurNB(_Tuned):
-    "Yang et al. (2023): multi-modal contrastive fine-tuning that names the spurious attribute in language."
+    """Yang et al. (2023): multi-modal contrastive fine-tuning that names the spurious attribute in
+    language."""
     Options, name_options = SpurNBOptions, ("recipe", "mode")
     paper, trains_what = "Yang et al. 2023 (arXiv 2304.03916)", "the policy's parameters + τ"
     groups_train, groups_select, attr_text = "lc+vc+vs: attribute labels (L_vs); lc+vc+ls: no", "the selection rule", "yes"
@@ -45,42 +53,60 @@ class SpurNB(_Tuned):
         self.attr = Prompts(self.adapter, task.attr_prompts, self.opts.templates)
         self.ctx = Prompts(self.adapter, task.attr_context_prompts, self.opts.templates)
         self._contrast = None   # (training source, sampling weights), set by `prepare`
-        if self.opts.contrast_batch != "same":   # the draws' generator state is a buffer: last.pt carries it, a resumed run draws the same batches
+        # the draws' generator state is a buffer: last.pt carries it, a resumed run draws the same batches
+        if self.opts.contrast_batch != "same":
             self.register_buffer("contrast_rng", torch.Generator().get_state())
             self.register_buffer("contrast_seeded", torch.tensor(False))
     def loss(self, batch):
-        "The multi-modal contrastive terms of the batch (`multimodal_loss` with this method's recipe and mode); with `contrast_batch`, all but L_clip and L_ce on a drawn batch."
-        txt, w, s = (self.class_prompts.embed(), self.attr.embed(), self.ctx.embed()), RECIPES[self.opts.recipe], self.scale()
+        """The multi-modal contrastive terms of the batch (`multimodal_loss` with this method's
+        recipe and mode); with `contrast_batch`, all but L_clip and L_ce on a drawn batch."""
+        txt, w, s = (
+            (self.class_prompts.embed(), self.attr.embed(), self.ctx.embed()),
+            RECIPES[self.opts.recipe],
+            self.scale(),
+        )
         out = multimodal_loss(self.embed_images(batch["x"]), batch["y"], batch["a"], *txt, s, weights=w, mode=self.opts.mode)
         if self.opts.contrast_batch == "same": return out
-        cb = self.draw_contrast_batch(len(batch["y"]))   # same size: the per-sample terms of the two batches pair up by position
-        oc = multimodal_loss(self.embed_images(cb["x"]), cb["y"], cb["a"], *txt, s, weights=w, mode=self.opts.mode)
+        # same size: the per-sample terms of the two batches pair up by position
+        cb = self.draw_contrast_batch(len(batch["y"]))
+        oc = multimodal_loss(
+            self.embed_images(cb["x"]), cb["y"], cb["a"], *txt, s, weights=w, mode=self.opts.mode
+        )
         out = {k: v if k in ("clip", "ce") else oc[k] for k, v in out.items() if k != "total"}
         return {**out, "total": weighted_total(out, w)}
     def objective(self, terms, batch):
-        "The batch mean of `total`, each sample weighted by option `term_weights` (`TERM_WEIGHTS`; 'none': the plain mean)."
+        """The batch mean of `total`, each sample weighted by option `term_weights` (`TERM_WEIGHTS`;
+        'none': the plain mean)."""
         return weighted_mean(terms["total"], batch, self.task, self.opts.term_weights)
 
 # %% ../../nbs/13_spurnb.ipynb #5cdd42a4
 @patch
 def prepare(self: SpurNB, setup: Setup):
-    "With `contrast_batch`: keep the run's training feed and its sampler's weights; seed the draws from the run's seed, once (a resumed run keeps its state)."
+    """With `contrast_batch`: keep the run's training feed and its sampler's weights; seed the draws
+    from the run's seed, once (a resumed run keeps its state)."""
     if self.opts.contrast_batch == "same": return
-    if getattr(setup.world, "size", 1) > 1:   # each rank would draw and embed the whole second batch
-        raise ValueError("option contrast_batch draws its second batch in one process and does not run under torchrun yet: "
-                         "train it in one process, or use option term_weights")
+    # each rank would draw and embed the whole second batch
+    if getattr(setup.world, "size", 1) > 1:
+        raise ValueError(
+            "option contrast_batch draws its second batch in one process and does not run under"
+            " torchrun yet: train it in one process, or use option term_weights"
+        )
     src = setup.feeds["train"]
-    w = SAMPLERS[self.opts.contrast_batch](src.g, self.task.n_groups)   # None: natural, every item alike
+    # None: natural, every item alike
+    w = SAMPLERS[self.opts.contrast_batch](src.g, self.task.n_groups)
     self._contrast = (src, torch.ones(len(src)) if w is None else w.float())
     if not bool(self.contrast_seeded):
         self.contrast_rng.copy_(torch.Generator().manual_seed(10_007 * int(setup.seed) + 1).get_state()); self.contrast_seeded.fill_(True)
 
 @patch
 def draw_contrast_batch(self: SpurNB, n: int) -> dict:
-    "A batch of `n` training items drawn, with replacement, by the `contrast_batch` sampler with the method's own generator (which advances)."
+    """A batch of `n` training items drawn, with replacement, by the `contrast_batch` sampler with
+    the method's own generator (which advances)."""
     if self._contrast is None:
-        raise RuntimeError(f"option contrast_batch={self.opts.contrast_batch!r} draws from the training split: call prepare(setup) first "
-                           "(the training loop does, before the first step)")
+        raise RuntimeError(
+            f"option contrast_batch={self.opts.contrast_batch!r} draws from the training split:"
+            " call prepare(setup) first (the training loop does, before the first step)"
+        )
     src, w = self._contrast
     gen = torch.Generator(); gen.set_state(self.contrast_rng)
     idx = torch.multinomial(w, n, replacement=True, generator=gen)   # [n]
@@ -89,12 +115,15 @@ def draw_contrast_batch(self: SpurNB, n: int) -> dict:
 
 # %% ../../nbs/13_spurnb.ipynb #8a3d8914
 def term_gradients(method: Method, batch: dict, terms=None) -> dict:
-    "Gradient of the batch mean of each loss term (default: all the method reports) and of its `objective` (key 'objective'), w.r.t. its trainable parameters: `{name: Tensor[P]}`."
+    """Gradient of the batch mean of each loss term (default: all the method reports) and of its
+    `objective` (key 'objective'), w.r.t. its trainable parameters: `{name: Tensor[P]}`."""
     named = method.trainable(); params = [p for _, p in named]
     out = method.loss(batch)
     grads = {}
     for k in list(terms or [k for k in out if k != "total"]) + ["objective"]:
         v = method.objective(out, batch) if k == "objective" else out[k].mean()
         gs = torch.autograd.grad(v, params, retain_graph=True, allow_unused=True)
-        grads[k] = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(gs, params)])
+        grads[k] = torch.cat(
+            [(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(gs, params)]
+        )
     return grads
