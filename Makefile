@@ -77,7 +77,7 @@ nbtest:
 	SPURNB_CACHE=$(TEST_CACHE) MPLBACKEND=Agg $(BIN)/nbdev_test --timing
 
 pytest:
-	SPURNB_CACHE=$(TEST_CACHE) MPLBACKEND=Agg $(BIN)/python -m pytest -q tests
+	SPURNB_CACHE=$(TEST_CACHE) MPLBACKEND=Agg $(BIN)/python -m pytest -q --durations=15 tests
 
 # The real-size run (tests/test_realsize.py, skipped by `pytest`): spurnb_train with RN50 and ViT-B/32 at 224 px on generated
 # Waterbirds-format JPEGs, decoding workers, the cache, an epoch, selection, attribution; bf16 against fp32. Minutes on 2 cores.

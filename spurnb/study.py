@@ -29,21 +29,26 @@ def fmt(x, signed: bool = False, digits: int = 3) -> str:
 def mean_sd(x, digits: int = 3) -> str:
     "Mean ± sd (ddof 1) of the values `x`, or the single value alone."
     x = pd.Series(x, dtype=float).dropna()
-    return fmt(x.mean(), digits=digits) + (f" ± {fmt(x.std(ddof=1), digits=digits)}" if len(x) > 1 else "")
+    return fmt(x.mean(), digits=digits) + (
+        f" ± {fmt(x.std(ddof=1), digits=digits)}" if len(x) > 1 else ""
+    )
 
 def fmt_delta(d: dict, digits: int = 3) -> str:
-    "A difference with its interval, `+0.012 [-0.004, +0.028]` (keys `delta`, `lo`, `hi`); one run: the value and '(one run: no interval)'."
+    """A difference with its interval, `+0.012 [-0.004, +0.028]` (keys `delta`, `lo`, `hi`); one
+    run: the value and '(one run: no interval)'."""
     if d.get("lo") is None or pd.isna(d.get("lo")): return f"{fmt(d['delta'], True, digits)} (one run: no interval)"
     return f"{fmt(d['delta'], True, digits)} [{fmt(d['lo'], True, digits)}, {fmt(d['hi'], True, digits)}]"
 
 # %% ../nbs/18_study.ipynb #4c606290
 def verdict_word(d: dict) -> str:
-    "'higher', 'lower' (the interval excludes 0), 'unresolved' (it includes 0) or 'one run' (no interval)."
+    """'higher', 'lower' (the interval excludes 0), 'unresolved' (it includes 0) or 'one run' (no
+    interval)."""
     if d.get("lo") is None or pd.isna(d.get("lo")): return "one run"
     return "higher" if d["lo"] > 0 else "lower" if d["hi"] < 0 else "unresolved"
 
 def verdict(d: dict, what: str = "difference", digits: int = 3) -> str:
-    "A difference in words: `what` with its interval, then whether it is settled, and if not, what it still allows."
+    """A difference in words: `what` with its interval, then whether it is settled, and if not, what
+    it still allows."""
     w = verdict_word(d)
     if w == "one run": return f"{what} {fmt_delta(d, digits)}"
     if w == "unresolved": return f"{what} {fmt_delta(d, digits)}: unresolved (anything from {fmt(d['lo'], True, digits)} to {fmt(d['hi'], True, digits)} fits)"
@@ -51,15 +56,18 @@ def verdict(d: dict, what: str = "difference", digits: int = 3) -> str:
 
 # %% ../nbs/18_study.ipynb #0eaedf3b
 def run_label(config: dict) -> str:
-    "A run's method and the options that name it (`name_options`, e.g. spurnb's recipe and mode), plus `term_weights` when set."
+    """A run's method and the options that name it (`name_options`, e.g. spurnb's recipe and mode),
+    plus `term_weights` when set."""
     o, cls = config.get("opts") or {}, METHODS.get(config["method"])
     parts = [config["method"]] + [str(o[k]) for k in getattr(cls, "name_options", ()) if k in o]
     if o.get("term_weights", "none") != "none": parts.append(f"tw={o['term_weights']}")
     return " ".join(parts)
 
 def run_row(s: dict, selection: str = "worst-group", label: Callable = run_label) -> dict:
-    "Test metrics of run summary `s` at the epoch `selection` picks on validation ('last': the last epoch), with method label, sampler and seed."
-    hist = s["history"][1:] or s["history"]                      # epoch 0 is the untrained start, unless nothing trained
+    """Test metrics of run summary `s` at the epoch `selection` picks on validation ('last': the
+    last epoch), with method label, sampler and seed."""
+    # epoch 0 is the untrained start, unless nothing trained
+    hist = s["history"][1:] or s["history"]
     r = s["history"][-1] if selection == "last" else select_epoch(hist, selection)
     c = s["config"]
     return dict(method=label(c), sampler=c["sampler"] or "-", seed=c["seed"] if c["seed"] is not None else -1, epoch=r["epoch"],
@@ -78,82 +86,120 @@ def mean_sd_table(df: pd.DataFrame, by=("method", "sampler"), cols=("worst_group
 
 # %% ../nbs/18_study.ipynb #fa48f50b
 def _select(df: pd.DataFrame, arm: dict) -> pd.DataFrame:
-    "The rows of `df` whose columns equal every value in `arm` (e.g. `dict(method='erm', sampler='natural')`)."
+    """The rows of `df` whose columns equal every value in `arm` (e.g. `dict(method='erm',
+    sampler='natural')`)."""
     m = pd.Series(True, index=df.index)
     for k, v in arm.items():
-        if k not in df: raise KeyError(f"arm {arm}: the frame has no column {k!r} (it has {list(df.columns)})")
+        if k not in df:
+            raise KeyError(f"arm {arm}: the frame has no column {k!r} (it has {list(df.columns)})")
         m &= df[k] == v
     if not m.any(): raise KeyError(f"no row matches arm {arm}")
     return df[m]
 
 def paired(df: pd.DataFrame, a: dict, b: dict, col: str = "worst_group", by: str = "seed", level: float = 0.95) -> dict:
-    "`a − b` paired by `by` (`spurnb.eval.paired_delta`): n, delta, sd, lo, hi and the paired t-test's p; an arm run once (its one `by` value absent from the other arm) is compared with every row of the other."
+    """`a − b` paired by `by` (`spurnb.eval.paired_delta`): n, delta, sd, lo, hi and the paired
+    t-test's p; an arm run once (its one `by` value absent from the other arm) is compared with
+    every row of the other."""
     va, vb = _select(df, a).set_index(by)[col], _select(df, b).set_index(by)[col]
-    if len(va) == 1 and va.index[0] not in vb.index: va = pd.Series(float(va.iloc[0]), index=vb.index)   # run once (zero-shot): against every run of b
+    # run once (zero-shot): against every run of b
+    if len(va) == 1 and va.index[0] not in vb.index: va = pd.Series(float(va.iloc[0]), index=vb.index)
     elif len(vb) == 1 and vb.index[0] not in va.index: vb = pd.Series(float(vb.iloc[0]), index=va.index)
     d = paired_delta(va, vb, level)
     t = d["delta"] / (d["sd"] / math.sqrt(d["n"])) if d["n"] > 1 and d["sd"] > 0 else math.nan
-    d["p"] = float(2 * stats.t.sf(abs(t), d["n"] - 1)) if not math.isnan(t) else (0.0 if d["n"] > 1 and d["delta"] != 0 else math.nan)
+    d["p"] = (
+        float(2 * stats.t.sf(abs(t), d["n"] - 1))
+        if not math.isnan(t)
+        else (0.0 if d["n"] > 1 and d["delta"] != 0 else math.nan)
+    )
     return d
 
 def paired_table(df: pd.DataFrame, comparisons: dict, col: str = "worst_group", by: str = "seed", level: float = 0.95) -> pd.DataFrame:
-    "One row per named comparison `{name: (arm a, arm b)}`: `paired` of `a − b`, its formatted interval and verdict word."
+    """One row per named comparison `{name: (arm a, arm b)}`: `paired` of `a − b`, its formatted
+    interval and verdict word."""
     rows = {name: paired(df, a, b, col, by, level) for name, (a, b) in comparisons.items()}
     out = pd.DataFrame.from_dict(rows, orient="index")
-    out["interval"], out["verdict"] = [fmt_delta(r) for r in rows.values()], [verdict_word(r) for r in rows.values()]
+    out["interval"], out["verdict"] = [fmt_delta(r) for r in rows.values()], [
+        verdict_word(r) for r in rows.values()
+    ]
     return out
 
 # %% ../nbs/18_study.ipynb #aa3b075d
 def holm(table: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    "`table` (rows with n, delta, sd, p) with Holm's adjusted p (`p_holm`), whether it `holds` at `alpha`, and intervals at the Holm and Bonferroni levels."
+    """`table` (rows with n, delta, sd, p) with Holm's adjusted p (`p_holm`), whether it `holds` at
+    `alpha`, and intervals at the Holm and Bonferroni levels."""
     t = table.copy(); m = int(t["p"].notna().sum())
     order = t["p"].rank(method="first")                                     # 1 = smallest p
     adj = (t["p"] * (m - order + 1)).clip(upper=1.0)
-    t["p_holm"] = adj.reindex(t["p"].sort_values().index).cummax().reindex(t.index)   # step-down: never below an earlier one
+    # step-down: never below an earlier one
+    t["p_holm"] = adj.reindex(t["p"].sort_values().index).cummax().reindex(t.index)
     t["holds"] = t["p_holm"] < alpha
-    def half(level): return stats.t.ppf(0.5 + level / 2, (t["n"] - 1).clip(lower=1)) * t["sd"] / np.sqrt(t["n"])
-    for name, lev in (("holm", 1 - alpha / (m - order + 1)), ("bonf", pd.Series(1 - alpha / max(m, 1), index=t.index))):
+    def half(level):
+        return stats.t.ppf(0.5 + level / 2, (t["n"] - 1).clip(lower=1)) * t["sd"] / np.sqrt(t["n"])
+    for name, lev in (
+        ("holm", 1 - alpha / (m - order + 1)),
+        ("bonf", pd.Series(1 - alpha / max(m, 1), index=t.index)),
+    ):
         h = half(lev); t[f"lo_{name}"], t[f"hi_{name}"] = t["delta"] - h, t["delta"] + h
     return t
 
 # %% ../nbs/18_study.ipynb #5526159c
 def _by_model(df: pd.DataFrame, value: str, model: str) -> list:
-    "The values of `value` per model, as a list of arrays (NaN dropped; models without a value left out)."
+    """The values of `value` per model, as a list of arrays (NaN dropped; models without a value
+    left out)."""
     out = [g[value].dropna().to_numpy(float) for _, g in df.groupby(model, sort=False)]
     out = [v for v in out if len(v)]
-    if len(out) < 2: raise ValueError(f"pooling over models needs at least 2 models with values of {value!r}, got {len(out)}")
+    if len(out) < 2:
+        raise ValueError(
+            f"pooling over models needs at least 2 models with values of {value!r}, got {len(out)}"
+        )
     return out
 
 def pooled_bootstrap(df: pd.DataFrame, value: str = "delta", model: str = "model", n_boot: int = 4000, level: float = 0.95, seed: int = 0) -> dict:
-    "Hierarchical percentile bootstrap of the mean of model means: models resampled, then seeds within each. Returns estimate, lo, hi, n_models, between_sd, within_sd."
+    """Hierarchical percentile bootstrap of the mean of model means: models resampled, then seeds
+    within each. Returns estimate, lo, hi, n_models, between_sd, within_sd."""
     vals = _by_model(df, value, model); M = len(vals); rng = np.random.default_rng(seed)
     L = np.array([len(v) for v in vals]); V = np.full((M, L.max()), np.nan)
-    for i, v in enumerate(vals): V[i, :len(v)] = v                              # [M, S_max], ragged rows padded
-    pick = rng.integers(0, M, (n_boot, M))                                       # [B, M] models drawn
-    n = L[pick]                                                                  # [B, M] their seed counts
-    idx = (rng.random((n_boot, M, L.max())) * n[..., None]).astype(int)          # [B, M, S_max] seeds drawn within each
+    # [M, S_max], ragged rows padded
+    for i, v in enumerate(vals): V[i, :len(v)] = v
+    # [B, M] models drawn
+    pick = rng.integers(0, M, (n_boot, M))
+    # [B, M] their seed counts
+    n = L[pick]
+    # [B, M, S_max] seeds drawn within each
+    idx = (rng.random((n_boot, M, L.max())) * n[..., None]).astype(int)
     x = V[pick[..., None], idx]; valid = np.arange(L.max()) < n[..., None]
-    means = (np.where(valid, x, 0).sum(-1) / n).mean(-1)                         # [B] mean of the drawn models' means
+    # [B] mean of the drawn models' means
+    means = (np.where(valid, x, 0).sum(-1) / n).mean(-1)
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     mm = np.array([v.mean() for v in vals])
-    within = np.sqrt(np.mean([v.var(ddof=1) for v in vals if len(v) > 1])) if any(len(v) > 1 for v in vals) else math.nan
+    within = (
+        np.sqrt(np.mean([v.var(ddof=1) for v in vals if len(v) > 1]))
+        if any(len(v) > 1 for v in vals)
+        else math.nan
+    )
     return dict(estimate=float(mm.mean()), lo=float(lo), hi=float(hi), n_models=M, between_sd=float(mm.std(ddof=1)), within_sd=float(within))
 
 def pooled_random_effects(df: pd.DataFrame, value: str = "delta", model: str = "model", level: float = 0.95) -> dict:
-    "DerSimonian–Laird random-effects mean of the model means with the Hartung–Knapp–Sidik–Jonkman interval: estimate, lo, hi, tau (between-model sd), n_models."
+    """DerSimonian–Laird random-effects mean of the model means with the Hartung–Knapp–Sidik–Jonkman
+    interval: estimate, lo, hi, tau (between-model sd), n_models."""
     vals = _by_model(df, value, model); M = len(vals)
     y = np.array([v.mean() for v in vals])
-    s2 = np.mean([v.var(ddof=1) for v in vals if len(v) > 1])                 # pooled within-model variance: 3 seeds give each model's too few df
-    v = np.array([s2 / len(x) for x in vals])                                 # [M] variance of each model mean
+    # pooled within-model variance: 3 seeds give each model's too few df
+    s2 = np.mean([v.var(ddof=1) for v in vals if len(v) > 1])
+    # [M] variance of each model mean
+    v = np.array([s2 / len(x) for x in vals])
     w = 1 / v; mu_f = (w * y).sum() / w.sum(); Q = (w * (y - mu_f) ** 2).sum()
     tau2 = max(0.0, (Q - (M - 1)) / (w.sum() - (w ** 2).sum() / w.sum()))
     ws = 1 / (v + tau2); mu = (ws * y).sum() / ws.sum()
     se = math.sqrt((ws * (y - mu) ** 2).sum() / ((M - 1) * ws.sum()))         # HKSJ
     h = stats.t.ppf(0.5 + level / 2, M - 1) * se
-    return dict(estimate=float(mu), lo=float(mu - h), hi=float(mu + h), tau=math.sqrt(tau2), n_models=M)
+    return dict(
+        estimate=float(mu), lo=float(mu - h), hi=float(mu + h), tau=math.sqrt(tau2), n_models=M
+    )
 
 def detectable_effect(between_sd: float, within_sd: float, n_models: int, n_seeds: int, alpha: float = 0.05, power: float = 0.8) -> float:
-    "Smallest true pooled effect a design of `n_models` × `n_seeds` detects with `power` at two-sided `alpha` (t with n_models − 1 df)."
+    """Smallest true pooled effect a design of `n_models` × `n_seeds` detects with `power` at
+    two-sided `alpha` (t with n_models − 1 df)."""
     se = math.sqrt(between_sd ** 2 / n_models + within_sd ** 2 / (n_models * n_seeds))
     df = n_models - 1
     return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)
@@ -161,7 +207,8 @@ def detectable_effect(between_sd: float, within_sd: float, n_models: int, n_seed
 # %% ../nbs/18_study.ipynb #03b38e1c
 def forest_plot(table: pd.DataFrame, label: str = "label", hue: str | None = None, pooled: pd.DataFrame | None = None,
                 xlabel: str = "difference (95 % interval)", ax=None, title: str | None = None):
-    "Forest plot of `table` (columns `label`, delta, lo, hi; optional `hue` for colour) with `pooled` rows (label, estimate, lo, hi) as diamonds; returns the figure."
+    """Forest plot of `table` (columns `label`, delta, lo, hi; optional `hue` for colour) with
+    `pooled` rows (label, estimate, lo, hi) as diamonds; returns the figure."""
     n = len(table) + (0 if pooled is None else len(pooled) + 1)
     if ax is None: fig, ax = plt.subplots(figsize=(7.5, 0.3 * n + 1.2))
     else: fig = ax.figure
@@ -191,13 +238,15 @@ from .benchmark import background_flips
 
 # %% ../nbs/18_study.ipynb #904db649
 def model_flips(method, bench, split: str = "test", cache: bool = True) -> dict:
-    "`background_flips` of `method` on the benchmark's `split` and its background-swapped copy (`Benchmark.swapped`)."
+    """`background_flips` of `method` on the benchmark's `split` and its background-swapped copy
+    (`Benchmark.swapped`)."""
     ds, sw = bench[split], bench.swapped(split, cache)
     lo, ls = predict(method, Source(ds, method))["logits"], predict(method, Source(sw, method))["logits"]
     return background_flips(lo, ls, ds.y, ds.g, ds.n_groups)
 
 def flip_table(models: dict, bench, split: str = "test", cache: bool = True) -> pd.DataFrame:
-    "One row per `{name: method}`: flip rate with its interval, accuracy on the items and on the swapped copies, BG-gap, per-group flip rates."
+    """One row per `{name: method}`: flip rate with its interval, accuracy on the items and on the
+    swapped copies, BG-gap, per-group flip rates."""
     rows = {}
     for name, m in models.items():
         f = model_flips(m, bench, split, cache)
