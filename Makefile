@@ -10,25 +10,31 @@ TEST_CACHE ?= $(CURDIR)/.cache/spurnb
 .PHONY: setup browser datasets run speed test check-sync nbtest pytest test-realsize readme docs clean-cache release lowest-bounds
 
 # `make run` installs only what the job needs: the package and its pinned user requirements (.ci/requirements-run.txt).
-# torch: where no NVIDIA GPU is present, the CPU-only build (no CUDA libraries: 3 GB less) when the package index
-# here has it (TORCH_CPU), else the default build (TORCH); a venv that already has torch keeps it.
+# torch: where no NVIDIA GPU is present, the same versions' CPU-only builds from PyTorch's CPU index (no CUDA libraries:
+# about 3 GB less), kept only when torchvision's compiled operators load with them; otherwise (no route to that index, as
+# on machines that reach only PyPI: PyPI's torchvision needs the CUDA build of torch) the default build. A venv that
+# already has torch keeps it.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
-TORCH_CPU ?= torch==2.13.0+cpu torchvision==0.28.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCHVISION_LOADS := $(BIN)/python -c "import torch, torchvision.ops; torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)"
 $(VENV)/.spurnb-run: .ci/requirements-run.txt settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	@if $(BIN)/python -c "import torch" 2>/dev/null; then echo "torch already installed: kept"; \
-	elif ! command -v nvidia-smi >/dev/null && $(BIN)/python -m pip install -q $(TORCH_CPU) 2>/dev/null; then echo "no NVIDIA GPU: CPU-only torch ($(TORCH_CPU))"; \
-	else echo "torch: $(TORCH)"; $(BIN)/python -m pip install -q $(TORCH); fi
+	elif [ -n "$(TORCH_CPU_INDEX)" ] && ! command -v nvidia-smi >/dev/null \
+	     && $(BIN)/python -m pip install -q --timeout 15 --retries 1 --index-url $(TORCH_CPU_INDEX) $(TORCH) >/dev/null 2>&1 \
+	     && $(TORCHVISION_LOADS) 2>/dev/null; then echo "no NVIDIA GPU: CPU-only torch from $(TORCH_CPU_INDEX)"; \
+	else $(BIN)/python -m pip uninstall -q -y torch torchvision >/dev/null 2>&1; \
+	     echo "torch: $(TORCH), the default build$(if $(TORCH_CPU_INDEX), (the CPU-only one from $(TORCH_CPU_INDEX) could not be installed here))"; \
+	     $(BIN)/python -m pip install -q $(TORCH); fi
 	$(BIN)/python -m pip install -q -r .ci/requirements-run.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 
 # `make test` (and docs, release, ...) adds the development toolchain (.ci/requirements.txt), Debian's chromium and Fashion-MNIST.
 setup: $(VENV)/.spurnb-setup browser datasets
-# The tests run on the pinned torch (TORCH), whatever `make run` chose: a fresh `make test` installs it directly
-# (setup's TORCH_CPU is TORCH), and a venv made by `make run` is moved to it here.
-setup: TORCH_CPU = $(TORCH)
+# The tests run on the pinned torch (TORCH): a fresh `make test` installs its default build directly (no CPU index).
+setup: TORCH_CPU_INDEX =
 $(VENV)/.spurnb-setup: $(VENV)/.spurnb-run .ci/requirements.txt
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -r .ci/requirements.txt
