@@ -134,8 +134,15 @@ def _integrated_gradients(adapter, forward, x, target, n_steps: int = 16, baseli
                           internal_batch_size: int = 64):
     """Integrated Gradients from `baseline` with `n_steps` Riemann/Gauss–Legendre steps → `[B, H,
     W]`."""
-    return _pixels(IntegratedGradients(forward).attribute(x, baselines=baseline, target=target, n_steps=n_steps,
-                                                           internal_batch_size=internal_batch_size))
+    return _pixels(
+        IntegratedGradients(forward).attribute(
+            x,
+            baselines=baseline,
+            target=target,
+            n_steps=n_steps,
+            internal_batch_size=internal_batch_size,
+        )
+    )
 
 @ATTRIBUTIONS.register("occlusion")
 def _occlusion(adapter, forward, x, target, window: int | None = None, stride: int | None = None,
@@ -143,8 +150,16 @@ def _occlusion(adapter, forward, x, target, window: int | None = None, stride: i
     """Occlusion with a square `window` (default H/8) moved by `stride` (default: the window, no
     overlap) → `[B, H, W]`."""
     w = window or max(1, x.shape[-1] // 8); s = stride or w
-    return _pixels(Occlusion(forward).attribute(x, sliding_window_shapes=(x.shape[1], w, w), strides=(x.shape[1], s, s),
-                                                baselines=baseline, target=target, perturbations_per_eval=perturbations_per_eval))
+    return _pixels(
+        Occlusion(forward).attribute(
+            x,
+            sliding_window_shapes=(x.shape[1], w, w),
+            strides=(x.shape[1], s, s),
+            baselines=baseline,
+            target=target,
+            perturbations_per_eval=perturbations_per_eval,
+        )
+    )
 
 @ATTRIBUTIONS.register("gradient_shap")
 def _gradient_shap(adapter, forward, x, target, n_samples: int = 16, stdevs: float = 0.1, n_baselines: int = 8, seed: int = 0):
@@ -313,7 +328,8 @@ def attribution_maps(adapter, dataset, head, idx, methods: Sequence[str] = ("gra
     """Maps of `methods` for the items `idx` of `dataset`: dict(image, mask, y, g, idx, pred, maps={method: [n, H, W]}).
     `target`: "pred" (predicted class), "label" (true class), any other string = a text to explain, or a function
     batch dict → targets (e.g. one text per image).
-    `preprocess`: feed images through `adapter.preprocess` (as `spurnb.methods` does); `method_kw`: {method: options}."""
+    `preprocess`: feed images through `adapter.preprocess` (as `spurnb.methods` does); `method_kw`: {method: options}.
+    """
     if not getattr(dataset, "has_masks", True):
         raise ValueError(
             f"{getattr(dataset, 'name', 'dataset')} has no object masks; attribution scores need"
@@ -426,8 +442,17 @@ def plot_gallery(results: dict, group_names: Sequence[str], n_show: int = 2, den
             )
             # nan: the map has no positive mass
             sh = object_share(a[None], results[name]["mask"][r:r + 1]).item()
-            ax.text(1, 1, "–" if math.isnan(sh) else f"{sh:.2f}", color="white", fontsize=7, va="top", ha="left", transform=ax.transData,
-                    bbox=dict(facecolor="black", alpha=0.5, pad=1, lw=0))
+            ax.text(
+                1,
+                1,
+                "–" if math.isnan(sh) else f"{sh:.2f}",
+                color="white",
+                fontsize=7,
+                va="top",
+                ha="left",
+                transform=ax.transData,
+                bbox=dict(facecolor="black", alpha=0.5, pad=1, lw=0),
+            )
             if i == 0: ax.set_title(_fit_title(f"{name} {m}" if multi else name, size), fontsize=7)
     fig.tight_layout(pad=0.3)
     return fig
@@ -451,8 +476,16 @@ def plot_share(table: pd.DataFrame, score: str = "share", size=(8.5, 2.8)):
     x, w = np.arange(len(groups)), 0.8 / len(series); colors = sns.color_palette("colorblind", len(series))
     for k, name in enumerate(series):
         d = t[t.series == name].set_index("group_name").loc[groups]
-        axs[0, 0].bar(x + (k - (len(series) - 1) / 2) * w, d[score], w, color=colors[k], label=name,
-                      yerr=[d[score] - d[f"{score}_lo"], d[f"{score}_hi"] - d[score]], capsize=2, error_kw=dict(lw=0.8))
+        axs[0, 0].bar(
+            x + (k - (len(series) - 1) / 2) * w,
+            d[score],
+            w,
+            color=colors[k],
+            label=name,
+            yerr=[d[score] - d[f"{score}_lo"], d[f"{score}_hi"] - d[score]],
+            capsize=2,
+            error_kw=dict(lw=0.8),
+        )
     # accuracy belongs to a model, not a method
     if has_acc:
         models = list(dict.fromkeys(t["model"])) if "model" in t else ["model"]; wa = 0.8 / len(models)
@@ -462,8 +495,17 @@ def plot_share(table: pd.DataFrame, score: str = "share", size=(8.5, 2.8)):
             .first()
         )
         for k, name in enumerate(models):
-            axs[0, 1].bar(x + (k - (len(models) - 1) / 2) * wa, acc.loc[name].loc[groups], wa, label=name,
-                          color=colors[series.index(next(sr for sr in series if sr.split("/")[0] == name))] if "model" in t else colors[0])
+            axs[0, 1].bar(
+                x + (k - (len(models) - 1) / 2) * wa,
+                acc.loc[name].loc[groups],
+                wa,
+                label=name,
+                color=(
+                    colors[series.index(next(sr for sr in series if sr.split("/")[0] == name))]
+                    if "model" in t
+                    else colors[0]
+                ),
+            )
     chance = t.groupby("group_name", sort=False)["chance"].first().loc[groups]
     axs[0, 0].scatter(
         x, chance, marker="_", s=400, color="black", label="chance (mask area)", zorder=3
@@ -506,7 +548,17 @@ def compare_attributions(models: dict, dataset, out_dir=None, n_per_group: int =
     results, tables = {}, []
     models = {name: _as_pair(m) for name, m in models.items()}
     for name, (adapter, head) in models.items():
-        results[name] = attribution_maps(adapter, dataset, head, idx, methods, target, batch_size=batch_size, preprocess=preprocess, **kw)
+        results[name] = attribution_maps(
+            adapter,
+            dataset,
+            head,
+            idx,
+            methods,
+            target,
+            batch_size=batch_size,
+            preprocess=preprocess,
+            **kw
+        )
         acc = (accuracy or {}).get(name) or group_accuracy(
             adapter, dataset, head, preprocess=preprocess
         )

@@ -100,9 +100,17 @@ def fashion_mnist_source(source_dir=None) -> ObjectSource:
             ims = np.concatenate([read_idx(files[0]), read_idx(files[2])]); labs = np.concatenate([read_idx(files[1]), read_idx(files[3])])
             if len(ims) != len(labs):
                 raise DataError(f"{d}: {len(ims)} images but {len(labs)} labels")
-            return ObjectSource("fashion-mnist", ims.astype(np.float32) / 255, labs.astype(np.int64), FASHION_NAMES, "item",
-                                {"clothing": ["t-shirt", "trouser", "pullover", "dress", "coat", "shirt"],
-                                 "footwear or bag": ["sandal", "sneaker", "bag", "ankle boot"]})
+            return ObjectSource(
+                "fashion-mnist",
+                ims.astype(np.float32) / 255,
+                labs.astype(np.int64),
+                FASHION_NAMES,
+                "item",
+                {
+                    "clothing": ["t-shirt", "trouser", "pullover", "dress", "coat", "shirt"],
+                    "footwear or bag": ["sandal", "sneaker", "bag", "ankle boot"],
+                },
+            )
     raise DataNotFoundError(
         f"Fashion-MNIST not found in {[str(d) for d in filter(None, dirs)]}: need"
         " train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,"
@@ -305,9 +313,17 @@ def _pick_sources(rng, kinds: np.ndarray, pool: np.ndarray, labels: np.ndarray, 
 def _render_chunked(src, src_ix, bgs, rng, chunk=1000, frames=None, swap_to=None, swap_rng=None, **kw):
     """Render in chunks (bounded memory) → (images, masks) or, with `swap_to`, (images, masks,
     swapped images)."""
-    parts = [render_scenes(src.images[src_ix[i:i + chunk]], bgs[i:i + chunk], rng, frames=None if frames is None else frames[i:i + chunk], **kw,
-                           **({} if swap_to is None else dict(swap_to=swap_to[i:i + chunk], swap_rng=swap_rng)))
-             for i in range(0, len(src_ix), chunk)]
+    parts = [
+        render_scenes(
+            src.images[src_ix[i : i + chunk]],
+            bgs[i : i + chunk],
+            rng,
+            frames=None if frames is None else frames[i : i + chunk],
+            **kw,
+            **({} if swap_to is None else dict(swap_to=swap_to[i : i + chunk], swap_rng=swap_rng))
+        )
+        for i in range(0, len(src_ix), chunk)
+    ]
     return tuple(np.concatenate(x) for x in zip(*parts))
 
 def draw_split(src: ObjectSource, pool: np.ndarray, members: list, counts: np.ndarray, attrs: Sequence[str], rng, nuisance=None,
@@ -327,8 +343,16 @@ def draw_split(src: ObjectSource, pool: np.ndarray, members: list, counts: np.nd
     # independent of class and background
     nui = rng.integers(0, len(nuisance), len(y)) if nuisance else None
     swap = None if swap_rng is None else np.asarray(attrs)[(a + 1) % A]
-    arrs = _render_chunked(src, src_ix, np.asarray(attrs)[a], rng, frames=None if nui is None else np.asarray(nuisance)[nui],
-                           swap_to=swap, swap_rng=swap_rng, **render_kw)
+    arrs = _render_chunked(
+        src,
+        src_ix,
+        np.asarray(attrs)[a],
+        rng,
+        frames=None if nui is None else np.asarray(nuisance)[nui],
+        swap_to=swap,
+        swap_rng=swap_rng,
+        **render_kw
+    )
     out = dict(images=arrs[0], masks=arrs[1], y=y, a=a, object=kind, source_index=src_ix) | (
         {} if nui is None else dict(nuisance=nui)
     )
@@ -444,11 +468,24 @@ def _split_datasets(arrs: dict, splits: list, classes: dict, attrs: list, src: O
     """The `GroupDataset` of each split from the built arrays; a training split that misses a group
     warns."""
     noun = src.noun
-    out = {split: GroupDataset(arrs[f"{split}/y"], arrs[f"{split}/a"], list(classes), attrs, images=arrs[f"{split}/images"],
-                               masks=arrs[f"{split}/masks"], name=f"benchmark/{split}", attr_context_prompts=[f"{noun} on {b}" for b in attrs],
-                               meta={"object": np.asarray(src.objectnames)[arrs[f"{split}/object"]], "source_index": arrs[f"{split}/source_index"]} |
-                                    ({"nuisance": np.asarray(nuisance)[arrs[f"{split}/nuisance"]]} if nuisance else {}))
-           for split in splits}
+    out = {
+        split: GroupDataset(
+            arrs[f"{split}/y"],
+            arrs[f"{split}/a"],
+            list(classes),
+            attrs,
+            images=arrs[f"{split}/images"],
+            masks=arrs[f"{split}/masks"],
+            name=f"benchmark/{split}",
+            attr_context_prompts=[f"{noun} on {b}" for b in attrs],
+            meta={
+                "object": np.asarray(src.objectnames)[arrs[f"{split}/object"]],
+                "source_index": arrs[f"{split}/source_index"],
+            }
+            | ({"nuisance": np.asarray(nuisance)[arrs[f"{split}/nuisance"]]} if nuisance else {}),
+        )
+        for split in splits
+    }
     for split, ds in out.items():
         if (ds.group_counts() == 0).any() and split == "train":
             warnings.warn(
@@ -508,8 +545,18 @@ def make_benchmark(source: str = "digits",          # object source: "digits" (b
     def build():
         pools, out = pool_split(src.labels), {}
         for k, (split, counts) in enumerate(sizes.items()):
-            d = draw_split(src, pools[split], members, counts, attrs, np.random.default_rng([seed, k]), nuisance=nuisance,
-                           image_size=image_size, obj_size=obj_size, contrast=contrast)
+            d = draw_split(
+                src,
+                pools[split],
+                members,
+                counts,
+                attrs,
+                np.random.default_rng([seed, k]),
+                nuisance=nuisance,
+                image_size=image_size,
+                obj_size=obj_size,
+                contrast=contrast,
+            )
             out.update({f"{split}/{key}": v for key, v in d.items()})
         return out
     path = cache_dir("benchmarks") / f"{source}-{fp}.npz" if cache else None
@@ -593,7 +640,15 @@ def corpus(self: Benchmark, n: int = 8000, seed: int = 0, home_bias: float = 0.0
         src_ix = _pick_sources(
             rng, kind, pool_split(src.labels)["corpus"], src.labels, src.objectnames
         )
-        images, _ = _render_chunked(src, src_ix, np.asarray(bgs)[bg], rng, image_size=p["image_size"], obj_size=p["obj_size"], contrast=p["contrast"])
+        images, _ = _render_chunked(
+            src,
+            src_ix,
+            np.asarray(bgs)[bg],
+            rng,
+            image_size=p["image_size"],
+            obj_size=p["obj_size"],
+            contrast=p["contrast"],
+        )
         return dict(
             images=images, object=kind, background=bg, class_caption=use_cls, source_index=src_ix
         )
@@ -608,7 +663,15 @@ def corpus(self: Benchmark, n: int = 8000, seed: int = 0, home_bias: float = 0.0
         caption(cls_of[o] if (u and o in cls_of) else o, b)
         for o, b, u in zip(objs, bnames, arrs["class_caption"])
     ]
-    return CaptionDataset(arrs["images"], caps, objs, bnames, name="benchmark/corpus", fingerprint=fp, source_index=arrs["source_index"])
+    return CaptionDataset(
+        arrs["images"],
+        caps,
+        objs,
+        bnames,
+        name="benchmark/corpus",
+        fingerprint=fp,
+        source_index=arrs["source_index"],
+    )
 
 # %% ../nbs/06_benchmark.ipynb #ae58d0af
 @dataclass(frozen=True)
@@ -698,8 +761,18 @@ def swapped(self: Benchmark, split: str = "test", cache: bool = True) -> GroupDa
     if split not in sizes: raise DataError(f"`split` must be one of {list(sizes)}, got {split!r}")
     ds, k = self.splits[split], list(sizes).index(split)
     def build():
-        d = draw_split(src, pool_split(src.labels)[split], members, sizes[split], p["attrs"], np.random.default_rng([p["seed"], k]),
-                       swap_rng=np.random.default_rng([p["seed"], k, 1]), image_size=p["image_size"], obj_size=p["obj_size"], contrast=p["contrast"])
+        d = draw_split(
+            src,
+            pool_split(src.labels)[split],
+            members,
+            sizes[split],
+            p["attrs"],
+            np.random.default_rng([p["seed"], k]),
+            swap_rng=np.random.default_rng([p["seed"], k, 1]),
+            image_size=p["image_size"],
+            obj_size=p["obj_size"],
+            contrast=p["contrast"],
+        )
         # the replay must be the split itself, or the pairs mean nothing
         if not np.array_equal(d["images"], ds.images):
             raise DataError(
@@ -714,8 +787,18 @@ def swapped(self: Benchmark, split: str = "test", cache: bool = True) -> GroupDa
         else None
     )
     arrs = _cached_arrays(path, build, f"rendering benchmark/{split} on the other background")
-    out = GroupDataset(ds.y, arrs["a"], ds.classnames, ds.attrnames, images=arrs["images"], masks=ds.masks, name=f"benchmark/{split}-swapped",
-                       attr_prompts=ds.attr_prompts, attr_context_prompts=ds.attr_context_prompts, meta={**ds.meta, "original_a": ds.a.numpy()})
+    out = GroupDataset(
+        ds.y,
+        arrs["a"],
+        ds.classnames,
+        ds.attrnames,
+        images=arrs["images"],
+        masks=ds.masks,
+        name=f"benchmark/{split}-swapped",
+        attr_prompts=ds.attr_prompts,
+        attr_context_prompts=ds.attr_context_prompts,
+        meta={**ds.meta, "original_a": ds.a.numpy()},
+    )
     if hasattr(ds, "class_prompts"): out.class_prompts = ds.class_prompts
     return out
 
@@ -742,8 +825,16 @@ def background_flips(logits,                 # [N, C] logits (or [N] predicted l
     flip = p != q; k, n = int(flip.sum()), len(y)
     ci = binomtest(k, n).proportion_ci(level, method="exact")
     acc, acc_s = (p == y).double().mean().item(), (q == y).double().mean().item()
-    out = dict(n=n, flip_rate=k / n, flip_lo=ci.low, flip_hi=ci.high, acc=acc, acc_swapped=acc_s, bg_gap=acc - acc_s,
-               flip_bound=min(1.0, 2 - acc - acc_s))   # flips ≤ errors on either copy
+    out = dict(
+        n=n,
+        flip_rate=k / n,
+        flip_lo=ci.low,
+        flip_hi=ci.high,
+        acc=acc,
+        acc_swapped=acc_s,
+        bg_gap=acc - acc_s,
+        flip_bound=min(1.0, 2 - acc - acc_s),
+    )  # flips ≤ errors on either copy
     if g is not None:
         g = torch.as_tensor(np.asarray(g)).long(); G = n_groups or int(g.max()) + 1
         cnt = torch.bincount(g, minlength=G).double()
@@ -771,7 +862,15 @@ def spurnb_benchmark(source: str = "digits",   # "digits" or "fashion-mnist"
     """Build (or load from the cache) the built-in benchmark and print its summary and cache
     location."""
     t0 = time.perf_counter()
-    b = make_benchmark(source=source, n_train=n_train, n_val=n_val, n_test=n_test, corr=corr, seed=seed, cache=not no_cache)
+    b = make_benchmark(
+        source=source,
+        n_train=n_train,
+        n_val=n_val,
+        n_test=n_test,
+        corr=corr,
+        seed=seed,
+        cache=not no_cache,
+    )
     print(b.summary())
     if corpus: print(b.corpus(n=corpus, cache=not no_cache).summary())
     print(

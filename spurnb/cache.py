@@ -182,8 +182,15 @@ def cached_image_features(adapter, dataset, transform=None, batch_size: int = 25
     """Image-trunk features of every item of `dataset`, fp16 `[N, ...]` aligned with its indices;
     computed once, then memory-mapped."""
     t = transform or adapter.preprocess
-    inputs = dict(version=CACHE_VERSION, kind="image", model=adapter.name, trunk=trunk_fingerprint(adapter), precision=list(precision_key(adapter)),
-                  dataset_fingerprint=dataset.fingerprint, transform=describe_transform(t))
+    inputs = dict(
+        version=CACHE_VERSION,
+        kind="image",
+        model=adapter.name,
+        trunk=trunk_fingerprint(adapter),
+        precision=list(precision_key(adapter)),
+        dataset_fingerprint=dataset.fingerprint,
+        transform=describe_transform(t),
+    )
     key = fingerprint(*inputs.values())
     # stored with the entry and checked on every load
     expect = dict(inputs, key=key, rows=len(dataset))
@@ -192,7 +199,16 @@ def cached_image_features(adapter, dataset, transform=None, batch_size: int = 25
     def build():
         # under torchrun: this rank's share (spurnb.distributed)
         rows = w.rows(len(dataset))
-        batches = ((rows.start + s, f) for s, f in _trunk_batches(adapter, _rows_of(dataset, rows, w), transform, batch_size, progress and w.main)) if rows else iter(())
+        batches = (
+            (
+                (rows.start + s, f)
+                for s, f in _trunk_batches(
+                    adapter, _rows_of(dataset, rows, w), transform, batch_size, progress and w.main
+                )
+            )
+            if rows
+            else iter(())
+        )
         first = next(batches, None)
         # rank 0 has rows when any rank has
         shape = broadcast_object((len(dataset), *first[1].shape[1:]) if w.main else None, w)
@@ -200,9 +216,28 @@ def cached_image_features(adapter, dataset, transform=None, batch_size: int = 25
         return ff.write(
             shape, np.float16, itertools.chain([first] if first else [], batches), info, w
         )
-    spot = lambda arr: _spot_check(arr, lambda rows: np.concatenate([f for _, f in _trunk_batches(adapter, _pick(dataset, rows), transform, len(rows), False)]))
-    return torch.from_numpy(ff.load_or_build(build, f"caching {adapter.name} trunk features of {name} ({len(dataset)} images), once per cache",
-                                             progress, w, expect, spot))
+    spot = lambda arr: _spot_check(
+        arr,
+        lambda rows: np.concatenate(
+            [
+                f
+                for _, f in _trunk_batches(
+                    adapter, _pick(dataset, rows), transform, len(rows), False
+                )
+            ]
+        ),
+    )
+    return torch.from_numpy(
+        ff.load_or_build(
+            build,
+            f"caching {adapter.name} trunk features of {name} ({len(dataset)} images), once per"
+            " cache",
+            progress,
+            w,
+            expect,
+            spot,
+        )
+    )
 
 def _rows_of(dataset, rows: range, world: World):
     "The items `rows` of `dataset` (all of it in one process)."

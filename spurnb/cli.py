@@ -396,7 +396,14 @@ def _check_detect(a: dict) -> dict:
         )
     a["dataset"] = _name("dataset", a["dataset"], CHOICES["dataset"]); a["scorer"] = _name("scorer", a["scorer"], CHOICES["scorer"])
     a["split"] = _name("split", a["split"], ("train", "val", "test")); a["by"] = _name("by", a["by"], ("gap", "mi"))
-    _check_fast(dict(dataset=a["dataset"], root=a["root"], image_root=a["image_root"], checkpoint=a["checkpoint"]))
+    _check_fast(
+        dict(
+            dataset=a["dataset"],
+            root=a["root"],
+            image_root=a["image_root"],
+            checkpoint=a["checkpoint"],
+        )
+    )
     if a["vocab"] != "benchmark":
         _exists("vocab", a["vocab"], "vocabulary file (one word or phrase per line)", file=True)
     if (

@@ -63,7 +63,15 @@ def _not_a_file(path, where: str, st=None) -> ImageReadError | None:
     would hang or read for ever), else None."""
     st = st or os.stat(path)
     if stat.S_ISREG(st.st_mode): return None
-    kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a device"
+    kind = (
+        "a FIFO"
+        if stat.S_ISFIFO(st.st_mode)
+        else (
+            "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "a folder" if stat.S_ISDIR(st.st_mode) else "a device"
+        )
+    )
     return ImageReadError(
         f"{where}: image path {path} is {kind}, not a regular file; point the row at an image file"
     )
@@ -248,11 +256,24 @@ def subset(self: GroupDataset, idx, name: str | None = None) -> GroupDataset:
     "A new `GroupDataset` holding the items `idx` (indices or a boolean mask) of this one."
     idx = torch.as_tensor(idx); idx = idx.nonzero().flatten() if idx.dtype == torch.bool else idx.long()
     ix = idx.numpy(); pick = lambda s: None if s is None else (s[ix] if isinstance(s, np.ndarray) else [s[j] for j in ix])
-    return GroupDataset(self.y[idx], self.a[idx], self.classnames, self.attrnames, images=pick(self.images), masks=pick(self.masks),
-                        paths=pick(self.paths), mask_paths=pick(self.mask_paths), rows=pick(self.rows), source_file=self.source_file,
-                        name=name or self.name, attr_prompts=self.attr_prompts, attr_context_prompts=self.attr_context_prompts,
-                        transform=self.transform, mask_transform=self.mask_transform,
-                        meta={k: pick(np.asarray(v)) for k, v in self.meta.items()})
+    return GroupDataset(
+        self.y[idx],
+        self.a[idx],
+        self.classnames,
+        self.attrnames,
+        images=pick(self.images),
+        masks=pick(self.masks),
+        paths=pick(self.paths),
+        mask_paths=pick(self.mask_paths),
+        rows=pick(self.rows),
+        source_file=self.source_file,
+        name=name or self.name,
+        attr_prompts=self.attr_prompts,
+        attr_context_prompts=self.attr_context_prompts,
+        transform=self.transform,
+        mask_transform=self.mask_transform,
+        meta={k: pick(np.asarray(v)) for k, v in self.meta.items()},
+    )
 
 @patch
 def verify_images(self: GroupDataset) -> GroupDataset:
@@ -659,8 +680,18 @@ def load_celeba(root, split: str = "train", target: str = "Blond_Hair", spurious
         safe_join(img_dir, p, f"{attr_path}, line {l}") for p, l in zip(sub["image_id"], lines)
     ]
     cw, (aw, actx) = celeba_words(target)[0], celeba_words(spurious)
-    ds = GroupDataset(y, a, classnames or cw, attrnames or aw, paths=paths, rows=lines.tolist(), source_file=str(attr_path),
-                      name=f"celeba/{split}", attr_context_prompts=actx if attrnames is None else None, transform=transform)
+    ds = GroupDataset(
+        y,
+        a,
+        classnames or cw,
+        attrnames or aw,
+        paths=paths,
+        rows=lines.tolist(),
+        source_file=str(attr_path),
+        name=f"celeba/{split}",
+        attr_context_prompts=actx if attrnames is None else None,
+        transform=transform,
+    )
     if split == "train": _warn_missing_groups(ds)
     return ds.verify_images() if verify else ds
 

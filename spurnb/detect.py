@@ -290,12 +290,29 @@ def word_stats(present, # [N, V] bool: the word is in image i (a scorer's decisi
             kept = bool(nw[v] >= min_count and n - nw[v] >= min_count and word.lower() not in skip)
             note = (f"ungrounded: {reason[v]}" if not grounded[v] else "names a class" if word.lower() in skip else
                     "" if kept else f"present in {nw[v]} of {n} images (needs ≥ {min_count} with and without)")
-            rows.append(dict(cls=cname, word=word, kind=kinds[v], n=n, n_with=int(nw[v]), n_without=int(n - nw[v]),
-                             acc_with=k @ P[:, v] / nw[v] if nw[v] else np.nan,
-                             acc_without=k @ (1 - P[:, v]) / (n - nw[v]) if n - nw[v] else np.nan,
-                             gap=gap[v], gap_lo=lo[v], gap_hi=hi[v], mi=mi[v], p_gap=p_gap[v], p_mi=p_mi[v],
-                             strength=float(strength[v]) if strength is not None else np.nan,
-                             kept=kept, grounded=bool(grounded[v]), tested=kept and bool(grounded[v]), note=note))
+            rows.append(
+                dict(
+                    cls=cname,
+                    word=word,
+                    kind=kinds[v],
+                    n=n,
+                    n_with=int(nw[v]),
+                    n_without=int(n - nw[v]),
+                    acc_with=k @ P[:, v] / nw[v] if nw[v] else np.nan,
+                    acc_without=k @ (1 - P[:, v]) / (n - nw[v]) if n - nw[v] else np.nan,
+                    gap=gap[v],
+                    gap_lo=lo[v],
+                    gap_hi=hi[v],
+                    mi=mi[v],
+                    p_gap=p_gap[v],
+                    p_mi=p_mi[v],
+                    strength=float(strength[v]) if strength is not None else np.nan,
+                    kept=kept,
+                    grounded=bool(grounded[v]),
+                    tested=kept and bool(grounded[v]),
+                    note=note,
+                )
+            )
     return _rank(_adjust(pd.DataFrame(rows), fdr))
 
 def _adjust(df: pd.DataFrame, fdr: float) -> pd.DataFrame:
@@ -606,8 +623,18 @@ class DetectorScorer(Scorer):
             # [B, V, 4]
             boxes.append(torch.gather(out.pred_boxes, 1, best.indices[..., None].expand(B, V, 4)))
         s = torch.cat(scores).float()
-        return Scores(self.words, s, s >= self.threshold, torch.cat(boxes).float(),
-                      info=dict(scorer="detector", threshold=self.threshold, phrase=self.phrase, model=type(self.detector).__name__))
+        return Scores(
+            self.words,
+            s,
+            s >= self.threshold,
+            torch.cat(boxes).float(),
+            info=dict(
+                scorer="detector",
+                threshold=self.threshold,
+                phrase=self.phrase,
+                model=type(self.detector).__name__,
+            ),
+        )
 
 # %% ../nbs/16_detect.ipynb #c038
 @SCORERS.register("labels")
@@ -770,7 +797,14 @@ def plot_word_stats(table: pd.DataFrame, top: int = 8, by: str = "gap", path=Non
         sns.barplot(
             t, x="gap", y="word", hue="mi", palette="rocket_r", dodge=False, legend=False, ax=ax
         )
-        ax.errorbar(t.gap, np.arange(len(t)), xerr=[t.gap - t.gap_lo, t.gap_hi - t.gap], fmt="none", ecolor="k", lw=1)
+        ax.errorbar(
+            t.gap,
+            np.arange(len(t)),
+            xerr=[t.gap - t.gap_lo, t.gap_hi - t.gap],
+            fmt="none",
+            ecolor="k",
+            lw=1,
+        )
         # few ticks: labels never touch
         ax.axvline(0, color="grey", lw=0.8); ax.xaxis.set_major_locator(plt.MaxNLocator(4))
         ax.set(
@@ -799,7 +833,15 @@ def show_ranked(table: pd.DataFrame, top: int = 5, ungrounded: int = 6) -> str:
         s = t.to_string(index=False, formatters={k: "{:.3f}".format for k in ("acc_with", "acc_without", "gap", "gap_lo", "gap_hi")} |
                         {"mi": "{:.4f}".format, "q_gap": "{:.2g}".format, "q_mi": "{:.2g}".format, "rank_gap": "{:.0f}".format, "rank_mi": "{:.0f}".format})
     u = table[~table.grounded].drop_duplicates("word")
-    if len(u): s += f"\nungrounded ({len(u)} words, left out): " + "; ".join(f"{w} — {n.removeprefix('ungrounded: ')}" for w, n in zip(u.word[:ungrounded], u.note)) + (" ..." if len(u) > ungrounded else "")
+    if len(u):
+        s += (
+            f"\nungrounded ({len(u)} words, left out): "
+            + "; ".join(
+                f"{w} — {n.removeprefix('ungrounded: ')}"
+                for w, n in zip(u.word[:ungrounded], u.note)
+            )
+            + (" ..." if len(u) > ungrounded else "")
+        )
     return s
 
 # %% ../nbs/16_detect.ipynb #c061
@@ -860,7 +902,17 @@ def save_detection(det: Detection, attrs: dict | None, out) -> dict:
     into `out`, each atomically."""
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO(); det.table.to_csv(buf, index=False)
-    payload = json.dumps(dict(attrs or {}, table="detect.csv", top_gap=det.top(3, "gap"), top_mi=det.top(3, "mi"), info=det.info), indent=2, default=str)
+    payload = json.dumps(
+        dict(
+            attrs or {},
+            table="detect.csv",
+            top_gap=det.top(3, "gap"),
+            top_mi=det.top(3, "mi"),
+            info=det.info,
+        ),
+        indent=2,
+        default=str,
+    )
     with atomic_write(out / "detect.csv", "w") as f: f.write(buf.getvalue())
     with atomic_write(out / "attributes.json", "w") as f: f.write(payload)
     return dict(csv=out / "detect.csv", json=out / "attributes.json")

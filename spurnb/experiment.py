@@ -36,7 +36,16 @@ def group_accuracy_frame(results: Mapping, # name -> metrics dict or list of met
     for name, ms in results.items():
         for seed, m in enumerate([ms] if isinstance(ms, Mapping) else ms):
             for i, (acc, n) in enumerate(zip(m["per_group_acc"], m["group_counts"])):
-                if n: rows.append(dict(method=name, seed=seed, group=group_names[i] if group_names else f"group {i}", acc=acc, count=n))
+                if n:
+                    rows.append(
+                        dict(
+                            method=name,
+                            seed=seed,
+                            group=group_names[i] if group_names else f"group {i}",
+                            acc=acc,
+                            count=n,
+                        )
+                    )
     return pd.DataFrame(rows)
 
 def plot_group_accuracy(results, # {name: metrics} / {name: [metrics]} or a long DataFrame (method, group, acc)
@@ -96,10 +105,20 @@ def results_table(summaries: list, split: str = "test"):
     rows = []
     for s in summaries:
         c, m = s["config"], s[split]
-        rows.append(dict(method=s["method"], sampler=c.get("sampler"), options=_variant(c, METHODS.get(s["method"])),
-                         seed=c.get("seed"), selection=s["selection"] if c.get("sampler") else None,
-                         epoch=s["best_epoch"], worst_group=m["worst_group_acc"], average=m["avg_acc"],
-                         adjusted_average=m.get("adj_avg_acc"), run=Path(s["run_dir"]).name))
+        rows.append(
+            dict(
+                method=s["method"],
+                sampler=c.get("sampler"),
+                options=_variant(c, METHODS.get(s["method"])),
+                seed=c.get("seed"),
+                selection=s["selection"] if c.get("sampler") else None,
+                epoch=s["best_epoch"],
+                worst_group=m["worst_group_acc"],
+                average=m["avg_acc"],
+                adjusted_average=m.get("adj_avg_acc"),
+                run=Path(s["run_dir"]).name,
+            )
+        )
     # integers (seed blank for zero-shot), never 0.0/NaN
     return pd.DataFrame(rows).astype({"seed": "Int64", "epoch": "Int64"})
 
@@ -137,8 +156,17 @@ def plot_runs(summaries: list, path=None):
         ax=ax[0],
         title="test accuracy per group (selected epoch)",
     )
-    curves = pd.DataFrame([dict(run=_run_label(s), epoch=r["epoch"], **{k: r["val"][k] for k in ("worst_group_acc", "avg_acc")})
-                           for s in summaries for r in s.get("history", [])])
+    curves = pd.DataFrame(
+        [
+            dict(
+                run=_run_label(s),
+                epoch=r["epoch"],
+                **{k: r["val"][k] for k in ("worst_group_acc", "avg_acc")}
+            )
+            for s in summaries
+            for r in s.get("history", [])
+        ]
+    )
     plot_training_curves(
         curves,
         ("worst_group_acc", "avg_acc"),
@@ -271,7 +299,17 @@ def run_methods(methods=DEFAULT_METHODS, dataset="benchmark", root=None, model="
         call.mkdir(parents=True, exist_ok=True)
         table.to_csv(call / "results.csv", index=False); append_results(table, out / "results.csv")
         plot_runs(summaries, call / "runs.png")
-    return dict(summaries=summaries, table=table, out=out, call=call, figures=[call / "runs.png"], adapter=adapter, splits=splits, task=task, attrs=attrs)
+    return dict(
+        summaries=summaries,
+        table=table,
+        out=out,
+        call=call,
+        figures=[call / "runs.png"],
+        adapter=adapter,
+        splits=splits,
+        task=task,
+        attrs=attrs,
+    )
 
 def _label_free_selection(selection):
     """Label-free runs select by validation worst-class accuracy (or average): validation has no

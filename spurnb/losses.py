@@ -271,7 +271,15 @@ def multimodal_loss(img: Tensor, # [B, D] unit image embeddings (after the train
         raise ValueError("a and attr_ctx_txt are needed when w_vs ≠ 0")
     dt = torch.promote_types(img.dtype, torch.float32)   # half precision in, float32 arithmetic
     img, cls_txt = img.to(dt), cls_txt.to(dt)
-    tau = (logit_scale if torch.is_tensor(logit_scale) else torch.tensor(float(logit_scale), dtype=dt)).to(img.device, dt).reshape(())
+    tau = (
+        (
+            logit_scale
+            if torch.is_tensor(logit_scale)
+            else torch.tensor(float(logit_scale), dtype=dt)
+        )
+        .to(img.device, dt)
+        .reshape(())
+    )
     # [B] stands in for a term whose inputs are absent
     zero = img.new_zeros(len(img))
     out = dict(

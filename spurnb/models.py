@@ -125,8 +125,16 @@ def _vit_reshape(v):
         return t.reshape(t.shape[0], h, w, t.shape[-1]).permute(0, 3, 1, 2)   # [B, C, h, w]
     return reshape_transform
 
-register_family(Family("resnet", ModifiedResNet, _rn_trunk, lambda v, f: attention_pool(v.attnpool, f),
-                       ("visual.attnpool",), "visual.layer4.-1"))
+register_family(
+    Family(
+        "resnet",
+        ModifiedResNet,
+        _rn_trunk,
+        lambda v, f: attention_pool(v.attnpool, f),
+        ("visual.attnpool",),
+        "visual.layer4.-1",
+    )
+)
 register_family(Family("vit", VisionTransformer, _vit_trunk, lambda v, f: f @ v.proj,
                        ("visual.proj",), "visual.transformer.resblocks.-1.ln_1", _vit_reshape));
 
@@ -713,9 +721,24 @@ def register_policy(p: Policy) -> Policy:
 
 _TEXT_EMB = ("token_embedding", "positional_embedding", "ln_final")
 register_policy(Policy("zeroshot", lambda ad: (), True, True, "nothing is trained"))
-register_policy(Policy("projection", lambda ad: ad.fam.head_params + ("text_projection",), True, True, "image head + text_projection (paper)"))
-register_policy(Policy("projection+text-embeddings", lambda ad: ad.fam.head_params + ("text_projection",) + _TEXT_EMB, True, False,
-                       "image head + text_projection + token/positional embeddings + ln_final (reference code)"))
+register_policy(
+    Policy(
+        "projection",
+        lambda ad: ad.fam.head_params + ("text_projection",),
+        True,
+        True,
+        "image head + text_projection (paper)",
+    )
+)
+register_policy(
+    Policy(
+        "projection+text-embeddings",
+        lambda ad: ad.fam.head_params + ("text_projection",) + _TEXT_EMB,
+        True,
+        False,
+        "image head + text_projection + token/positional embeddings + ln_final (reference code)",
+    )
+)
 register_policy(Policy("full", lambda ad: ("",), False, False, "every parameter except the logit scale/bias"));
 
 # %% ../nbs/05_models.ipynb #711fd76b

@@ -395,7 +395,15 @@ def pretrain_tiny_clip(name: str = "tiny-rn", benchmark=None, device="cpu", prec
     if shipped and not force and (w := shipped_weights(name, recipe)):
         return _load_pretrained(name, *w, device, precision)
     corpus = bench.corpus(n=cfg.n_images, seed=cfg.corpus_seed, home_bias=cfg.home_bias)
-    key = fingerprint(PRETRAIN_VERSION, recipe_config(cfg), TINY_CONFIGS[name], corpus.images, corpus.captions, corpus.objects, corpus.backgrounds)
+    key = fingerprint(
+        PRETRAIN_VERSION,
+        recipe_config(cfg),
+        TINY_CONFIGS[name],
+        corpus.images,
+        corpus.captions,
+        corpus.objects,
+        corpus.backgrounds,
+    )
     if shipped and not force and (w := shipped_weights(name, key)):
         return _load_pretrained(name, *w, device, precision)
     path = cache_dir("models") / f"{name}-benchmark-{key}.pt"
@@ -427,8 +435,16 @@ def pretrain_tiny_clip(name: str = "tiny-rn", benchmark=None, device="cpu", prec
             t0 = time.perf_counter()
             history = train_tiny_clip(adapter, corpus, sampler, cfg, progress)
             secs = time.perf_counter() - t0
-        meta = dict(config=asdict(cfg), key=key, recipe=recipe, seconds=round(secs, 1), threads=torch.get_num_threads(), loss=history,
-                    zeroshot=zeroshot_report(adapter, bench) if report else None, corpus=corpus.summary())
+        meta = dict(
+            config=asdict(cfg),
+            key=key,
+            recipe=recipe,
+            seconds=round(secs, 1),
+            threads=torch.get_num_threads(),
+            loss=history,
+            zeroshot=zeroshot_report(adapter, bench) if report else None,
+            corpus=corpus.summary(),
+        )
         torch_save(adapter.model.state_dict(), path)
         save_json(meta, path.with_suffix(".json"))
     return _load_pretrained(name, path, key, device, precision)

@@ -36,8 +36,12 @@ def mean_sd(x, digits: int = 3) -> str:
 def fmt_delta(d: dict, digits: int = 3) -> str:
     """A difference with its interval, `+0.012 [-0.004, +0.028]` (keys `delta`, `lo`, `hi`); one
     run: the value and '(one run: no interval)'."""
-    if d.get("lo") is None or pd.isna(d.get("lo")): return f"{fmt(d['delta'], True, digits)} (one run: no interval)"
-    return f"{fmt(d['delta'], True, digits)} [{fmt(d['lo'], True, digits)}, {fmt(d['hi'], True, digits)}]"
+    if d.get("lo") is None or pd.isna(d.get("lo")):
+        return f"{fmt(d['delta'], True, digits)} (one run: no interval)"
+    return (
+        f"{fmt(d['delta'], True, digits)} [{fmt(d['lo'], True, digits)},"
+        f" {fmt(d['hi'], True, digits)}]"
+    )
 
 # %% ../nbs/18_study.ipynb #4c606290
 def verdict_word(d: dict) -> str:
@@ -51,7 +55,11 @@ def verdict(d: dict, what: str = "difference", digits: int = 3) -> str:
     it still allows."""
     w = verdict_word(d)
     if w == "one run": return f"{what} {fmt_delta(d, digits)}"
-    if w == "unresolved": return f"{what} {fmt_delta(d, digits)}: unresolved (anything from {fmt(d['lo'], True, digits)} to {fmt(d['hi'], True, digits)} fits)"
+    if w == "unresolved":
+        return (
+            f"{what} {fmt_delta(d, digits)}: unresolved (anything from {fmt(d['lo'], True, digits)}"
+            f" to {fmt(d['hi'], True, digits)} fits)"
+        )
     return f"{what} {fmt_delta(d, digits)}: {w}"
 
 # %% ../nbs/18_study.ipynb #0eaedf3b
@@ -70,8 +78,15 @@ def run_row(s: dict, selection: str = "worst-group", label: Callable = run_label
     hist = s["history"][1:] or s["history"]
     r = s["history"][-1] if selection == "last" else select_epoch(hist, selection)
     c = s["config"]
-    return dict(method=label(c), sampler=c["sampler"] or "-", seed=c["seed"] if c["seed"] is not None else -1, epoch=r["epoch"],
-                worst_group=r["test"]["worst_group_acc"], average=r["test"]["avg_acc"], adjusted_average=r["test"]["adj_avg_acc"])
+    return dict(
+        method=label(c),
+        sampler=c["sampler"] or "-",
+        seed=c["seed"] if c["seed"] is not None else -1,
+        epoch=r["epoch"],
+        worst_group=r["test"]["worst_group_acc"],
+        average=r["test"]["avg_acc"],
+        adjusted_average=r["test"]["adj_avg_acc"],
+    )
 
 def runs_frame(summaries: Sequence[dict], selection: str = "worst-group", label: Callable = run_label, **columns) -> pd.DataFrame:
     "One row per run (`run_row`), with constant `columns` added (e.g. `config=name`)."
@@ -177,7 +192,14 @@ def pooled_bootstrap(df: pd.DataFrame, value: str = "delta", model: str = "model
         if any(len(v) > 1 for v in vals)
         else math.nan
     )
-    return dict(estimate=float(mm.mean()), lo=float(lo), hi=float(hi), n_models=M, between_sd=float(mm.std(ddof=1)), within_sd=float(within))
+    return dict(
+        estimate=float(mm.mean()),
+        lo=float(lo),
+        hi=float(hi),
+        n_models=M,
+        between_sd=float(mm.std(ddof=1)),
+        within_sd=float(within),
+    )
 
 def pooled_random_effects(df: pd.DataFrame, value: str = "delta", model: str = "model", level: float = 0.95) -> dict:
     """DerSimonian–Laird random-effects mean of the model means with the Hartung–Knapp–Sidik–Jonkman
@@ -218,18 +240,35 @@ def forest_plot(table: pd.DataFrame, label: str = "label", hue: str | None = Non
     for k in keys:
         rows = table if k is None else table[table[hue] == k]; yy = y[np.flatnonzero((table[hue] == k).to_numpy())] if k is not None else y
         err = np.nan_to_num(np.array([rows["delta"] - rows["lo"], rows["hi"] - rows["delta"]]))
-        ax.errorbar(rows["delta"], yy, xerr=err, fmt="o", ms=4, capsize=2, color=colours[k], label=None if k is None else str(k))
+        ax.errorbar(
+            rows["delta"],
+            yy,
+            xerr=err,
+            fmt="o",
+            ms=4,
+            capsize=2,
+            color=colours[k],
+            label=None if k is None else str(k),
+        )
     ticks, names = list(y), table[label].astype(str).tolist()
     if pooled is not None:
         yp = np.arange(len(pooled))[::-1]
         for yi, r in zip(yp, pooled.itertuples()):
-            ax.fill([r.lo, r.estimate, r.hi, r.estimate], [yi, yi + 0.3, yi, yi - 0.3], color="black", alpha=0.8)
+            ax.fill(
+                [r.lo, r.estimate, r.hi, r.estimate],
+                [yi, yi + 0.3, yi, yi - 0.3],
+                color="black",
+                alpha=0.8,
+            )
         ticks += list(yp); names += pooled[label].astype(str).tolist()
         ax.axhline(len(pooled), color="grey", lw=0.5)
     ax.axvline(0, color="grey", lw=0.8, ls="--"); ax.grid(axis="x", alpha=0.3)
     ax.set_yticks(ticks, names, fontsize=8); ax.set_xlabel(xlabel)
     if title: ax.set_title(title, fontsize=9)
-    if hue: ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False, title=hue)
+    if hue:
+        ax.legend(
+            loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False, title=hue
+        )
     fig.tight_layout()
     return fig
 
@@ -241,7 +280,10 @@ def model_flips(method, bench, split: str = "test", cache: bool = True) -> dict:
     """`background_flips` of `method` on the benchmark's `split` and its background-swapped copy
     (`Benchmark.swapped`)."""
     ds, sw = bench[split], bench.swapped(split, cache)
-    lo, ls = predict(method, Source(ds, method))["logits"], predict(method, Source(sw, method))["logits"]
+    lo, ls = (
+        predict(method, Source(ds, method))["logits"],
+        predict(method, Source(sw, method))["logits"],
+    )
     return background_flips(lo, ls, ds.y, ds.g, ds.n_groups)
 
 def flip_table(models: dict, bench, split: str = "test", cache: bool = True) -> pd.DataFrame:
@@ -250,5 +292,7 @@ def flip_table(models: dict, bench, split: str = "test", cache: bool = True) -> 
     rows = {}
     for name, m in models.items():
         f = model_flips(m, bench, split, cache)
-        rows[name] = {k: v for k, v in f.items() if k != "per_group_flip"} | {f"flip[{bench[split].group_name(g)}]": v for g, v in enumerate(f["per_group_flip"])}
+        rows[name] = {k: v for k, v in f.items() if k != "per_group_flip"} | {
+            f"flip[{bench[split].group_name(g)}]": v for g, v in enumerate(f["per_group_flip"])
+        }
     return pd.DataFrame.from_dict(rows, orient="index")

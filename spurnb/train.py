@@ -129,8 +129,16 @@ def config_key(r: dict) -> dict:
 def _rng_state():
     "Every generator's state as tensors and plain types (a checkpoint holds nothing else)."
     _, key, pos, has_gauss, gauss = np.random.get_state()
-    return dict(torch=torch.get_rng_state(), numpy=dict(key=torch.from_numpy(key.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss),
-                gauss=float(gauss)), python=random.getstate())
+    return dict(
+        torch=torch.get_rng_state(),
+        numpy=dict(
+            key=torch.from_numpy(key.astype(np.int64)),
+            pos=int(pos),
+            has_gauss=int(has_gauss),
+            gauss=float(gauss),
+        ),
+        python=random.getstate(),
+    )
 
 def _set_rng_state(s):
     n = s["numpy"]; torch.set_rng_state(s["torch"]); random.setstate(s["python"])
@@ -285,10 +293,21 @@ class RunDiverged(SpurnbError):
 def state(self: Run, finished: bool = False) -> dict:
     """Everything `last.pt` holds to resume exactly: weights, optimiser, counters, RNG states,
     history and best epoch."""
-    return dict(meta=self.meta, method=self.method.get_state(), optimizer=self.opt.state_dict() if self.opt else None,
-                sched=self.sched.state_dict() if self.sched else None,
-                epoch=self.epoch, step=self.step, global_step=self.global_step, epoch_gen_state=self.epoch_gen_state,
-                rng=self._rng, loss_sums=dict(self._loss_sums), history=self.history, best=self.best, finished=finished)
+    return dict(
+        meta=self.meta,
+        method=self.method.get_state(),
+        optimizer=self.opt.state_dict() if self.opt else None,
+        sched=self.sched.state_dict() if self.sched else None,
+        epoch=self.epoch,
+        step=self.step,
+        global_step=self.global_step,
+        epoch_gen_state=self.epoch_gen_state,
+        rng=self._rng,
+        loss_sums=dict(self._loss_sums),
+        history=self.history,
+        best=self.best,
+        finished=finished,
+    )
 
 @patch
 def save_best(self: Run):
@@ -406,7 +425,16 @@ def run_stage(self: Run, k: int, st) -> tuple:
         raise FileNotFoundError(
             f"{self.cfg.method}: no finished stage-{k + 1} run at {d}. {st.why}"
         )
-    s = train(st.cfg, self.adapter, self.splits, self.dir.parent, self.task, resume=True, callbacks=self.callbacks, progress=False)
+    s = train(
+        st.cfg,
+        self.adapter,
+        self.splits,
+        self.dir.parent,
+        self.task,
+        resume=True,
+        callbacks=self.callbacks,
+        progress=False,
+    )
     return s, load_method(s["run_dir"], self.adapter, self.task, which=st.which)
 
 @patch
@@ -470,10 +498,20 @@ def finish(self: Run) -> dict:
     """Write `final.json` (config, best and last epochs' metrics, history), save the finished state,
     return the summary."""
     best = next(r for r in self.history if r["epoch"] == self.best["epoch"])
-    summary = dict(run_dir=".", method=self.cfg.method, config=self.meta["config"], selection=self.cfg.selection,
-                   best_epoch=best["epoch"], val=best["val"], test=best["test"],
-                   last_epoch=self.history[-1]["epoch"], last_val=self.history[-1]["val"], last_test=self.history[-1]["test"],
-                   group_names=self.group_names, history=self.history)
+    summary = dict(
+        run_dir=".",
+        method=self.cfg.method,
+        config=self.meta["config"],
+        selection=self.cfg.selection,
+        best_epoch=best["epoch"],
+        val=best["val"],
+        test=best["test"],
+        last_epoch=self.history[-1]["epoch"],
+        last_val=self.history[-1]["val"],
+        last_test=self.history[-1]["test"],
+        group_names=self.group_names,
+        history=self.history,
+    )
     # allowed missing groups (--allow_missing_groups): the metrics name them
     for k in ("val", "test"):
         if (

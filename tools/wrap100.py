@@ -126,6 +126,7 @@ def wrap_source(src: str) -> tuple[str, int]:
         if first[:n.col_offset].strip(): continue                       # shares its first line with another statement
         if not header and lines[b - 1][n.end_col_offset:].strip() and not lines[b - 1][n.end_col_offset:].strip().startswith("#"): continue
         if first.lstrip().startswith(("elif", "else", "except", "finally")): continue
+        if isinstance(n, (ast.Import, ast.ImportFrom)): continue           # nbdev_export makes imports relative line by line
         chunk = "\n".join(l[indent:] if l[:indent].strip() == "" else l for l in lines[a - 1:b])
         if lines[a - 1].lstrip().startswith("@"): continue
         try:
@@ -135,7 +136,7 @@ def wrap_source(src: str) -> tuple[str, int]:
             else:
                 out = _fmt(chunk + "\n", LIMIT - indent).rstrip("\n").split("\n")
         except Exception: continue
-        if len(out) > max(3 * (b - a + 1), b - a + 7): continue           # exploded one item per line: worse to read than long
+        if len(out) > max(4 * (b - a + 1), b - a + 11): continue          # exploded one item per line: worse to read than long
         new = [(" " * indent + l) if l.strip() else l for l in out]
         cand = lines[:a - 1] + new + lines[b:]
         if not _same("\n".join(lines), "\n".join(cand)): continue

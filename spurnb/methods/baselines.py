@@ -25,9 +25,19 @@ __all__ = ['methods_table', 'require_groups', 'GroupDROOptions', 'GroupDRO', 'JT
 def methods_table():
     "One row per registered method: its paper, what it trains, and the labels and text it uses."
     import pandas as pd
-    return pd.DataFrame([dict(method=n, paper=c.paper, trains=c.trains_what, group_labels_for_training=c.groups_train,
-                              group_labels_for_selection=c.groups_select, attribute_text=c.attr_text)
-                         for n, c in METHODS.items()]).set_index("method")
+    return pd.DataFrame(
+        [
+            dict(
+                method=n,
+                paper=c.paper,
+                trains=c.trains_what,
+                group_labels_for_training=c.groups_train,
+                group_labels_for_selection=c.groups_select,
+                attribute_text=c.attr_text,
+            )
+            for n, c in METHODS.items()
+        ]
+    ).set_index("method")
 
 # %% ../../nbs/14_baselines.ipynb #0a639fcb
 def require_groups(ds, split: str, method: str, every_group: bool = False):
@@ -143,8 +153,17 @@ class JTT(ERM):
             sampler="natural",
         )
         # the model at the end of epoch T, not a selected one
-        return [Stage(c1, train=self.opts.train_stage1, which="last",
-                      why=f"Train it (option train_stage1=True, the default), or run method 'erm' with epochs={T} into the same folder first.")]
+        return [
+            Stage(
+                c1,
+                train=self.opts.train_stage1,
+                which="last",
+                why=(
+                    "Train it (option train_stage1=True, the default), or run method 'erm' with"
+                    f" epochs={T} into the same folder first."
+                ),
+            )
+        ]
 
     def prepare(self, setup: Setup):
         """The error set: stage 1's last model's mistakes on the training split (recorded in
@@ -155,9 +174,18 @@ class JTT(ERM):
         self.errors = predict(m1, src)["logits"].argmax(-1) != src.y             # [N]
         # the stage's run directory, relative to this one: a moved or copied folder reads its own
         if setup.world.main:
-            save_json(dict(stage1_run=str(Path("..") / Path(s1["run_dir"]).name), stage1_epochs=s1["config"]["epochs"], n_errors=int(self.errors.sum()),
-                           n_train=len(self.errors), errors_per_group=torch.bincount(src.g[self.errors], minlength=self.task.n_groups).tolist()),
-                      setup.dir / "stage1.json")
+            save_json(
+                dict(
+                    stage1_run=str(Path("..") / Path(s1["run_dir"]).name),
+                    stage1_epochs=s1["config"]["epochs"],
+                    n_errors=int(self.errors.sum()),
+                    n_train=len(self.errors),
+                    errors_per_group=torch.bincount(
+                        src.g[self.errors], minlength=self.task.n_groups
+                    ).tolist(),
+                ),
+                setup.dir / "stage1.json",
+            )
 
     def sample_weights(self, task, g):
         if self.errors is None:
@@ -263,9 +291,28 @@ class DFR(ZeroShot):
             )
         mean, std = z.mean(0), z.std(0).clamp_min(1e-6)
         X = ((z - mean) / std).numpy()
-        r = dfr_fit(X, src.y.numpy(), src.g.numpy(), self.task.n_classes, tuple(self.opts.Cs), self.opts.penalty, self.opts.n_subsamples, setup.seed or 0)
+        r = dfr_fit(
+            X,
+            src.y.numpy(),
+            src.g.numpy(),
+            self.task.n_classes,
+            tuple(self.opts.Cs),
+            self.opts.penalty,
+            self.opts.n_subsamples,
+            setup.seed or 0,
+        )
         self.mean.copy_(mean); self.std.copy_(std); self.W.copy_(torch.as_tensor(r["W"])); self.b.copy_(torch.as_tensor(r["b"]))
-        if setup.world.main: save_json(dict(trained_on=s, selected_on=f"halves of {s}", C=r["C"], worst_group_on_second_half=r["score"], n=len(src)), setup.dir / "dfr.json")
+        if setup.world.main:
+            save_json(
+                dict(
+                    trained_on=s,
+                    selected_on=f"halves of {s}",
+                    C=r["C"],
+                    worst_group_on_second_half=r["score"],
+                    n=len(src),
+                ),
+                setup.dir / "dfr.json",
+            )
 
 # %% ../../nbs/14_baselines.ipynb #a5b88f3b
 @METHODS.register("flyp")
@@ -352,7 +399,14 @@ def wiseft_sweep(method, adapter, splits: dict, task, alphas=tuple(np.linspace(0
         with interpolated(m, theta0, float(a)):
             for k, src in sources.items():
                 r = evaluate(m, src, task)
-                rows.append(dict(alpha=float(a), split=k, worst_group=r["worst_group_acc"], average=r["avg_acc"]))
+                rows.append(
+                    dict(
+                        alpha=float(a),
+                        split=k,
+                        worst_group=r["worst_group_acc"],
+                        average=r["avg_acc"],
+                    )
+                )
     return pd.DataFrame(rows)
 
 def plot_wiseft(df, path=None, title: str = ""):

@@ -65,7 +65,15 @@ class SpurNB(_Tuned):
             RECIPES[self.opts.recipe],
             self.scale(),
         )
-        out = multimodal_loss(self.embed_images(batch["x"]), batch["y"], batch["a"], *txt, s, weights=w, mode=self.opts.mode)
+        out = multimodal_loss(
+            self.embed_images(batch["x"]),
+            batch["y"],
+            batch["a"],
+            *txt,
+            s,
+            weights=w,
+            mode=self.opts.mode
+        )
         if self.opts.contrast_batch == "same": return out
         # same size: the per-sample terms of the two batches pair up by position
         cb = self.draw_contrast_batch(len(batch["y"]))
