@@ -150,24 +150,24 @@ def text_timing_child(chunks, batch: int, threads: int, rounds: int = 6) -> dict
                 steps={str(c): dict(step_s=float(np.median(t)), ratio=float(np.median(np.array(t) / base))) for c, t in times.items()})
 
 
-def text_timing(chunks, batch: int, threads: int) -> dict:
-    "`text_timing_child` in a child process."
+def _in_child(call: str, what: str) -> dict:
+    "The JSON result of `input_pipeline.<call>` run in a fresh Python process (its memory and its threads are its own)."
     code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import input_pipeline as b; "
-            f"print('RESULT', json.dumps(b.text_timing_child({tuple(chunks)!r}, {batch}, {threads})))")
+            f"print('RESULT', json.dumps(b.{call}))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
     line = [l for l in r.stdout.splitlines() if l.startswith("RESULT ")]
-    if r.returncode or not line: raise RuntimeError(f"text timing child failed:\n{r.stderr[-3000:]}")
+    if r.returncode or not line: raise RuntimeError(f"{what} child failed:\n{r.stderr[-3000:]}")
     return json.loads(line[0][7:])
+
+
+def text_timing(chunks, batch: int, threads: int) -> dict:
+    "`text_timing_child` in a child process."
+    return _in_child(f"text_timing_child({tuple(chunks)!r}, {batch}, {threads})", "text timing")
 
 
 def text_step(chunk: int, batch: int, threads: int, warmup: bool = True) -> dict:
     "`text_step_child` in a child process (its memory is its own)."
-    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import input_pipeline as b; "
-            f"print('RESULT', json.dumps(b.text_step_child({chunk}, {batch}, {threads}, {warmup})))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
-    line = [l for l in r.stdout.splitlines() if l.startswith("RESULT ")]
-    if r.returncode or not line: raise RuntimeError(f"text step child failed:\n{r.stderr[-3000:]}")
-    return json.loads(line[0][7:])
+    return _in_child(f"text_step_child({chunk}, {batch}, {threads}, {warmup})", "text step")
 
 
 def run(n: int = 240, threads: int = 2, vitl_images: int = 4, step_batch: int = 32, folder=None, stages=("pipeline", "text"), warmup=True) -> dict:
