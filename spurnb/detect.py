@@ -1127,9 +1127,8 @@ def spurnb_detect(
     per class; write the table (CSV), the attributes (JSON) and a figure — nothing when no class
     has one."""
     from spurnb.core import cpu_threads
-    from spurnb.data import load_splits
-    from spurnb.pretrain import benchmark_setup
-    from spurnb.models import load_clip, resolve_precision
+    from spurnb.pretrain import job_setup
+    from spurnb.models import resolve_precision
     import sys
     from spurnb.core import ArgError
     cpu_threads(); t0 = time.perf_counter()
@@ -1143,19 +1142,14 @@ def spurnb_detect(
     if note: print(f"spurnb_detect: note: {note}", file=sys.stderr, flush=True)
     # a bad file fails before anything loads
     words = default_vocabulary(dataset, vocab)
-    if benchmark_config: splits, task, adapter = benchmark_setup(benchmark_config, progress=not quiet, device=device)
-    else: splits, task = load_splits(dataset, root, **(dict(image_root=image_root) if dataset == "csv" else {}))
-    if split not in splits: raise DetectionError(f"--split {split!r} is not one of {list(splits)}")
+    def has_split(splits):
+        if split not in splits: raise DetectionError(f"--split {split!r} is not one of {list(splits)}")
+    # the data, the split checked before any model loads, then the model (spurnb.pretrain.job_setup)
+    splits, task, adapter = job_setup(
+        dataset, root, model, pretrained, checkpoint, benchmark_config, device, prec, workers,
+        progress=not quiet, check=has_split, **(dict(image_root=image_root) if dataset == "csv" and not benchmark_config else {})
+    )
     ds = splits[split]
-    if not benchmark_config:
-        adapter = load_clip(
-            model,
-            pretrained=None if checkpoint else pretrained,
-            checkpoint=checkpoint,
-            device=device,
-        )
-    # mixed precision and decoding workers (spurnb.models)
-    adapter.set_precision(prec); adapter.workers = workers
     det = detect(ds, adapter, task, words, scorer, predictions, min_count, n_boot, progress=not quiet, fdr=fdr)
     print(
         f"{dataset}{'/' + benchmark_config if benchmark_config else ''}/{split}: {len(ds)} images,"

@@ -11,8 +11,8 @@ from typing import Mapping, Sequence
 import pandas as pd
 import matplotlib.pyplot as plt
 import seaborn as sns
-from .core import set_seed, step, check_writable, ArgError
-from .data import DATASETS, Task, load_splits, check_splits
+from .core import step, check_writable, ArgError
+from .data import DATASETS, Task, check_splits
 from .methods import METHODS, make_options, route_options, check_runs
 from .groups import SAMPLERS
 from .front import DEFAULT_METHODS, BadArg, method_specs, spec_label
@@ -242,7 +242,7 @@ def run_methods(methods=DEFAULT_METHODS, dataset="benchmark", root=None, model="
     `attrs` ('detect' or a file): label-free; `benchmark_config`: a name in
     `spurnb.benchmark.CONFIGS` (data and tiny CLIP); `precision`: fp32, amp or amp_bf16
     (`ClipAdapter.set_precision`); `workers`: image-decoding processes."""
-    from spurnb.models import load_clip
+    from spurnb.pretrain import job_setup
     PRESETS[preset]; DATASETS[dataset]
     if attrs: overrides["selection"] = _label_free_selection(overrides.get("selection"))
     base = replace(
@@ -255,22 +255,12 @@ def run_methods(methods=DEFAULT_METHODS, dataset="benchmark", root=None, model="
     # entries that conflict, an --out that cannot be written
     check_entries(methods, runs, cfgs); check_writable(Path(out) / (benchmark_config or dataset), "--out")
     # the named benchmark with the tiny CLIP pretrained on its own corpus
-    if benchmark_config:
-        splits, task, adapter = benchmark_setup(
-            benchmark_config, progress, device, **(data_kw or {})
-        )
-    else:
-        splits, task = load_splits(dataset, root, **(data_kw or {}))
-        # a random init (pretrained='') is part of the run: seeded, resume finds its directory
-        set_seed(overrides.get("seed") or 0)
-        adapter = load_clip(
-            model,
-            pretrained=None if checkpoint else pretrained,
-            checkpoint=checkpoint,
-            device=device,
-        )
-    # mixed precision and decoding workers (spurnb.models)
-    adapter.set_precision(precision); adapter.workers = workers
+    # or the dataset and `model`, seeded first (a random init, pretrained='', is part of the run:
+    # resume finds its directory); precision and decoding workers set (spurnb.pretrain.job_setup)
+    splits, task, adapter = job_setup(
+        dataset, root, model, pretrained, checkpoint, benchmark_config, device, precision, workers,
+        progress, seed=overrides.get("seed") or 0, **(data_kw or {})
+    )
     # label-free (spurnb.detect): detected attributes and pseudo labels replace every attribute label
     if attrs:
         from spurnb.detect import label_free_splits, default_vocabulary, true_test_columns

@@ -12,7 +12,7 @@ import torch
 import spurnb
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .core import keyed, late, versions, cache_dir, atomic_write, file_lock, torch_save, save_json, fingerprint, remove_orphans, torch_load, read_json, CheckpointError
+from .core import keyed, late, versions, cache_dir, atomic_write, file_lock, torch_save, save_json, fingerprint, remove_orphans, torch_load, read_json, CheckpointError, set_seed
 from .core import progress as progress_bar, step as long_step
 from .models import load_clip, ClipAdapter, TEMPLATES, SHORT_TEMPLATES, TINY_CONFIGS, encode_prompts
 from .benchmark import make_benchmark, caption as corpus_caption, CONFIGS
@@ -21,7 +21,7 @@ from .data import Task, load_splits
 # %% auto #0
 __all__ = ['PRETRAIN_VERSION', 'WEIGHTS_DIR', 'CaptionSampler', 'multi_positive_clip_loss', 'PretrainConfig', 'recipe_config',
            'train_tiny_clip', 'zeroshot_report', 'ShippedWeightsError', 'shipped_weights', 'make_shipped_weights',
-           'pretrain_tiny_clip', 'benchmark_setup']
+           'pretrain_tiny_clip', 'benchmark_setup', 'job_setup']
 
 # %% ../nbs/10_pretrain.ipynb #1ce8bc9c
 class CaptionSampler:
@@ -465,14 +465,32 @@ def _load_pretrained(name, path, key, device, precision) -> ClipAdapter:
     return ad
 
 # %% ../nbs/10_pretrain.ipynb #ffd12514
-def benchmark_setup(config: str = "digits", progress: bool = False, device="cpu", **benchmark_overrides) -> tuple[dict, Task, "ClipAdapter"]:
+def benchmark_setup(config: str = "digits", progress: bool = False, device="cpu", check=None, **benchmark_overrides) -> tuple[dict, Task, "ClipAdapter"]:
     """(splits, task, tiny CLIP) of the named benchmark configuration `config`
-    (`spurnb.benchmark.CONFIGS`), its `make_benchmark` arguments overridden."""
+    (`spurnb.benchmark.CONFIGS`), its `make_benchmark` arguments overridden; `check(splits)` before
+    the model loads."""
     c = CONFIGS[config]
     splits, task = load_splits("benchmark", **{**c.benchmark, **benchmark_overrides})
+    if check: check(splits)
     pre = dict(c.pretrain); name = pre.pop("name", "tiny-rn")
     # shipped, cached or pretrained now
     adapter = pretrain_tiny_clip(
         name, benchmark=c.pretraining_benchmark(), device=device, progress=progress, **pre
     )
+    return splits, task, adapter
+
+# %% ../nbs/10_pretrain.ipynb #d099e8e9
+def job_setup(dataset: str = "benchmark", root=None, model: str | None = None, pretrained: str | None = None, checkpoint=None,
+              benchmark_config: str | None = None, device="cpu", precision: str = "fp32", workers: int | None = None,
+              progress: bool = False, seed: int = 0, check=None, **data_kw) -> tuple[dict, Task, ClipAdapter]:
+    """(splits, task, adapter) of a command's job: `benchmark_config` with its own tiny CLIP, or
+    `dataset`'s splits and `load_clip`'s `model` (seeded with `seed` first); `check(splits)` before
+    the model loads; precision and decoding workers set."""
+    if benchmark_config: splits, task, adapter = benchmark_setup(benchmark_config, progress, device, check, **data_kw)
+    else:
+        splits, task = load_splits(dataset, root, **data_kw)
+        if check: check(splits)
+        set_seed(seed)
+        adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
+    adapter.set_precision(precision); adapter.workers = workers
     return splits, task, adapter

@@ -18,7 +18,7 @@ from .train import Source, predict, select_epoch
 # %% auto #0
 __all__ = ['fmt', 'mean_sd', 'fmt_delta', 'verdict_word', 'verdict', 'run_label', 'run_row', 'runs_frame', 'mean_sd_table',
            'paired', 'paired_table', 'holm', 'pooled_bootstrap', 'pooled_random_effects', 'detectable_effect',
-           'forest_plot', 'model_flips', 'flip_table']
+           'forest_plot', 'pooled_view', 'model_flips', 'flip_table']
 
 # %% ../nbs/18_study.ipynb #456c6b53
 def fmt(x, signed: bool = False, digits: int = 3) -> str:
@@ -271,6 +271,24 @@ def forest_plot(table: pd.DataFrame, label: str = "label", hue: str | None = Non
         )
     fig.tight_layout()
     return fig
+
+# %% ../nbs/18_study.ipynb #380e5833
+def pooled_view(table: pd.DataFrame, comparisons: Sequence[str] | None = None,
+                metrics: Sequence[str] = ("worst_group", "adjusted_average")) -> pd.DataFrame:
+    """One row per configuration, one column per (comparison, metric) of a long pooled `table`
+    (columns config, comparison, metric, estimate, lo, hi); each cell `fmt_delta`'s text, '-' where
+    the table has no such row."""
+    missing = {"config", "comparison", "metric", "estimate", "lo", "hi"} - set(table.columns)
+    if missing: raise KeyError(f"the pooled table lacks columns {sorted(missing)} (it has {list(table.columns)})")
+    comparisons = list(comparisons or dict.fromkeys(table.comparison))
+    unknown = [c for c in comparisons if c not in set(table.comparison)]
+    if unknown: raise KeyError(f"comparisons {unknown} are not in the pooled table (it has {sorted(set(table.comparison))})")
+    d = table[table.comparison.isin(comparisons) & table.metric.isin(metrics)]
+    cells = {(r.config, r.comparison, r.metric): fmt_delta(dict(delta=r.estimate, lo=r.lo, hi=r.hi)) for r in d.itertuples()}
+    cols = pd.MultiIndex.from_tuples([(c, m) for c in comparisons for m in metrics], names=["comparison", "metric"])
+    configs = list(dict.fromkeys(d.config))
+    return pd.DataFrame([[cells.get((g, c, m), "-") for c, m in cols] for g in configs],
+                        index=pd.Index(configs, name="config"), columns=cols)
 
 # %% ../nbs/18_study.ipynb #bff00d8a
 from .benchmark import background_flips
