@@ -178,23 +178,20 @@ def _trunk_batches(adapter, dataset, transform, bs, progress):
     finally: adapter.train(was)
 
 # %% ../nbs/08_cache.ipynb #a3e125a1
+def _entry(adapter, kind: str, trunk: str, rows: int, root=None, **inputs) -> tuple[dict, "_FeatureFile"]:
+    """A feature-cache entry of `kind` ('image', 'text'): the record its key is made of and that is
+    checked on every load (`rows` included), and its file."""
+    inputs = dict(version=CACHE_VERSION, kind=kind, model=adapter.name, trunk=trunk, precision=list(precision_key(adapter)), **inputs)
+    key = fingerprint(*inputs.values())
+    return dict(inputs, key=key, rows=rows), _FeatureFile(Path(root) if root else cache_dir("features"), f"{adapter.name}-{kind}-{key}")
+
 def cached_image_features(adapter, dataset, transform=None, batch_size: int = 256, root=None, progress: bool = True) -> torch.Tensor:
     """Image-trunk features of every item of `dataset`, fp16 `[N, ...]` aligned with its indices;
     computed once, then memory-mapped."""
     t = transform or adapter.preprocess
-    inputs = dict(
-        version=CACHE_VERSION,
-        kind="image",
-        model=adapter.name,
-        trunk=trunk_fingerprint(adapter),
-        precision=list(precision_key(adapter)),
-        dataset_fingerprint=dataset.fingerprint,
-        transform=describe_transform(t),
-    )
-    key = fingerprint(*inputs.values())
     # stored with the entry and checked on every load
-    expect = dict(inputs, key=key, rows=len(dataset))
-    ff = _FeatureFile(Path(root) if root else cache_dir("features"), f"{adapter.name}-image-{key}")
+    expect, ff = _entry(adapter, "image", trunk_fingerprint(adapter), len(dataset), root,
+                        dataset_fingerprint=dataset.fingerprint, transform=describe_transform(t))
     name, w = getattr(dataset, "name", type(dataset).__name__), current_world()
     def build():
         # under torchrun: this rank's share (spurnb.distributed)
@@ -293,17 +290,7 @@ def cached_text_features(adapter, texts, batch_size: int = 1024, root=None) -> t
     """Pooled text-trunk features `[N, W]` (before `text_projection`) of `texts`, fp32; computed
     once, then memory-mapped."""
     texts = list(texts)
-    inputs = dict(
-        version=CACHE_VERSION,
-        kind="text",
-        model=adapter.name,
-        trunk=text_trunk_fingerprint(adapter),
-        precision=list(precision_key(adapter)),
-        texts=fingerprint(texts),
-    )
-    key = fingerprint(*inputs.values())
-    expect = dict(inputs, key=key, rows=len(texts))
-    ff = _FeatureFile(Path(root) if root else cache_dir("features"), f"{adapter.name}-text-{key}")
+    expect, ff = _entry(adapter, "text", text_trunk_fingerprint(adapter), len(texts), root, texts=fingerprint(texts))
     def build():
         was = adapter.model.training; adapter.eval()
         try: feats = [adapter.text_trunk(adapter.tokenize(texts[i:i + batch_size])).float().cpu().numpy() for i in range(0, len(texts), batch_size)]
