@@ -178,12 +178,23 @@ def _trunk_batches(adapter, dataset, transform, bs, progress):
     finally: adapter.train(was)
 
 # %% ../nbs/08_cache.ipynb #a3e125a1
-def _entry(adapter, kind: str, trunk: str, rows: int, root=None, **inputs) -> tuple[dict, "_FeatureFile"]:
+def _entry(
+    adapter, kind: str, trunk: str, rows: int, root=None, **inputs
+) -> tuple[dict, "_FeatureFile"]:
     """A feature-cache entry of `kind` ('image', 'text'): the record its key is made of and that is
     checked on every load (`rows` included), and its file."""
-    inputs = dict(version=CACHE_VERSION, kind=kind, model=adapter.name, trunk=trunk, precision=list(precision_key(adapter)), **inputs)
+    inputs = dict(
+        version=CACHE_VERSION,
+        kind=kind,
+        model=adapter.name,
+        trunk=trunk,
+        precision=list(precision_key(adapter)),
+        **inputs
+    )
     key = fingerprint(*inputs.values())
-    return dict(inputs, key=key, rows=rows), _FeatureFile(Path(root) if root else cache_dir("features"), f"{adapter.name}-{kind}-{key}")
+    return dict(inputs, key=key, rows=rows), _FeatureFile(
+        Path(root) if root else cache_dir("features"), f"{adapter.name}-{kind}-{key}"
+    )
 
 def cached_image_features(adapter, dataset, transform=None, batch_size: int = 256, root=None, progress: bool = True) -> torch.Tensor:
     """Image-trunk features of every item of `dataset`, fp16 `[N, ...]` aligned with its indices;
@@ -290,7 +301,9 @@ def cached_text_features(adapter, texts, batch_size: int = 1024, root=None) -> t
     """Pooled text-trunk features `[N, W]` (before `text_projection`) of `texts`, fp32; computed
     once, then memory-mapped."""
     texts = list(texts)
-    expect, ff = _entry(adapter, "text", text_trunk_fingerprint(adapter), len(texts), root, texts=fingerprint(texts))
+    expect, ff = _entry(
+        adapter, "text", text_trunk_fingerprint(adapter), len(texts), root, texts=fingerprint(texts)
+    )
     def build():
         was = adapter.model.training; adapter.eval()
         try: feats = [adapter.text_trunk(adapter.tokenize(texts[i:i + batch_size])).float().cpu().numpy() for i in range(0, len(texts), batch_size)]

@@ -1143,11 +1143,22 @@ def spurnb_detect(
     # a bad file fails before anything loads
     words = default_vocabulary(dataset, vocab)
     def has_split(splits):
-        if split not in splits: raise DetectionError(f"--split {split!r} is not one of {list(splits)}")
+        if split not in splits:
+            raise DetectionError(f"--split {split!r} is not one of {list(splits)}")
     # the data, the split checked before any model loads, then the model (spurnb.pretrain.job_setup)
     splits, task, adapter = job_setup(
-        dataset, root, model, pretrained, checkpoint, benchmark_config, device, prec, workers,
-        progress=not quiet, check=has_split, **(dict(image_root=image_root) if dataset == "csv" and not benchmark_config else {})
+        dataset,
+        root,
+        model,
+        pretrained,
+        checkpoint,
+        benchmark_config,
+        device,
+        prec,
+        workers,
+        progress=not quiet,
+        check=has_split,
+        **(dict(image_root=image_root) if dataset == "csv" and not benchmark_config else {})
     )
     ds = splits[split]
     det = detect(ds, adapter, task, words, scorer, predictions, min_count, n_boot, progress=not quiet, fdr=fdr)

@@ -12,7 +12,8 @@ import torch
 import spurnb
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .core import keyed, late, versions, cache_dir, atomic_write, file_lock, torch_save, save_json, fingerprint, remove_orphans, torch_load, read_json, CheckpointError, set_seed
+from .core import keyed, late, versions, cache_dir, atomic_write, file_lock, torch_save, save_json
+from .core import fingerprint, remove_orphans, torch_load, read_json, CheckpointError, set_seed
 from .core import progress as progress_bar, step as long_step
 from .models import load_clip, ClipAdapter, TEMPLATES, SHORT_TEMPLATES, TINY_CONFIGS, encode_prompts
 from .benchmark import make_benchmark, caption as corpus_caption, CONFIGS
@@ -465,7 +466,9 @@ def _load_pretrained(name, path, key, device, precision) -> ClipAdapter:
     return ad
 
 # %% ../nbs/10_pretrain.ipynb #ffd12514
-def benchmark_setup(config: str = "digits", progress: bool = False, device="cpu", check=None, **benchmark_overrides) -> tuple[dict, Task, "ClipAdapter"]:
+def benchmark_setup(
+    config: str = "digits", progress: bool = False, device="cpu", check=None, **benchmark_overrides
+) -> tuple[dict, Task, "ClipAdapter"]:
     """(splits, task, tiny CLIP) of the named benchmark configuration `config`
     (`spurnb.benchmark.CONFIGS`), its `make_benchmark` arguments overridden; `check(splits)` before
     the model loads."""
@@ -480,17 +483,25 @@ def benchmark_setup(config: str = "digits", progress: bool = False, device="cpu"
     return splits, task, adapter
 
 # %% ../nbs/10_pretrain.ipynb #d099e8e9
-def job_setup(dataset: str = "benchmark", root=None, model: str | None = None, pretrained: str | None = None, checkpoint=None,
-              benchmark_config: str | None = None, device="cpu", precision: str = "fp32", workers: int | None = None,
-              progress: bool = False, seed: int = 0, check=None, **data_kw) -> tuple[dict, Task, ClipAdapter]:
+def job_setup(
+    dataset: str = "benchmark", root=None, model: str | None = None, pretrained: str | None = None,
+    checkpoint=None, benchmark_config: str | None = None, device="cpu", precision: str = "fp32",
+    workers: int | None = None, progress: bool = False, seed: int = 0, check=None, **data_kw
+) -> tuple[dict, Task, ClipAdapter]:
     """(splits, task, adapter) of a command's job: `benchmark_config` with its own tiny CLIP, or
     `dataset`'s splits and `load_clip`'s `model` (seeded with `seed` first); `check(splits)` before
     the model loads; precision and decoding workers set."""
-    if benchmark_config: splits, task, adapter = benchmark_setup(benchmark_config, progress, device, check, **data_kw)
+    if benchmark_config:
+        splits, task, adapter = benchmark_setup(benchmark_config, progress, device, check, **data_kw)
     else:
         splits, task = load_splits(dataset, root, **data_kw)
         if check: check(splits)
         set_seed(seed)
-        adapter = load_clip(model, pretrained=None if checkpoint else pretrained, checkpoint=checkpoint, device=device)
+        adapter = load_clip(
+            model,
+            pretrained=None if checkpoint else pretrained,
+            checkpoint=checkpoint,
+            device=device,
+        )
     adapter.set_precision(precision); adapter.workers = workers
     return splits, task, adapter

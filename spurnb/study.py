@@ -279,13 +279,25 @@ def pooled_view(table: pd.DataFrame, comparisons: Sequence[str] | None = None,
     (columns config, comparison, metric, estimate, lo, hi); each cell `fmt_delta`'s text, '-' where
     the table has no such row."""
     missing = {"config", "comparison", "metric", "estimate", "lo", "hi"} - set(table.columns)
-    if missing: raise KeyError(f"the pooled table lacks columns {sorted(missing)} (it has {list(table.columns)})")
+    if missing:
+        raise KeyError(
+            f"the pooled table lacks columns {sorted(missing)} (it has {list(table.columns)})"
+        )
     comparisons = list(comparisons or dict.fromkeys(table.comparison))
     unknown = [c for c in comparisons if c not in set(table.comparison)]
-    if unknown: raise KeyError(f"comparisons {unknown} are not in the pooled table (it has {sorted(set(table.comparison))})")
+    if unknown:
+        raise KeyError(
+            f"comparisons {unknown} are not in the pooled table (it has"
+            f" {sorted(set(table.comparison))})"
+        )
     d = table[table.comparison.isin(comparisons) & table.metric.isin(metrics)]
-    cells = {(r.config, r.comparison, r.metric): fmt_delta(dict(delta=r.estimate, lo=r.lo, hi=r.hi)) for r in d.itertuples()}
-    cols = pd.MultiIndex.from_tuples([(c, m) for c in comparisons for m in metrics], names=["comparison", "metric"])
+    cells = {
+        (r.config, r.comparison, r.metric): fmt_delta(dict(delta=r.estimate, lo=r.lo, hi=r.hi))
+        for r in d.itertuples()
+    }
+    cols = pd.MultiIndex.from_tuples(
+        [(c, m) for c in comparisons for m in metrics], names=["comparison", "metric"]
+    )
     configs = list(dict.fromkeys(d.config))
     return pd.DataFrame([[cells.get((g, c, m), "-") for c, m in cols] for g in configs],
                         index=pd.Index(configs, name="config"), columns=cols)

@@ -235,7 +235,7 @@ def test_the_import_check_can_fail(tmp_path):
 # scrolling sideways. What is left over 100 are mostly signatures whose comments document their parameters (fastcore's
 # docments reads them there), short statements joined on one line, and URLs or messages. The count may only go down:
 # wrap a new long line (tools/wrap100.py does it with black, one statement at a time) or lower the bound when it falls.
-LONG_LINES_MAX = 569       # counted after the wraps of 2026-12-07 (2,681 before them)
+LONG_LINES_MAX = 568       # counted after the wraps of 2026-12-07 (2,681 before them)
 
 
 def test_notebook_code_lines_stay_near_100_characters():
