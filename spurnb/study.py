@@ -4,7 +4,8 @@
 
 # %% ../nbs/18_study.ipynb #f9816adf
 from __future__ import annotations
-import math
+import json, math
+from pathlib import Path
 from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
@@ -13,12 +14,13 @@ import matplotlib.pyplot as plt
 from scipy import stats
 from .eval import paired_delta
 from .methods import METHODS
-from .train import Source, predict, select_epoch
+from .core import atomic_write
+from .train import Source, predict, select_epoch, load_method
 
 # %% auto #0
 __all__ = ['fmt', 'mean_sd', 'fmt_delta', 'verdict_word', 'verdict', 'run_label', 'run_row', 'runs_frame', 'mean_sd_table',
            'paired', 'paired_table', 'holm', 'pooled_bootstrap', 'pooled_random_effects', 'detectable_effect',
-           'forest_plot', 'pooled_view', 'model_flips', 'flip_table']
+           'forest_plot', 'pooled_view', 'model_flips', 'flip_table', 'run_flips']
 
 # %% ../nbs/18_study.ipynb #456c6b53
 def fmt(x, signed: bool = False, digits: int = 3) -> str:
@@ -326,3 +328,18 @@ def flip_table(models: dict, bench, split: str = "test", cache: bool = True) -> 
             f"flip[{bench[split].group_name(g)}]": v for g, v in enumerate(f["per_group_flip"])
         }
     return pd.DataFrame.from_dict(rows, orient="index")
+
+# %% ../nbs/18_study.ipynb #a265ae4f
+def run_flips(run_dir, adapter, task, bench, split: str = "test") -> dict:
+    """Flip rate and accuracy on the swapped copies (`model_flips`) of the selected checkpoint of
+    the run in `run_dir`, kept in `flips-<split>.json` beside it while the checkpoint is unchanged.
+    """
+    ck, p = Path(run_dir) / "best.pt", Path(run_dir) / f"flips-{split}.json"
+    stamp = [ck.stat().st_size, ck.stat().st_mtime_ns]
+    if p.exists() and (kept := json.loads(p.read_text())).get("checkpoint") == stamp: return kept
+    f = model_flips(load_method(run_dir, adapter, task), bench, split)
+    kept = dict(
+        flip_rate=float(f["flip_rate"]), acc_swapped=float(f["acc_swapped"]), checkpoint=stamp
+    )
+    with atomic_write(p, "w") as fh: json.dump(kept, fh)
+    return kept
