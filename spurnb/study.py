@@ -20,7 +20,7 @@ from .train import Source, predict, select_epoch, load_method
 # %% auto #0
 __all__ = ['fmt', 'mean_sd', 'fmt_delta', 'verdict_word', 'verdict', 'run_label', 'run_row', 'runs_frame', 'mean_sd_table',
            'paired', 'paired_table', 'holm', 'pooled_bootstrap', 'pooled_random_effects', 'detectable_effect',
-           'forest_plot', 'pooled_view', 'model_flips', 'flip_table', 'run_flips']
+           'forest_plot', 'pooled_view', 'pooled_findings', 'model_flips', 'flip_table', 'run_flips']
 
 # %% ../nbs/18_study.ipynb #456c6b53
 def fmt(x, signed: bool = False, digits: int = 3) -> str:
@@ -303,6 +303,25 @@ def pooled_view(table: pd.DataFrame, comparisons: Sequence[str] | None = None,
     configs = list(dict.fromkeys(d.config))
     return pd.DataFrame([[cells.get((g, c, m), "-") for c, m in cols] for g in configs],
                         index=pd.Index(configs, name="config"), columns=cols)
+
+# %% ../nbs/18_study.ipynb #5bfffd96
+def pooled_findings(table: pd.DataFrame, comparisons: Sequence[str], metric: str = "worst_group",
+                    digits: int = 3) -> list:
+    """One markdown line per configuration of a long pooled `table`: the `verdict` of each of
+    `comparisons` on `metric` (a comparison the configuration lacks is left out of its line)."""
+    view = pooled_view(table, comparisons, (metric,))  # checks columns and comparisons
+    d = table[table.metric == metric].set_index(["config", "comparison"])
+    out = []
+    for c in view.index:
+        parts = [
+            verdict(dict(delta=r.estimate, lo=r.lo, hi=r.hi), k, digits)
+            for k in comparisons
+            if (c, k) in d.index
+            for r in [d.loc[(c, k)]]
+        ]
+        out.append(f"- **{c}**: " + "; ".join(parts))
+    return out
+
 
 # %% ../nbs/18_study.ipynb #bff00d8a
 from .benchmark import background_flips
